@@ -1,0 +1,25 @@
+"""Project exceptions. Services map them once to gRPC status codes, the CLI to one-line messages."""
+
+
+class FashionSearchError(Exception):
+    """Base class of every error the project raises on purpose."""
+
+
+class InvalidInputError(FashionSearchError, ValueError):
+    """The caller gave something unusable: empty query, corrupt image, unknown filter value, k <= 0."""
+
+
+class NotFoundError(FashionSearchError, LookupError):
+    """A product, index, checkpoint or file that was asked for does not exist."""
+
+
+class UnavailableError(FashionSearchError):
+    """A dependency (encoder service, Redis, Qdrant server) cannot be reached."""
+
+
+class ResourceExhaustedError(FashionSearchError):
+    """A bounded queue or limit is full; the caller may retry later."""
+
+
+class DeadlineExceededError(FashionSearchError):
+    """The caller's deadline passed before the work (or a dependency's part of it) finished."""

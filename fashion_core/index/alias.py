@@ -1,0 +1,127 @@
+"""Serving names -> physical index versions: what a full re-index switches atomically.
+
+A re-index builds ``<name>__v<stamp>`` next to the serving index, then points ``<name>`` at it:
+
+- Qdrant (server and embedded): a collection alias. Aliases resolve inside Qdrant, so a client that opens
+  ``<name>`` follows the switch on its next request; the switch is one ``update_collection_aliases`` call.
+- FAISS: a pointer file ``<name>.alias`` next to the version dirs, replaced with ``os.replace`` (atomic on
+  POSIX). :func:`resolve_faiss` reads it, so a reader sees the new version when it (re)opens the index;
+  :func:`serving_version` is cheap enough to poll for that.
+
+A name with neither an alias nor a pointer is a plain index (what ``fashion-search index`` writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fashion_core.settings import Settings
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+log = logging.getLogger(__name__)
+
+VERSION_SEP = "__v"
+POINTER_SUFFIX = ".alias"
+
+
+def new_version_name(name: str) -> str:
+    """``<name>__v<UTC stamp to the microsecond>``: unique per build and sorted by age."""
+    return f"{name}{VERSION_SEP}{datetime.now(UTC).strftime('%Y%m%d%H%M%S%f')}"
+
+
+def faiss_root(settings: Settings) -> Path:
+    return settings.index_dir / "faiss"
+
+
+def faiss_pointer(settings: Settings, name: str) -> Path:
+    return faiss_root(settings) / f"{name}{POINTER_SUFFIX}"
+
+
+def resolve_faiss(settings: Settings, name: str) -> str:
+    """The FAISS dir name that serves ``name``: the pointer's target, else ``name`` itself."""
+    pointer = faiss_pointer(settings, name)
+    try:
+        target = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return name
+    return target or name
+
+
+def _qdrant_aliases(client: QdrantClient) -> dict[str, str]:
+    return {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+
+
+def serving_version(settings: Settings, name: str, client: QdrantClient | None = None) -> str:
+    """The physical collection/dir ``name`` resolves to now (``name`` itself for a plain index)."""
+    if settings.index_backend == "faiss":
+        return resolve_faiss(settings, name)
+    if client is None:
+        raise ValueError("a Qdrant client is needed to resolve a Qdrant alias")
+    return _qdrant_aliases(client).get(name, name)
+
+
+def list_versions(settings: Settings, name: str, client: QdrantClient | None = None) -> list[str]:
+    """Every built version of ``name``, oldest first."""
+    prefix = f"{name}{VERSION_SEP}"
+    if settings.index_backend == "faiss":
+        root = faiss_root(settings)
+        names = [p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix)] if root.is_dir() else []
+    else:
+        if client is None:
+            raise ValueError("a Qdrant client is needed to list Qdrant collections")
+        names = [c.name for c in client.get_collections().collections if c.name.startswith(prefix)]
+    return sorted(names)
+
+
+def switch(settings: Settings, name: str, version: str, client: QdrantClient | None = None) -> None:
+    """Point ``name`` at ``version`` atomically; readers see either the old or the new version, never a mix."""
+    if settings.index_backend == "faiss":
+        pointer = faiss_pointer(settings, name)
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pointer.with_name(pointer.name + ".tmp")
+        tmp.write_text(version, encoding="utf-8")
+        os.replace(tmp, pointer)
+        log.info("FAISS %s -> %s", name, version)
+        return
+    from qdrant_client import models
+
+    if client is None:
+        raise ValueError("a Qdrant client is needed to switch a Qdrant alias")
+    aliases = _qdrant_aliases(client)
+    if name not in aliases and client.collection_exists(name):
+        # A plain collection holds the name (from `fashion-search index`): an alias cannot share it, so this
+        # first switch drops it; every later switch is a single atomic alias update.
+        log.warning("dropping plain collection %r so that the name can become an alias", name)
+        client.delete_collection(name)
+    ops: list[models.DeleteAliasOperation | models.CreateAliasOperation] = []
+    if name in aliases:
+        ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
+    ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=version, alias_name=name)))
+    client.update_collection_aliases(change_aliases_operations=ops)
+    log.info("Qdrant alias %s -> %s", name, version)
+
+
+def drop_version(settings: Settings, version: str, client: QdrantClient | None = None) -> None:
+    if settings.index_backend == "faiss":
+        shutil.rmtree(faiss_root(settings) / version, ignore_errors=True)
+    elif client is not None and client.collection_exists(version):
+        client.delete_collection(version)
+
+
+def prune_versions(settings: Settings, name: str, keep: int, client: QdrantClient | None = None) -> list[str]:
+    """Drop all but the newest ``keep`` versions (the serving one is always kept); returns what was dropped."""
+    serving = serving_version(settings, name, client)
+    versions = list_versions(settings, name, client)
+    old = [v for v in versions[:-keep] if v != serving] if keep > 0 else []
+    for version in old:
+        drop_version(settings, version, client)
+    if old:
+        log.info("dropped old versions of %s: %s", name, ", ".join(old))
+    return old

@@ -1,0 +1,82 @@
+"""The vector-index interface every backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from fashion_core.errors import InvalidInputError
+from fashion_core.index.filters import SearchFilter
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: int
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass
+class IndexMeta:
+    """What made the vectors: a query must be encoded by the same model to be meaningful."""
+
+    name: str
+    backend: str
+    dim: int
+    model_id: str = ""
+    model_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VectorIndex(Protocol):
+    backend: str
+    name: str
+
+    @property
+    def meta(self) -> IndexMeta | None: ...
+
+    def create(self, meta: IndexMeta) -> None:
+        """Create the index if missing; an existing one must have the same dim."""
+
+    def upsert(self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None: ...
+
+    def delete(self, ids: Sequence[int]) -> None: ...
+
+    def flush(self) -> None:
+        """Make upserts and deletes durable (FAISS writes its files; Qdrant already has)."""
+
+    def search(self, vector: np.ndarray, k: int, flt: SearchFilter | None = None,
+               exact: bool = False) -> list[SearchHit]:
+        """True top-k by inner product among items matching ``flt`` (k hits whenever k match)."""
+
+    def retrieve(self, ids: Sequence[int], with_vectors: bool = False) -> dict[int, tuple[dict[str, Any],
+                                                                                       np.ndarray | None]]: ...
+
+    def count(self) -> int: ...
+
+    def all_ids(self) -> set[int]: ...
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct values of each keyword field in the index (for validation and UI filter lists)."""
+
+    def close(self) -> None: ...
+
+
+def check_query(vector: np.ndarray, k: int, dim: int) -> np.ndarray:
+    if k <= 0:
+        raise InvalidInputError(f"k must be positive, got {k}")
+    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if q.shape[0] != dim:
+        raise InvalidInputError(f"query vector has dim {q.shape[0]}, index has {dim}: built by another model?")
+    return q
+
+
+def check_batch(ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], dim: int) -> None:
+    if not (len(ids) == len(vectors) == len(payloads)):
+        raise InvalidInputError(f"upsert sizes differ: {len(ids)} ids, {len(vectors)} vectors, "
+                                f"{len(payloads)} payloads")
+    if len(ids) and vectors.shape[1] != dim:
+        raise InvalidInputError(f"vectors have dim {vectors.shape[1]}, index has {dim}")

@@ -1,0 +1,73 @@
+"""Metadata filters: any-of on the keyword fields and a year range, combined with AND."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fashion_core.catalog.schema import KEYWORD_FIELDS
+from fashion_core.errors import InvalidInputError
+
+
+def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """``equals[field]`` is an any-of set for that field; all given fields and the year range must hold."""
+
+    equals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    year_min: int | None = None
+    year_max: int | None = None
+
+    @classmethod
+    def build(cls, year_min: int | None = None, year_max: int | None = None,
+              **values: str | Iterable[str] | None) -> SearchFilter:
+        """From keyword arguments named like the catalog fields; a comma-separated string means any-of."""
+        unknown = set(values) - set(KEYWORD_FIELDS)
+        if unknown:
+            raise InvalidInputError(f"unknown filter field(s): {', '.join(sorted(unknown))}; "
+                                    f"known: {', '.join(KEYWORD_FIELDS)}, year range")
+        equals = {name: vals for name in KEYWORD_FIELDS if (vals := _as_tuple(values.get(name)))}
+        if year_min is not None and year_max is not None and year_min > year_max:
+            raise InvalidInputError(f"year range is empty: {year_min} > {year_max}")
+        return cls(equals=equals, year_min=year_min, year_max=year_max)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.equals and self.year_min is None and self.year_max is None
+
+    def matches(self, payload: Mapping[str, Any]) -> bool:
+        for name, allowed in self.equals.items():
+            if payload.get(name) not in allowed:
+                return False
+        year = payload.get("year")
+        if self.year_min is not None and (year is None or year < self.year_min):
+            return False
+        return not (self.year_max is not None and (year is None or year > self.year_max))
+
+    def canonical(self, known: Mapping[str, Iterable[str]]) -> SearchFilter:
+        """Values matched case-insensitively to the values the index holds; an unknown value is an error."""
+        equals = {}
+        for name, wanted in self.equals.items():
+            by_lower = {v.lower(): v for v in known.get(name, ())}
+            resolved = []
+            for value in wanted:
+                if value.lower() not in by_lower:
+                    sample = ", ".join(sorted(by_lower.values())[:12]) or "none indexed"
+                    raise InvalidInputError(f"unknown {name} value {value!r}; indexed values: {sample}")
+                resolved.append(by_lower[value.lower()])
+            equals[name] = tuple(resolved)
+        return SearchFilter(equals=equals, year_min=self.year_min, year_max=self.year_max)
+
+    def describe(self) -> str:
+        parts = [f"{k} in {list(v)}" if len(v) > 1 else f"{k}={v[0]}" for k, v in self.equals.items()]
+        if self.year_min is not None or self.year_max is not None:
+            parts.append(f"year {self.year_min or '..'}-{self.year_max or '..'}")
+        return " AND ".join(parts) or "no filter"

@@ -1,0 +1,187 @@
+"""Qdrant backend: embedded local mode on a path by default, a server when a URL is configured.
+
+On a server, a new collection gets HNSW parameters for its expected size (``ann_params``), keyword and
+integer payload indexes (so a selective filter is planned from the index, not by scanning), optional
+int8 scalar or x16 product quantization kept in RAM and searched with rescoring on the original
+vectors, and shard/replica counts for a distributed cluster. Local mode is exact brute force in Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from fashion_core.catalog.schema import KEYWORD_FIELDS
+from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableError
+from fashion_core.index import ann_params
+from fashion_core.index.base import IndexMeta, SearchHit, check_batch, check_query
+from fashion_core.index.filters import SearchFilter
+
+log = logging.getLogger(__name__)
+
+
+def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
+    if flt is None or flt.is_empty:
+        return None
+    must: list[models.Condition] = [
+        models.FieldCondition(key=name, match=models.MatchAny(any=list(values)))
+        for name, values in flt.equals.items()
+    ]
+    if flt.year_min is not None or flt.year_max is not None:
+        must.append(models.FieldCondition(key="year", range=models.Range(gte=flt.year_min, lte=flt.year_max)))
+    return models.Filter(must=must)
+
+
+class QdrantIndex:
+    backend = "qdrant"
+
+    def __init__(self, collection: str, path: Path | str | None = None, url: str | None = None,
+                 api_key: str | None = None, client: QdrantClient | None = None,
+                 hnsw_ef: int | None = None, expected_size: int | None = None, quantization: str = "none",
+                 shards: int = 1, replicas: int = 1, oversampling: float = 2.0) -> None:
+        if quantization not in {"none", "scalar", "product"}:
+            raise InvalidInputError(f"unknown Qdrant quantization {quantization!r}: none, scalar or product")
+        self.collection = self.name = collection
+        m, self.ef_construct, default_ef = ann_params.hnsw_params(expected_size or 100_000)
+        self.hnsw_m = m
+        self.hnsw_ef = hnsw_ef or max(128, default_ef)
+        self.quantization, self.oversampling = quantization, oversampling
+        self.shards, self.replicas = shards, replicas
+        self.local = client is None and url is None
+        if client is not None:
+            self.client = client
+        elif url is not None:
+            self.client = QdrantClient(url=url, api_key=api_key)
+        else:
+            Path(path or ".").mkdir(parents=True, exist_ok=True)
+            try:
+                self.client = QdrantClient(path=str(path))
+            except RuntimeError as exc:  # portalocker: another process holds the local store
+                raise UnavailableError(f"local Qdrant store {path} is in use by another process: {exc}") from exc
+        self._meta: IndexMeta | None = None
+
+    def _exists(self) -> bool:
+        try:
+            return self.client.collection_exists(self.collection)
+        except Exception as exc:  # connection errors come in several types depending on transport
+            raise UnavailableError(f"Qdrant at {self.client.init_options.get('url')}: {exc}") from exc
+
+    @property
+    def meta(self) -> IndexMeta | None:
+        if self._meta is None and self._exists():
+            info = self.client.get_collection(self.collection)
+            params = info.config.params.vectors
+            dim = params.size if isinstance(params, models.VectorParams) else 0
+            stored = dict(info.config.metadata or {})
+            self._meta = IndexMeta(name=self.collection, backend=self.backend, dim=dim,
+                                   model_id=stored.get("model_id", ""),
+                                   model_version=stored.get("model_version", ""),
+                                   extra=stored.get("extra", {}))
+        return self._meta
+
+    def _require(self) -> IndexMeta:
+        meta = self.meta
+        if meta is None:
+            raise NotFoundError(f"index {self.collection!r} does not exist: run `fashion-search index` first")
+        return meta
+
+    def create(self, meta: IndexMeta) -> None:
+        existing = self.meta
+        if existing is not None:
+            if existing.dim != meta.dim:
+                raise InvalidInputError(f"index {self.collection!r} has dim {existing.dim}, vectors have {meta.dim}")
+            return
+        quantization: models.QuantizationConfig | None = None
+        if self.quantization == "scalar":
+            quantization = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+        elif self.quantization == "product":
+            quantization = models.ProductQuantization(product=models.ProductQuantizationConfig(
+                compression=models.CompressionRatio.X16, always_ram=True))
+        distributed = {} if self.local else {"shard_number": self.shards, "replication_factor": self.replicas}
+        self.client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(size=meta.dim, distance=models.Distance.DOT,
+                                               on_disk=quantization is not None and not self.local),
+            hnsw_config=models.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.ef_construct),
+            quantization_config=quantization,
+            **distributed,
+            metadata={"model_id": meta.model_id, "model_version": meta.model_version, "extra": meta.extra},
+        )
+        if not self.local:  # payload indexes only exist on a server; local mode is brute force anyway
+            for name in KEYWORD_FIELDS:
+                self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD)
+            self.client.create_payload_index(self.collection, "year", models.PayloadSchemaType.INTEGER)
+        self._meta = None
+
+    def upsert(self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        meta = self._require()
+        check_batch(ids, vectors, payloads, meta.dim)
+        if not len(ids):
+            return
+        self.client.upsert(self.collection, points=models.Batch(
+            ids=[int(i) for i in ids], vectors=np.asarray(vectors, dtype=np.float32).tolist(),
+            payloads=list(payloads)), wait=True)
+
+    def flush(self) -> None:
+        pass  # upserts are sent with wait=True
+
+    def delete(self, ids: Sequence[int]) -> None:
+        self._require()
+        if len(ids):
+            self.client.delete(self.collection, points_selector=models.PointIdsList(points=[int(i) for i in ids]))
+
+    def search(self, vector: np.ndarray, k: int, flt: SearchFilter | None = None,
+               exact: bool = False) -> list[SearchHit]:
+        q = check_query(vector, k, self._require().dim)
+        # Local mode is always exact brute force and warns about search params, so send none there.
+        params = None
+        if not self.local:
+            rescore = None if self.quantization == "none" else models.QuantizationSearchParams(
+                rescore=True, oversampling=self.oversampling, ignore=exact)
+            params = models.SearchParams(exact=exact, hnsw_ef=max(self.hnsw_ef, k), quantization=rescore)
+        response = self.client.query_points(self.collection, query=q.tolist(), query_filter=to_qdrant_filter(flt),
+                                            limit=k, with_payload=True, search_params=params)
+        return [SearchHit(id=int(p.id), score=float(p.score), payload=dict(p.payload or {}))
+                for p in response.points]
+
+    def retrieve(self, ids: Sequence[int], with_vectors: bool = False) -> dict[int, tuple[dict[str, Any],
+                                                                                       np.ndarray | None]]:
+        self._require()
+        points = self.client.retrieve(self.collection, ids=[int(i) for i in ids], with_payload=True,
+                                      with_vectors=with_vectors)
+        return {int(p.id): (dict(p.payload or {}),
+                            np.asarray(p.vector, dtype=np.float32) if with_vectors else None) for p in points}
+
+    def count(self) -> int:
+        return int(self.client.count(self.collection, exact=True).count) if self.meta else 0
+
+    def all_ids(self) -> set[int]:
+        if self.meta is None:
+            return set()
+        ids: set[int] = set()
+        offset = None
+        while True:
+            points, offset = self.client.scroll(self.collection, limit=1000, offset=offset, with_payload=False)
+            ids.update(int(p.id) for p in points)
+            if offset is None:
+                return ids
+
+    def facets(self) -> dict[str, list[str]]:
+        if self.meta is None:
+            return {name: [] for name in KEYWORD_FIELDS}
+        return {name: sorted(str(h.value) for h in self.client.facet(self.collection, key=name, limit=10_000,
+                                                                       exact=True).hits)
+                for name in KEYWORD_FIELDS}
+
+    def drop(self) -> None:
+        self.client.delete_collection(self.collection)
+        self._meta = None
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,114 @@
+"""One settings object for every component, read from ``FASHION_*`` env vars and an optional file.
+
+Precedence (highest first): explicit keyword arguments, environment variables, the file named by
+``FASHION_CONFIG`` (TOML or YAML), then the defaults below. Every default works with no server:
+embedded Qdrant on a local path, the encoder in-process, indexing tasks in-process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from fashion_core.errors import InvalidInputError
+
+CONFIG_ENV_VAR = "FASHION_CONFIG"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("FASHION_HOME", Path.home() / ".cache" / "fashion-search"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FASHION_", extra="ignore")
+
+    # Model: explicit checkpoint dir or hub id > cached checkpoint > bootstrapped model.
+    model: str | None = Field(default=None, description="CLIP checkpoint directory or Hugging Face hub id")
+    home: Path = Field(default_factory=default_home, description="cache root: bootstrapped models, data")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    encode_batch_size: int = Field(default=32, gt=0)
+
+    # Index
+    index_backend: Literal["qdrant", "faiss"] = "qdrant"
+    index_dir: Path = Field(default=Path(".fashion-search/index"), description="local Qdrant path / FAISS dir")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; None = embedded local mode")
+    qdrant_api_key: str | None = None
+    collection: str = "products"
+    faiss_index_type: Literal["flat", "hnsw", "ivf", "auto"] = "flat"
+    # ANN at scale (fashion_core/index/ann_params.py chooses the rest by size; benchmarks/ann_scale.py measures).
+    faiss_quantization: Literal["none", "sq8", "pq"] = Field(
+        default="none", description="FAISS ANN codes: sq8 = 4x smaller, pq = 16x; re-ranked on float32 vectors")
+    qdrant_quantization: Literal["none", "scalar", "product"] = Field(
+        default="none", description="Qdrant quantization_config (int8 scalar or x16 product), searched with rescore")
+    index_expected_size: int | None = Field(default=None, gt=0,
+                                            description="catalog size a new Qdrant collection is tuned for (HNSW m)")
+    index_search_ef: int | None = Field(default=None, gt=0, description="HNSW ef at query time; None = by size")
+    qdrant_shards: int = Field(default=1, gt=0, description="shard_number of a new collection (distributed Qdrant)")
+    qdrant_replicas: int = Field(default=1, gt=0, description="replication_factor of a new collection")
+    index_batch_size: int = Field(default=64, gt=0)
+
+    # Distributed pieces: all optional; None means in-process.
+    redis_url: str | None = Field(default=None, description="Celery broker/result backend; None = in-process")
+    encoder_address: str | None = Field(default=None, description="host:port of the encoder service")
+    query_address: str = "127.0.0.1:50052"
+
+    # Indexing jobs (indexer/): chunking, redelivery, retries and how many index versions to keep.
+    index_chunk_size: int = Field(default=64, gt=0, description="products per indexing task")
+    index_keep_versions: int = Field(default=2, ge=1, description="versions kept after a switch, serving one included")
+    indexer_visibility_timeout_s: int = Field(default=3600, gt=0,
+                                              description="seconds before Redis redelivers an unacknowledged task")
+    indexer_max_retries: int = Field(default=5, ge=0, description="retries of a chunk on transient failures")
+
+    # Encoder service: dynamic batching and limits.
+    encoder_max_batch: int = Field(default=32, gt=0, description="items per model batch")
+    encoder_max_wait_ms: float = Field(default=5.0, ge=0, description="how long a batch waits to fill")
+    encoder_queue_size: int = Field(default=256, gt=0, description="queued requests before RESOURCE_EXHAUSTED")
+    encoder_max_items: int = Field(default=256, gt=0, description="texts or images in one call")
+    rpc_timeout_s: float = Field(default=30.0, gt=0, description="default deadline of client calls")
+
+    @field_validator("model", "qdrant_url", "redis_url", "encoder_address", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV_VAR)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise InvalidInputError(f"{CONFIG_ENV_VAR}={config_file}: no such file")
+            if path.suffix in {".yaml", ".yml"}:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            elif path.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            else:
+                raise InvalidInputError(f"{CONFIG_ENV_VAR}={config_file}: expected a .toml, .yaml or .yml file")
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env and file, with ``overrides`` (e.g. CLI flags; None values ignored) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,54 @@
+"""Zero-shot classification of images against caller-given labels, with prompt-template ensembling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fashion_core.errors import InvalidInputError
+from fashion_core.model.encoder import Encoder, ImageInput
+
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "a product photo of a {}", "{}")
+MAX_LABELS = 1000
+
+
+@dataclass(frozen=True)
+class LabelScore:
+    label: str
+    probability: float
+
+
+def label_embeddings(encoder: Encoder, labels: Sequence[str],
+                     templates: Sequence[str] = DEFAULT_TEMPLATES) -> np.ndarray:
+    """One unit vector per label: the normalised mean of its prompts' embeddings."""
+    labels = [label.strip() for label in labels]
+    if len(labels) < 2:
+        raise InvalidInputError("zero-shot classification needs at least two labels")
+    if len(labels) > MAX_LABELS:
+        raise InvalidInputError(f"{len(labels)} labels; the limit is {MAX_LABELS}")
+    if any(not label for label in labels) or len(set(labels)) != len(labels):
+        raise InvalidInputError("labels must be non-empty and distinct")
+    templates = list(templates) or ["{}"]
+    if any("{}" not in t for t in templates):
+        raise InvalidInputError("every prompt template must contain '{}'")
+    prompts = [t.format(label) for label in labels for t in templates]
+    vectors = encoder.encode_texts(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def probabilities(image_vectors: np.ndarray, label_vectors: np.ndarray, logit_scale: float) -> np.ndarray:
+    logits = logit_scale * image_vectors @ label_vectors.T
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def classify(encoder: Encoder, image: ImageInput, labels: Sequence[str],
+             templates: Sequence[str] = DEFAULT_TEMPLATES) -> list[LabelScore]:
+    """Labels with probabilities, most likely first."""
+    label_vecs = label_embeddings(encoder, labels, templates)
+    probs = probabilities(encoder.encode_images([image]), label_vecs, encoder.info.logit_scale)[0]
+    order = np.argsort(-probs)
+    return [LabelScore(label=labels[i].strip(), probability=float(probs[i])) for i in order]
