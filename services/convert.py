@@ -1,0 +1,50 @@
+"""Conversions between protobuf messages and the core's types (filters, products, hits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fashionsearch.v1 import common_pb2
+
+from fashion_core.index.filters import SearchFilter
+
+# proto field -> catalog field
+FILTER_FIELDS = {
+    "gender": "gender", "master_category": "masterCategory", "sub_category": "subCategory",
+    "article_type": "articleType", "base_colour": "baseColour", "season": "season", "usage": "usage",
+}
+PRODUCT_FIELDS = {**FILTER_FIELDS, "display_name": "productDisplayName", "image": "image"}
+
+
+def filter_from_proto(msg: common_pb2.Filter) -> SearchFilter:
+    values = {catalog: list(getattr(msg, proto)) for proto, catalog in FILTER_FIELDS.items()}
+    return SearchFilter.build(year_min=msg.year_min if msg.HasField("year_min") else None,
+                              year_max=msg.year_max if msg.HasField("year_max") else None, **values)
+
+
+def filter_to_proto(flt: SearchFilter | None) -> common_pb2.Filter:
+    msg = common_pb2.Filter()
+    if flt is None:
+        return msg
+    for proto, catalog in FILTER_FIELDS.items():
+        getattr(msg, proto).extend(flt.equals.get(catalog, ()))
+    if flt.year_min is not None:
+        msg.year_min = flt.year_min
+    if flt.year_max is not None:
+        msg.year_max = flt.year_max
+    return msg
+
+
+def product_to_proto(product_id: int, payload: dict[str, Any]) -> common_pb2.Product:
+    msg = common_pb2.Product(id=product_id, **{proto: str(payload.get(catalog) or "")
+                                               for proto, catalog in PRODUCT_FIELDS.items()})
+    if payload.get("year") is not None:
+        msg.year = int(payload["year"])
+    return msg
+
+
+def product_from_proto(msg: common_pb2.Product) -> dict[str, Any]:
+    payload: dict[str, Any] = {"id": msg.id, **{catalog: getattr(msg, proto)
+                                                for proto, catalog in PRODUCT_FIELDS.items()}}
+    payload["year"] = msg.year if msg.HasField("year") else None
+    return payload

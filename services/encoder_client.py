@@ -1,0 +1,94 @@
+"""The encoder service as a fashion_core ``Encoder``: what the query service and indexer use remotely."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import grpc
+import numpy as np
+from fashionsearch.v1 import encoder_pb2, encoder_pb2_grpc
+
+from fashion_core.errors import DeadlineExceededError
+from fashion_core.model.encoder import ImageInput, ModelInfo
+from services.status import raise_for_rpc_error
+
+SERVICE_NAME = "encoder service"
+# The deadline of the call being served, so nested calls to the encoder inherit what is left of it.
+_deadline_s: ContextVar[float | None] = ContextVar("encoder_deadline_s", default=None)
+
+
+@contextmanager
+def call_deadline(seconds: float | None) -> Iterator[None]:
+    token = _deadline_s.set(seconds)
+    try:
+        yield
+    finally:
+        _deadline_s.reset(token)
+
+
+def _as_bytes(image: ImageInput) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def vectors_of(reply: encoder_pb2.EncodeResponse) -> np.ndarray:
+    return np.frombuffer(reply.vectors, dtype="<f4").reshape(reply.count, reply.dim).astype(np.float32)
+
+
+class EncoderClient:
+    def __init__(self, address: str, timeout_s: float = 30.0, max_items: int = 256) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self.max_items = max_items
+        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                               ("grpc.max_send_message_length", 64 << 20)])
+        self.stub = encoder_pb2_grpc.EncoderServiceStub(self.channel)
+        self._info: ModelInfo | None = None
+        self._lock = threading.Lock()
+
+    def _timeout(self) -> float:
+        remaining = _deadline_s.get()
+        if remaining is None:
+            return self.timeout_s
+        if remaining <= 0:
+            raise DeadlineExceededError("deadline passed before calling the encoder service")
+        return min(self.timeout_s, remaining)
+
+    def _call(self, method, request):  # a stub method and its request message
+        try:
+            return method(request, timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise_for_rpc_error(exc, SERVICE_NAME, self.address)
+
+    @property
+    def info(self) -> ModelInfo:
+        with self._lock:
+            if self._info is None:
+                m = self._call(self.stub.GetModelInfo, encoder_pb2.GetModelInfoRequest())
+                self._info = ModelInfo(model_id=m.model_id, version=m.version, dim=m.dim, device=m.device,
+                                       logit_scale=m.logit_scale, card=json.loads(m.card_json or "{}"))
+            return self._info
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        parts = [vectors_of(self._call(self.stub.EncodeTexts,
+                                       encoder_pb2.EncodeTextsRequest(texts=list(texts[i:i + self.max_items]))))
+                 for i in range(0, len(texts), self.max_items)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.info.dim), np.float32)
+
+    def encode_images(self, images: Sequence[ImageInput]) -> np.ndarray:
+        parts = []
+        for i in range(0, len(images), self.max_items):
+            chunk = [_as_bytes(img) for img in images[i:i + self.max_items]]
+            parts.append(vectors_of(self._call(self.stub.EncodeImages, encoder_pb2.EncodeImagesRequest(images=chunk))))
+        return np.concatenate(parts) if parts else np.zeros((0, self.info.dim), np.float32)
+
+    def close(self) -> None:
+        self.channel.close()

@@ -1,0 +1,1 @@
+"""HTTP gateway: one search page and a small JSON API, backed by the query service over gRPC."""

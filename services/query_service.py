@@ -1,0 +1,217 @@
+"""gRPC query service: a thin adapter over the core's SearchEngine, one engine per served index.
+
+The encoder is in-process (embedded default) or the encoder service through EncoderClient; either way the
+caller's deadline is handed down, and a dead encoder comes back as UNAVAILABLE naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
+from PIL import Image
+
+from fashion_core.catalog.schema import KEYWORD_FIELDS
+from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.images import decode_image, load_image
+from fashion_core.index.base import SearchHit, VectorIndex
+from fashion_core.index.factory import open_index
+from fashion_core.localization import heatmap_png, occlusion_map
+from fashion_core.model.encoder import ClipEncoder, Encoder
+from fashion_core.search import SearchEngine
+from fashion_core.settings import Settings
+from fashion_core.zeroshot import DEFAULT_TEMPLATES
+from services.convert import filter_from_proto, product_to_proto
+from services.encoder_client import EncoderClient, call_deadline
+from services.encoder_service import model_info_message
+from services.rpc import rpc
+from services.server import GrpcServer
+
+log = logging.getLogger(__name__)
+SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
+
+
+class LockedIndex:
+    """Every call to the wrapped index under one lock: embedded Qdrant and FAISS are not built for concurrent
+    callers. Only index calls are serialised (milliseconds); encoding, the slow part, stays concurrent so the
+    encoder service can batch the queries of many callers."""
+
+    def __init__(self, index: VectorIndex) -> None:
+        self._index = index
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            value = getattr(self._index, name)
+        if not callable(value):
+            return value
+
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return value(*args, **kwargs)
+
+        return locked
+
+
+class IndexRegistry:
+    """Open indexes by name, once each (embedded Qdrant allows one client per store)."""
+
+    def __init__(self, settings: Settings, encoder: Encoder) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self._engines: dict[str, SearchEngine] = {}
+        self._guard = threading.Lock()
+        # Servers (Qdrant URL) take concurrent calls themselves; local stores get a lock.
+        self._serialise = settings.index_backend == "faiss" or settings.qdrant_url is None
+
+    def name(self, requested: str) -> str:
+        return requested or self.settings.collection
+
+    def engine(self, requested: str) -> SearchEngine:
+        name = self.name(requested)
+        with self._guard:
+            if name not in self._engines:
+                index: VectorIndex = open_index(self.settings, name)
+                if index.meta is None:
+                    index.close()
+                    raise NotFoundError(f"index {name!r} does not exist")
+                served = LockedIndex(index) if self._serialise else index
+                self._engines[name] = SearchEngine(self.encoder, served)  # type: ignore[arg-type]
+            return self._engines[name]
+
+    def open_names(self) -> list[str]:
+        with self._guard:
+            return list(self._engines)
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.index.close()
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    def __init__(self, settings: Settings, encoder: Encoder) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.indexes = IndexRegistry(settings, encoder)
+
+    @contextmanager
+    def _engine(self, requested: str, context: grpc.ServicerContext) -> Iterator[SearchEngine]:
+        engine = self.indexes.engine(requested)
+        with call_deadline(context.time_remaining()):
+            yield engine
+
+    @staticmethod
+    def _k(k: int) -> int:
+        if k <= 0:
+            raise InvalidInputError(f"k must be positive, got {k}")
+        return k
+
+    def _response(self, hits: list[SearchHit], index: str) -> query_pb2.SearchResponse:
+        return query_pb2.SearchResponse(
+            hits=[common_pb2.Hit(id=h.id, score=h.score, product=product_to_proto(h.id, h.payload))
+                  for h in hits],
+            index=self.indexes.name(index), model_version=self.encoder.info.version)
+
+    @rpc("query")
+    def SearchText(self, request, context):  # noqa: N802 - gRPC method names
+        flt = filter_from_proto(request.filter)
+        with self._engine(request.index, context) as engine:
+            hits = engine.search_text(request.query, self._k(request.k), flt)
+        return self._response(hits, request.index)
+
+    @rpc("query")
+    def SearchImage(self, request, context):  # noqa: N802
+        flt = filter_from_proto(request.filter)
+        image = decode_image(request.image, name="query image")
+        with self._engine(request.index, context) as engine:
+            hits = engine.search_image(image, self._k(request.k), flt)
+        return self._response(hits, request.index)
+
+    @rpc("query")
+    def SearchSimilar(self, request, context):  # noqa: N802
+        flt = filter_from_proto(request.filter)
+        with self._engine(request.index, context) as engine:
+            hits = engine.more_like_this(request.product_id, self._k(request.k), flt)
+        return self._response(hits, request.index)
+
+    @rpc("query")
+    def Classify(self, request, context):  # noqa: N802
+        from fashion_core.zeroshot import classify
+
+        with call_deadline(context.time_remaining()):
+            image = decode_image(request.image, name="image")
+            scores = classify(self.encoder, image, list(request.labels),
+                              list(request.templates) or list(DEFAULT_TEMPLATES))
+            return query_pb2.ClassifyResponse(scores=[query_pb2.LabelScore(label=s.label, probability=s.probability)
+                                                      for s in scores])
+
+    @rpc("query")
+    def GetProduct(self, request, context):  # noqa: N802
+        with self._engine(request.index, context) as engine:
+            return product_to_proto(request.product_id, engine.get_product(request.product_id))
+
+    @rpc("query")
+    def ListModels(self, request, context):  # noqa: N802
+        with call_deadline(context.time_remaining()):
+            return query_pb2.ListModelsResponse(models=[model_info_message(self.encoder)])
+
+    @rpc("query")
+    def ListIndexes(self, request, context):  # noqa: N802
+        names = list(dict.fromkeys([self.settings.collection, *self.indexes.open_names()]))
+        infos = []
+        for name in names:
+            try:
+                engine = self.indexes.engine(name)
+            except NotFoundError:
+                continue
+            meta, size = engine.index.meta, engine.index.count()
+            infos.append(query_pb2.IndexInfo(
+                name=name, backend=engine.index.backend, size=size, dim=meta.dim if meta else 0,
+                model_id=meta.model_id if meta else "", model_version=meta.model_version if meta else "",
+                is_default=name == self.settings.collection))
+        return query_pb2.ListIndexesResponse(indexes=infos)
+
+    @rpc("query")
+    def GetFacets(self, request, context):  # noqa: N802
+        with self._engine(request.index, context) as engine:
+            facets = engine.facets(refresh=True)
+        return query_pb2.GetFacetsResponse(facets={name: query_pb2.FacetValues(values=facets.get(name, []))
+                                                   for name in KEYWORD_FIELDS})
+
+    @rpc("query")
+    def Localize(self, request, context):  # noqa: N802
+        with self._engine(request.index, context) as engine:
+            payload = engine.get_product(request.product_id)
+            if not payload.get("image"):
+                raise NotFoundError(f"product {request.product_id} has no image")
+            image: Image.Image = load_image(payload["image"])
+            loc = occlusion_map(self.encoder, image, request.query)
+        x0, y0, x1, y1 = loc.box
+        return query_pb2.LocalizeResponse(heatmap_png=heatmap_png(image, loc), box_x0=x0, box_y0=y0, box_x1=x1,
+                                          box_y1=y1)
+
+
+def build_encoder(settings: Settings) -> Encoder:
+    if settings.encoder_address:
+        return EncoderClient(settings.encoder_address, timeout_s=settings.rpc_timeout_s)
+    from fashion_core.model.resolve import resolve_model
+
+    return ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device,
+                                       batch_size=settings.encode_batch_size)
+
+
+def start_query_server(settings: Settings, address: str = "127.0.0.1:0", encoder: Encoder | None = None,
+                       metrics_port: int | None = None) -> tuple[GrpcServer, QueryServicer]:
+    servicer = QueryServicer(settings, encoder or build_encoder(settings))
+
+    def add(server: grpc.Server) -> list[str]:
+        query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
+        return [SERVICE]
+
+    return GrpcServer(add, address, metrics_port=metrics_port), servicer
+
