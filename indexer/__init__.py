@@ -1,0 +1,1 @@
+"""Celery workers that batch-embed a catalog into Qdrant/FAISS; in-process when no Redis is configured."""

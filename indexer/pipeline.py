@@ -1,0 +1,277 @@
+"""The three steps of an indexing job, independent of who runs them (Celery workers or this process).
+
+- ``plan_job``: read the catalog, split product ids into chunks, record the job (reader rejects go straight
+  into the failure report).
+- ``run_chunk``: read -> embed -> write for one chunk: load and validate the images, embed them, write one
+  shard file. Workers never open the index: embedded Qdrant allows one process per path and FAISS is a set of
+  files, so a single writer (``finalize``) merges the shards. A redelivered chunk rewrites its own shard.
+- ``finalize``: merge the shards into the version being built, flush, then switch the serving name to it
+  (only when every chunk succeeded) and prune old versions. A failed or cancelled job drops what it built.
+
+Point ids are the product ids, and a build goes to its own versioned collection/dir, so re-running a chunk
+or the whole finalize never duplicates an item.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from fashion_core.catalog.reader import read_catalog
+from fashion_core.catalog.schema import Product
+from fashion_core.errors import (
+    DeadlineExceededError,
+    InvalidInputError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from fashion_core.index import alias
+from fashion_core.index.base import IndexMeta
+from fashion_core.index.factory import open_index
+from fashion_core.indexing import embed_products
+from fashion_core.model.encoder import Encoder
+from fashion_core.settings import Settings
+from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
+from indexer.shards import Shard, iter_shards, write_shard
+
+log = logging.getLogger(__name__)
+
+# Failures worth retrying with backoff: the encoder service or the index is unreachable or busy.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (UnavailableError, ResourceExhaustedError, DeadlineExceededError)
+
+
+def backoff_s(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
+    return min(cap, base * 2 ** attempt)
+
+
+# -- plan ------------------------------------------------------------------------------------------------
+def staging_dir(settings: Settings, job_id: str) -> Path:
+    return settings.index_dir / "staging" / job_id
+
+
+def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index: str, kind: str = "reindex",
+             chunk_size: int | None = None, upsert_ids: Iterable[int] | None = None,
+             delete_ids: Iterable[int] = ()) -> tuple[JobSpec, list[list[int]]]:
+    """Record a job and return it with its chunks of product ids (nothing is enqueued yet)."""
+    if kind not in {"reindex", "update"}:
+        raise InvalidInputError(f"unknown job kind {kind!r}")
+    size = chunk_size or settings.index_chunk_size
+    if size <= 0:
+        raise InvalidInputError(f"chunk size must be positive, got {size}")
+    catalog = read_catalog(catalog_dir)
+    failures: list[Failure] = []
+    if upsert_ids is None:
+        ids = [p.id for p in catalog.products]
+        failures = [Failure(row.product_id, row.reason, row.line) for row in catalog.skipped]
+    else:
+        wanted = list(dict.fromkeys(int(i) for i in upsert_ids))
+        known = {p.id for p in catalog.products}
+        ids = [i for i in wanted if i in known]
+        failures = [Failure(str(i), "not in catalog (or rejected by the reader)") for i in wanted if i not in known]
+    job_id = JobSpec.new_id()
+    # FAISS updates are copy-on-write (a new version, then the switch); Qdrant updates go through the alias.
+    in_place = kind == "update" and settings.index_backend == "qdrant"
+    spec = JobSpec(job_id=job_id, kind=kind, catalog_dir=str(Path(catalog_dir).resolve()), index=index,
+                   version=index if in_place else alias.new_version_name(index), backend=settings.index_backend,
+                   staging_dir=str(staging_dir(settings, job_id).resolve()),
+                   chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
+                   delete_ids=sorted({int(i) for i in delete_ids}))
+    store.create(spec, failures)
+    log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
+             len(ids), spec.chunks_total)
+    return spec, [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+# -- chunk -----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _catalog_products(catalog_dir: str, stamp: tuple[int, int]) -> dict[int, Product]:
+    return {p.id: p for p in read_catalog(catalog_dir).products}
+
+
+def catalog_products(catalog_dir: str) -> dict[int, Product]:
+    """The catalog's products by id, read once per worker process while styles.csv is unchanged."""
+    styles = Path(catalog_dir) / "styles.csv"
+    try:
+        stat = styles.stat()
+    except FileNotFoundError:
+        raise NotFoundError(f"{catalog_dir}: no styles.csv") from None
+    return _catalog_products(catalog_dir, (stat.st_mtime_ns, stat.st_size))
+
+
+def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks_total: int, catalog_dir: str,
+              staging: str, ids: Sequence[int]) -> bool:
+    """Embed one chunk into its shard and record it; True when this made the job's last chunk complete.
+
+    Transient errors (encoder/index unavailable) propagate for the caller to retry; a bad item is a failure
+    row and the chunk goes on.
+    """
+    if store.get_state(job_id) in TERMINAL_STATES:
+        log.info("job %s already ended: chunk %d skipped", job_id, chunk)
+        return False
+    products_by_id = catalog_products(catalog_dir)
+    products, failures = [], []
+    for pid in ids:
+        product = products_by_id.get(int(pid))
+        if product is None:
+            failures.append(Failure(str(pid), "not in catalog any more"))
+        else:
+            products.append(product)
+    batch = embed_products(products, encoder)
+    info = encoder.info
+    failures += [Failure(row.product_id, row.reason, row.line) for row in batch.skipped]
+    write_shard(Path(staging), chunk, Shard(batch.ids, batch.vectors, batch.payloads, info.dim, info.model_id,
+                                            info.version))
+    complete = store.complete_chunk(job_id, chunk, indexed=len(batch.ids), processed=len(ids), failures=failures)
+    return complete >= chunks_total
+
+
+def fail_chunk(store: JobStore, job_id: str, chunk: int, chunks_total: int, ids: Sequence[int],
+               error: BaseException) -> bool:
+    """Record a chunk that gave up (retries exhausted or an unexpected error): its items go to the report."""
+    reason = f"chunk failed: {type(error).__name__}: {error}"
+    log.error("job %s chunk %d: %s", job_id, chunk, reason)
+    failures = [Failure(str(pid), reason) for pid in ids]
+    complete = store.complete_chunk(job_id, chunk, indexed=0, processed=len(ids), failures=failures, failed=True)
+    return complete >= chunks_total
+
+
+# -- finalize --------------------------------------------------------------------------------------------
+def _client_of(index: object) -> object | None:
+    return getattr(index, "client", None)
+
+
+def _cleanup(settings: Settings, spec: JobSpec, drop_version: bool) -> None:
+    shutil.rmtree(spec.staging_dir, ignore_errors=True)
+    if not drop_version or spec.version == spec.index:
+        return
+    index = open_index(settings, spec.version)
+    try:
+        if alias.serving_version(settings, spec.index, _client_of(index)) != spec.version:  # type: ignore[arg-type]
+            alias.drop_version(settings, spec.version, _client_of(index))  # type: ignore[arg-type]
+    finally:
+        index.close()
+
+
+def _write_version(settings: Settings, spec: JobSpec) -> int:
+    """Merge the shards (plus, for a FAISS update, the serving rows) into ``spec.version``; returns its count."""
+    shards = iter_shards(Path(spec.staging_dir))
+    first = next(shards, None)
+    if first is None:
+        if spec.kind != "update":
+            raise InvalidInputError("no products were embedded: nothing to index")
+        first = _serving_shape(settings, spec)  # a delete-only update
+    index = open_index(settings, spec.version)
+    try:
+        index.create(IndexMeta(name=spec.version, backend=spec.backend, dim=first.dim, model_id=first.model_id,
+                               model_version=first.model_version))
+        meta = index.meta
+        if meta is not None and meta.model_version and meta.model_version != first.model_version:
+            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
+                                    f"the workers run {first.model_version}: run a full reindex")
+        if spec.kind == "update" and spec.version != spec.index:
+            _copy_serving(settings, spec, index, first)
+        for shard in (first, *shards):
+            index.upsert(shard.ids, shard.vectors, shard.payloads)
+        if spec.delete_ids:
+            index.delete(spec.delete_ids)
+        index.flush()
+        return index.count()
+    finally:
+        index.close()
+
+
+def _serving_shape(settings: Settings, spec: JobSpec) -> Shard:
+    serving = open_index(settings, spec.index)
+    try:
+        meta = serving.meta
+        if meta is None:
+            raise NotFoundError(f"index {spec.index!r} does not exist: nothing to delete from")
+        return Shard([], np.zeros((0, meta.dim), np.float32), [], meta.dim, meta.model_id, meta.model_version)
+    finally:
+        serving.close()
+
+
+def _copy_serving(settings: Settings, spec: JobSpec, target: object, first: Shard) -> None:
+    serving = open_index(settings, spec.index)
+    try:
+        meta = serving.meta
+        if meta is None:
+            return  # nothing served yet: the update builds the first version
+        if meta.model_version and meta.model_version != first.model_version:
+            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
+                                    f"the workers run {first.model_version}: run a full reindex")
+        rows = serving.retrieve(sorted(serving.all_ids()), with_vectors=True)
+        ids = list(rows)
+        vectors = np.stack([rows[i][1] for i in ids]) if ids else np.zeros((0, first.dim), np.float32)
+        target.upsert(ids, vectors, [rows[i][0] for i in ids])  # type: ignore[attr-defined]
+    finally:
+        serving.close()
+
+
+def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") -> JobStatus:
+    """Build the version from the shards and switch to it if every chunk succeeded; idempotent.
+
+    Transient errors (the index busy or unreachable) propagate for a retry; anything else fails the job and
+    leaves the serving index as it was.
+    """
+    owner = owner or f"pid-{os.getpid()}"
+    if not store.claim_finalize(job_id, owner):
+        log.info("job %s: another finalize holds the lock", job_id)
+        return store.get(job_id)
+    try:
+        status = store.get(job_id)
+        spec = status.spec
+        if status.state in TERMINAL_STATES:
+            if status.state != "succeeded":
+                _cleanup(settings, spec, drop_version=True)
+            return status
+        if status.chunks_complete < spec.chunks_total:
+            return status  # not all chunks in yet: the last chunk triggers another finalize
+        if status.chunks_failed:
+            store.set_state(job_id, "failed", f"{status.chunks_failed} of {spec.chunks_total} chunks failed; "
+                                              f"serving index {spec.index!r} left as it was")
+            _cleanup(settings, spec, drop_version=True)
+            return store.get(job_id)
+        try:
+            count = _write_version(settings, spec) if spec.chunks_total or spec.delete_ids else -1
+            if count < 0:
+                raise InvalidInputError("no products to index")
+            if store.get_state(job_id) == "cancelled":  # cancelled while we were merging: do not switch
+                _cleanup(settings, spec, drop_version=True)
+                return store.get(job_id)
+            if spec.version != spec.index:
+                _switch_and_prune(settings, spec)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # any other error ends the job; the serving index is untouched
+            log.exception("job %s: finalize failed", job_id)
+            store.set_state(job_id, "failed", f"{type(exc).__name__}: {exc}")
+            _cleanup(settings, spec, drop_version=True)
+            return store.get(job_id)
+        store.set_state(job_id, "succeeded", index_count=count)
+        shutil.rmtree(spec.staging_dir, ignore_errors=True)
+        log.info("job %s: %s now serves %s (%d items)", job_id, spec.index, spec.version, count)
+        return store.get(job_id)
+    finally:
+        store.release_finalize(job_id)
+
+
+def _switch_and_prune(settings: Settings, spec: JobSpec) -> None:
+    if spec.backend == "faiss":
+        alias.switch(settings, spec.index, spec.version)
+        alias.prune_versions(settings, spec.index, settings.index_keep_versions)
+        return
+    index = open_index(settings, spec.version)
+    try:
+        client = _client_of(index)
+        alias.switch(settings, spec.index, spec.version, client)  # type: ignore[arg-type]
+        alias.prune_versions(settings, spec.index, settings.index_keep_versions, client)  # type: ignore[arg-type]
+    finally:
+        index.close()
