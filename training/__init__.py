@@ -1,0 +1,1 @@
+"""Fine-tuning CLIP on product image+caption data, and its evaluation."""
