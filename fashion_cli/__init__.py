@@ -1,0 +1,1 @@
+"""The `fashion-search` command line."""

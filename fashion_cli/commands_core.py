@@ -1,0 +1,171 @@
+"""Core commands: generate-catalog, index, search, classify."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fashion_cli.console import console
+from fashion_cli.grid import render_grid
+from fashion_cli.options import add_filter_options, add_settings_options, filter_from, settings_from
+from fashion_cli.runtime import open_encoder, open_engine
+from fashion_core.catalog.reader import CatalogReadResult
+from fashion_core.catalog.synthetic import generate_catalog
+from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.images import load_image
+from fashion_core.index.base import SearchHit
+from fashion_core.index.factory import open_index
+from fashion_core.indexing import IndexReport, index_catalog
+from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+# -- generate-catalog ------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    if args.n <= 0:
+        raise InvalidInputError(f"--n must be positive, got {args.n}")
+    with progress_bar() as bar:
+        task = bar.add_task("drawing products", total=args.n)
+        generate_catalog(args.out_dir, n=args.n, seed=args.seed, image_size=args.image_size, dirty=args.dirty,
+                         progress=lambda done: bar.update(task, completed=done))
+    console.print(f"wrote {args.n} products to {args.out_dir} (styles.csv + images/)")
+    return 0
+
+
+# -- index -----------------------------------------------------------------------------------------
+def print_index_report(report: IndexReport, report_file: Path | None) -> None:
+    console.print(f"[green]indexed {report.indexed}[/green], skipped {len(report.skipped)} "
+                  f"in {report.seconds:.1f}s")
+    if report.skipped:
+        table = Table("reason", "count", title="skipped items")
+        for reason, count in sorted(report.reasons().items(), key=lambda kv: -kv[1]):
+            table.add_row(reason, str(count))
+        console.print(table)
+    if report_file:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(json.dumps({
+            "indexed": report.indexed, "skipped": len(report.skipped), "reasons": report.reasons(),
+            "rows": [{"line": s.line, "product_id": s.product_id, "reason": s.reason} for s in report.skipped],
+        }, indent=2, ensure_ascii=False))
+        console.print(f"skip report written to {report_file}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    catalog_dir = Path(args.catalog_dir)
+    if not catalog_dir.is_dir():
+        raise NotFoundError(f"{catalog_dir}: no such catalog directory")
+    settings = settings_from(args)
+    encoder = open_encoder(settings)
+    index = open_index(settings)
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("embedding", total=None)
+
+            def started(catalog: CatalogReadResult) -> None:
+                bar.update(task, total=len(catalog.products))
+
+            report = index_catalog(catalog_dir, encoder, index, settings.index_batch_size, on_start=started,
+                                   on_batch=lambda n: bar.advance(task, n))
+        console.print(f"index {index.name!r} ({index.backend}) now holds {index.count()} items")
+    finally:
+        index.close()
+    print_index_report(report, Path(args.report) if args.report else None)
+    return 0
+
+
+# -- search ----------------------------------------------------------------------------------------
+def hits_table(hits: list[SearchHit], title: str) -> Table:
+    table = Table("#", "id", "score", "name", "gender", "article", "colour", "season", "usage", "year",
+                  title=title)
+    for rank, hit in enumerate(hits, start=1):
+        p = hit.payload
+        table.add_row(str(rank), str(hit.id), f"{hit.score:.4f}", str(p.get("productDisplayName", "")),
+                      str(p.get("gender", "")), str(p.get("articleType", "")), str(p.get("baseColour", "")),
+                      str(p.get("season", "")), str(p.get("usage", "")), str(p.get("year", "")))
+    return table
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if (args.query is None) == (args.image is None):
+        raise InvalidInputError("give either a text query or --image FILE")
+    if args.query is not None and not args.query.strip():
+        raise InvalidInputError("the text query is empty")
+    flt = filter_from(args)
+    query_image = load_image(args.image) if args.image else None
+    engine = open_engine(settings_from(args))
+    try:
+        if query_image is not None:
+            hits = engine.search_image(query_image, args.k, flt)
+            title = f"image {args.image} | {flt.describe()}"
+        else:
+            hits = engine.search_text(args.query, args.k, flt)
+            title = f"{args.query!r} | {flt.describe()}"
+    finally:
+        engine.index.close()
+    if args.json:
+        print(json.dumps([{"id": h.id, "score": h.score, **h.payload} for h in hits], ensure_ascii=False))
+    else:
+        console.print(hits_table(hits, title))
+    if not hits:
+        console.print("no products match the filters")
+    if args.grid:
+        out = render_grid(hits, args.grid, query_text=args.query, query_image=query_image, title=title)
+        console.print(f"results grid written to {out}")
+    return 0
+
+
+# -- classify --------------------------------------------------------------------------------------
+def cmd_classify(args: argparse.Namespace) -> int:
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    image = load_image(args.image)
+    templates = args.template or list(DEFAULT_TEMPLATES)
+    scores = classify(open_encoder(settings_from(args)), image, labels, templates)
+    if args.json:
+        print(json.dumps([{"label": s.label, "probability": s.probability} for s in scores]))
+        return 0
+    table = Table("label", "probability", "", title=f"zero-shot: {args.image}")
+    for s in scores:
+        table.add_row(s.label, f"{s.probability:.3f}", "█" * round(30 * s.probability))
+    console.print(table)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate-catalog", help="write a synthetic catalog in the Fashion Product Images layout")
+    p.add_argument("out_dir")
+    p.add_argument("--n", type=int, default=2000, help="number of products (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--dirty", action="store_true", help="append rows like the real file's bad ones")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("index", help="embed a catalog and write it to the index")
+    p.add_argument("catalog_dir")
+    p.add_argument("--report", help="write skipped rows and reasons to this JSON file")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_index)
+
+    p = sub.add_parser("search", help="text or image search with filters")
+    p.add_argument("query", nargs="?", help="text query, e.g. \"men's blue shoes\"")
+    p.add_argument("--image", help="query by this image instead of text")
+    p.add_argument("--grid", help="write a results grid PNG here")
+    p.add_argument("--json", action="store_true", help="print hits as JSON")
+    add_filter_options(p)
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_search)
+
+    p = sub.add_parser("classify", help="zero-shot classify an image against labels")
+    p.add_argument("image")
+    p.add_argument("--labels", required=True, help='comma-separated, e.g. "sandal,flip flop,heels"')
+    p.add_argument("--template", action="append", help="prompt template with {} (repeatable)")
+    p.add_argument("--json", action="store_true")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_classify)

@@ -1,0 +1,223 @@
+"""Indexing-job commands: reindex, index-update, status, cancel, worker, serve-admin.
+
+With ``--redis-url`` (or FASHION_REDIS_URL) jobs go to Celery workers; without, they run in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fashion_cli.console import console
+from fashion_cli.options import add_settings_options, settings_from
+from fashion_core.errors import InvalidInputError
+from fashion_core.settings import Settings
+from indexer.jobs import TERMINAL_STATES, JobStatus
+
+SETTINGS_FLAGS = ("redis_url", "encoder_address", "qdrant_url")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    extra = {k: getattr(args, k, None) for k in SETTINGS_FLAGS}
+    return settings_from(args).model_copy(update={k: v for k, v in extra.items() if v is not None})
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", help="Celery broker/backend, e.g. redis://127.0.0.1:6379/0 (default: in-process)")
+    p.add_argument("--encoder-address", help="host:port of the encoder service (in-process runs only)")
+    p.add_argument("--qdrant-url", help="Qdrant server URL (default: embedded Qdrant under --index-dir)")
+    add_settings_options(p)
+
+
+def _ids(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise InvalidInputError(f"expected comma-separated product ids, got {text!r}") from None
+
+
+# -- status display --------------------------------------------------------------------------------------
+def _describe(status: JobStatus) -> str:
+    eta = f"{status.eta_s:.0f}s" if status.eta_s >= 0 else "?"
+    return (f"{status.state}: {status.items_indexed} indexed, {status.items_skipped} skipped, "
+            f"{status.rate_per_s:.1f} items/s, ETA {eta}")
+
+
+def print_status(status: JobStatus, max_failures: int = 20) -> None:
+    spec = status.spec
+    table = Table(show_header=False, title=f"job {spec.job_id}")
+    rows = [
+        ("state", status.state + (f" ({status.error})" if status.error else "")),
+        ("kind", f"{spec.kind} of {spec.catalog_dir}"),
+        ("index", f"{spec.index} ({spec.backend}) <- {spec.version}"),
+        ("chunks", f"{status.chunks_done} done, {status.chunks_failed} failed of {spec.chunks_total}"),
+        ("items", f"{status.items_indexed} indexed, {status.items_skipped} skipped of {spec.items_total} planned"),
+        ("rate", f"{status.rate_per_s:.1f} items/s over {status.elapsed_s:.1f}s"),
+        ("ETA", f"{status.eta_s:.0f}s" if status.eta_s >= 0 else "?"),
+    ]
+    if status.index_count >= 0:
+        rows.append(("index now holds", str(status.index_count)))
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+    if status.failures:
+        fails = Table("product id", "line", "reason", title=f"failure report ({len(status.failures)} items)")
+        for f in status.failures[:max_failures]:
+            fails.add_row(f.product_id, str(f.line or ""), f.reason)
+        console.print(fails)
+        if len(status.failures) > max_failures:
+            console.print(f"... and {len(status.failures) - max_failures} more (--json for all)")
+
+
+def follow(settings: Settings, job_id: str, poll_s: float = 0.5) -> JobStatus:
+    """A live progress bar over the job's chunks until it ends."""
+    from indexer.distributors import open_store
+
+    store = open_store(settings)
+    status = store.get(job_id)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(status.spec.index, total=status.spec.chunks_total or 1, info="")
+        while True:
+            status = store.get(job_id)
+            progress.update(task, completed=status.chunks_complete, info=_describe(status))
+            if status.state in TERMINAL_STATES:
+                return status
+            time.sleep(poll_s)
+
+
+def _run(args: argparse.Namespace, settings: Settings, **job: object) -> int:
+    from indexer.distributors import start_job
+
+    in_process = not settings.redis_url
+    spec = start_job(settings, args.catalog_dir, args.index or settings.collection, background=in_process,
+                     chunk_size=args.chunk_size, **job)  # type: ignore[arg-type]
+    console.print(f"job [bold]{spec.job_id}[/bold]: {spec.kind} {spec.items_total} items in {spec.chunks_total} "
+                  f"chunks -> {spec.version}" + ("" if in_process else " (queued for the Celery workers)"))
+    if not (args.wait or in_process):
+        console.print(f"follow it with: fashion-search status {spec.job_id} --redis-url {settings.redis_url}")
+        return 0
+    status = follow(settings, spec.job_id)
+    print_status(status)
+    return 0 if status.state == "succeeded" else 1
+
+
+# -- commands --------------------------------------------------------------------------------------------
+def cmd_reindex(args: argparse.Namespace) -> int:
+    return _run(args, _settings(args), kind="reindex")
+
+
+def cmd_index_update(args: argparse.Namespace) -> int:
+    from indexer.diff import CatalogDiff, diff_catalog
+
+    settings = _settings(args)
+    name = args.index or settings.collection
+    if args.add or args.delete:
+        diff = CatalogDiff(add=_ids(args.add), delete=_ids(args.delete))
+    else:
+        diff = diff_catalog(settings, args.catalog_dir, name)
+    console.print(f"{len(diff.add)} to add, {len(diff.update)} to update, {len(diff.delete)} to delete")
+    if diff.empty or args.dry_run:
+        return 0
+    return _run(args, settings, kind="update", upsert_ids=diff.upserts, delete_ids=diff.delete)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from indexer.distributors import get_job
+
+    settings = _settings(args)
+    status = follow(settings, args.job_id) if args.follow else get_job(settings, args.job_id)
+    if args.json:
+        console.print_json(json.dumps(status.as_dict()))
+    else:
+        print_status(status)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from indexer.distributors import cancel_job
+
+    status = cancel_job(_settings(args), args.job_id)
+    console.print(f"job {args.job_id}: {status.state}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.redis_url:
+        raise InvalidInputError("a worker needs Redis: pass --redis-url or set FASHION_REDIS_URL")
+    # The Celery app reads FASHION_* when imported: hand the flags over through the environment.
+    for key, value in settings.model_dump().items():
+        if value is not None and key in {"redis_url", "encoder_address", "qdrant_url", "model", "index_backend",
+                                         "index_dir", "collection", "faiss_index_type", "device"}:
+            os.environ[f"FASHION_{key.upper()}"] = str(value)
+    from indexer.celery_app import QUEUE, app
+
+    argv = ["worker", "-Q", QUEUE, "-P", args.pool, "-l", args.loglevel]
+    if args.concurrency:
+        argv += ["-c", str(args.concurrency)]
+    if args.hostname:
+        argv += ["-n", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_serve_admin(args: argparse.Namespace) -> int:
+    from indexer.admin_service import serve_admin
+
+    serve_admin(_settings(args), args.address)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reindex", help="full re-index into a new version, then switch the serving name to it")
+    p.add_argument("catalog_dir")
+    p.add_argument("--index", help="serving index name (default: --collection / FASHION_COLLECTION)")
+    p.add_argument("--chunk-size", type=int, help="products per task (default FASHION_INDEX_CHUNK_SIZE)")
+    p.add_argument("--wait", action="store_true", help="follow the job live until it ends")
+    _job_options(p)
+    p.set_defaults(handler=cmd_reindex)
+
+    p = sub.add_parser("index-update", help="add/update/delete products by diffing styles.csv or by id")
+    p.add_argument("catalog_dir")
+    p.add_argument("--index", help="serving index name (default: --collection / FASHION_COLLECTION)")
+    p.add_argument("--add", metavar="IDS", help="(re-)embed these comma-separated ids instead of diffing")
+    p.add_argument("--delete", metavar="IDS", help="delete these comma-separated ids instead of diffing")
+    p.add_argument("--dry-run", action="store_true", help="print the diff only")
+    p.add_argument("--chunk-size", type=int)
+    p.add_argument("--wait", action="store_true")
+    _job_options(p)
+    p.set_defaults(handler=cmd_index_update)
+
+    p = sub.add_parser("status", help="an indexing job's progress and failure report")
+    p.add_argument("job_id")
+    p.add_argument("--follow", action="store_true", help="live progress bar until the job ends")
+    p.add_argument("--json", action="store_true")
+    _job_options(p)
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("cancel", help="cancel an indexing job; the serving index stays as it was")
+    p.add_argument("job_id")
+    _job_options(p)
+    p.set_defaults(handler=cmd_cancel)
+
+    p = sub.add_parser("worker", help="run a Celery indexing worker (needs Redis)")
+    p.add_argument("--concurrency", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--hostname", help="worker node name, e.g. w1@%%h")
+    _job_options(p)
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("serve-admin", help="run the gRPC admin service (StartReindex, GetJob, CancelJob)")
+    p.add_argument("--address", default="127.0.0.1:50053", help="host:port to listen on (default 127.0.0.1:50053)")
+    _job_options(p)
+    p.set_defaults(handler=cmd_serve_admin)

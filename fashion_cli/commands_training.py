@@ -1,0 +1,208 @@
+"""Training commands: train, evaluate, localize, bootstrap-model, train-tagger."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from rich.table import Table
+
+from fashion_cli.console import console
+from fashion_cli.options import add_settings_options, settings_from
+from fashion_core.catalog.reader import read_catalog
+from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.model.resolve import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def _products(catalog: str):
+    products = read_catalog(Path(catalog)).products
+    if not products:
+        raise InvalidInputError(f"{catalog}: no usable products")
+    return products
+
+
+def _tagger(path: str | None):
+    if not path:
+        return None, None
+    from training.tagger import PerceptronTagger
+
+    if not Path(path).is_file():
+        raise NotFoundError(f"{path}: no such tagger file (run `fashion-search train-tagger`)")
+    return PerceptronTagger.load(Path(path)), str(path)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.freezing import STAGES
+    from training.losses import LossWeights
+    from training.optim import OptimConfig
+    from training.trainer import TrainConfig, train
+
+    settings = settings_from(args)
+    base = args.base or resolve_model(settings)
+    modes = tuple(m.strip() for m in args.captions.split(",") if m.strip())
+    if "structured" in modes and not args.tagger:
+        raise InvalidInputError("--captions structured needs --tagger (from `fashion-search train-tagger`)")
+    if args.stage not in STAGES:
+        raise InvalidInputError(f"--stage must be one of {', '.join(STAGES)}")
+    tagger, tagger_note = _tagger(args.tagger)
+    cfg = TrainConfig(
+        base=base, out_dir=Path(args.out), caption_modes=modes,
+        losses=LossWeights(clip=args.clip_weight, supcon=args.supcon_weight, supcon_temperature=args.supcon_temp),
+        sampler="pk" if args.supcon_weight or args.sampler == "pk" else "random", pk_p=args.pk_p, pk_k=args.pk_k,
+        class_field=args.class_field, stage=args.stage, freeze_lower=args.freeze_lower,
+        optim=OptimConfig(lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
+                          warmup_steps=args.warmup, grad_clip=args.grad_clip or None, accumulate=args.accumulate),
+        epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, amp=not args.no_amp,
+        device=settings.device, early_stop_metric=args.early_stop_metric, patience=args.patience,
+        data_note=str(Path(args.catalog).resolve()))
+    result = train(cfg, _products(args.catalog), tagger=tagger, tagger_note=tagger_note)
+    table = Table(title=f"training log ({result.out_dir})")
+    keys = ["epoch", "loss", "val_R@1", "val_R@5", "val_R@10", "val_MRR", "lr"]
+    for key in keys:
+        table.add_column(key, justify="right")
+    for row in result.history:
+        table.add_row(*[("-" if row.get(k) is None else f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]))
+                        for k in keys])
+    console.print(table)
+    console.print(f"best epoch {result.best_epoch}: checkpoint + model_card.json + training_curves.png in "
+                  f"{result.out_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import EvalConfig, evaluate_checkpoints, markdown_tables
+
+    settings = settings_from(args)
+    checkpoints = args.checkpoints or [resolve_model(settings)]
+    cfg = EvalConfig(caption_mode=args.caption_mode)
+    results = evaluate_checkpoints(checkpoints, _products(args.catalog), Path(args.out), cfg,
+                                   device=settings.device, probe=not args.no_probe)
+    console.print(markdown_tables(results), markup=False, highlight=False)
+    console.print(f"results.json, results.md and similarity heatmaps in {args.out}")
+    return 0
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    from fashion_core.images import decode_image
+    from fashion_core.localization import heatmap_png, occlusion_map
+    from fashion_core.model.encoder import ClipEncoder
+
+    settings = settings_from(args)
+    path = Path(args.image)
+    if not path.is_file():
+        raise NotFoundError(f"{path}: no such image")
+    image = decode_image(path.read_bytes(), name=str(path))
+    encoder = ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device)
+    loc = occlusion_map(encoder, image, args.query, grid=args.grid, patch=args.patch, threshold=args.threshold)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(heatmap_png(image, loc))
+    console.print(f"similarity {loc.base_similarity:.3f}; box (x0, y0, x1, y1) = {loc.box}; heatmap in {out}")
+    return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from training.bootstrap import BootstrapConfig, bootstrap_model, quality_table
+
+    settings = settings_from(args)
+    cfg = BootstrapConfig(seed=args.seed, epochs=args.epochs, n_products=args.n)
+    path = bootstrap_model(settings, cfg, force=args.force)
+    card = json.loads((path / "model_card.json").read_text())
+    quality = card.get("quality", {})
+    table = Table(title=f"bootstrap model quality on {quality.get('heldout', 'held-out split')}")
+    for col in ("metric", "value", "target", ""):
+        table.add_column(col)
+    for row in quality_table(quality.get("metrics", {})):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"bootstrap model in {path} (trained in {card.get('train_seconds', '?')} s)")
+    return 0
+
+
+def cmd_train_tagger(args: argparse.Namespace) -> int:
+    from training.tagger import train_tagger
+
+    settings = settings_from(args)
+    tagger, scores = train_tagger(_products(args.catalog), epochs=args.epochs, seed=args.seed)
+    out = Path(args.out) if args.out else settings.models_dir / "tagger.json"
+    tagger.save(out)
+    table = Table(title="BIO tagger on the test split (entity level)")
+    for col in ("tag", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="right")
+    for tag, s in scores.items():
+        table.add_row(tag, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
+    console.print(table)
+    console.print(f"tagger saved to {out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fine-tune a CLIP checkpoint on a catalog (InfoNCE and/or SupCon)")
+    p.add_argument("catalog", help="catalog directory (styles.csv + images/)")
+    p.add_argument("--base", help="checkpoint to start from (default: the configured/cached model)")
+    p.add_argument("--out", required=True, help="output checkpoint directory")
+    p.add_argument("--captions", default="enriched", help="caption modes, comma-separated: raw,enriched,template,"
+                   "structured (one drawn per sample when several)")
+    p.add_argument("--tagger", help="tagger JSON for structured captions")
+    p.add_argument("--clip-weight", type=float, default=1.0, help="weight of CLIP's symmetric InfoNCE")
+    p.add_argument("--supcon-weight", type=float, default=0.0, help="weight of SupCon (enables PK sampling)")
+    p.add_argument("--supcon-temp", type=float, default=0.1)
+    p.add_argument("--sampler", choices=["random", "pk"], default="random")
+    p.add_argument("--pk-p", type=int, default=8, help="classes per batch")
+    p.add_argument("--pk-k", type=int, default=4, help="items per class per batch")
+    p.add_argument("--class-field", default="articleType", help="SupCon class: a catalog field or 'id'")
+    p.add_argument("--stage", default="joint", help="image (text tower frozen) | joint")
+    p.add_argument("--freeze-lower", type=int, default=0, help="freeze the lower N layers of each tower")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--weight-decay", type=float, default=0.2)
+    p.add_argument("--schedule", choices=["cosine", "plateau", "constant"], default="cosine")
+    p.add_argument("--warmup", type=int, default=0, help="warm-up steps (cosine)")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm; 0 = off")
+    p.add_argument("--accumulate", type=int, default=1, help="gradient accumulation steps")
+    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA too (AMP is never used on CPU)")
+    p.add_argument("--early-stop-metric", default="val_MRR")
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate checkpoints side by side on the same test split")
+    p.add_argument("checkpoints", nargs="*", help="checkpoint dirs or hub ids (default: the configured model)")
+    p.add_argument("--catalog", required=True)
+    p.add_argument("--out", default="out/eval")
+    p.add_argument("--caption-mode", default="template", help="captions used as text queries")
+    p.add_argument("--no-probe", action="store_true", help="skip the linear probe")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("localize", help="occlusion heatmap + zero-shot box of a text query over an image")
+    p.add_argument("image")
+    p.add_argument("query")
+    p.add_argument("--out", default="out/localize.png")
+    p.add_argument("--grid", type=int, default=7)
+    p.add_argument("--patch", type=float, default=2.0, help="occluding patch width in grid cells")
+    p.add_argument("--threshold", type=float, default=0.5, help="heat level that bounds the box")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_localize)
+
+    p = sub.add_parser("bootstrap-model", help="train a small fashion CLIP offline on the synthetic catalog")
+    p.add_argument("--force", action="store_true", help="retrain even when the checkpoint exists")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=14)
+    p.add_argument("--n", type=int, default=3000, help="synthetic training products")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_bootstrap)
+
+    p = sub.add_parser("train-tagger", help="train the BIO name tagger used by structured captions")
+    p.add_argument("catalog")
+    p.add_argument("--out", help="tagger JSON (default: <home>/models/tagger.json)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_train_tagger)

@@ -1,0 +1,51 @@
+"""Options shared by several subcommands: filters, k, settings overrides."""
+
+from __future__ import annotations
+
+import argparse
+
+from fashion_core.errors import InvalidInputError
+from fashion_core.index.filters import SearchFilter
+from fashion_core.settings import Settings, load_settings
+
+FILTER_OPTIONS = {
+    # flag: catalog field
+    "gender": "gender",
+    "master-category": "masterCategory",
+    "sub-category": "subCategory",
+    "article-type": "articleType",
+    "colour": "baseColour",
+    "season": "season",
+    "usage": "usage",
+}
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (override FASHION_* env vars and the FASHION_CONFIG file)")
+    group.add_argument("--model", help="CLIP checkpoint directory or hub id")
+    group.add_argument("--backend", dest="index_backend", choices=["qdrant", "faiss"])
+    group.add_argument("--index-dir", type=str, help="where local indexes live")
+    group.add_argument("--collection", help="index / collection name")
+    group.add_argument("--faiss-type", dest="faiss_index_type", choices=["flat", "hnsw", "ivf"])
+    group.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    keys = ("model", "index_backend", "index_dir", "collection", "faiss_index_type", "device")
+    return load_settings(**{k: getattr(args, k, None) for k in keys})
+
+
+def add_filter_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (AND across fields; comma-separated values mean any-of)")
+    for flag, field in FILTER_OPTIONS.items():
+        group.add_argument(f"--{flag}", dest=f"f_{field}", metavar="VALUE", help=f"{field} in VALUE[,VALUE...]")
+    group.add_argument("--year-min", type=int)
+    group.add_argument("--year-max", type=int)
+    parser.add_argument("-k", "--top-k", dest="k", type=int, default=10, help="number of results (default 10)")
+
+
+def filter_from(args: argparse.Namespace) -> SearchFilter:
+    if args.k <= 0:
+        raise InvalidInputError(f"-k must be positive, got {args.k}")
+    values = {field: getattr(args, f"f_{field}") for field in FILTER_OPTIONS.values()}
+    return SearchFilter.build(year_min=args.year_min, year_max=args.year_max, **values)
