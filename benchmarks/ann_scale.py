@@ -1,0 +1,254 @@
+"""ANN at scale: brute-force matmul vs FAISS (flat, HNSW, HNSW-SQ8, IVF, IVF-PQ) vs Qdrant, with filters.
+
+Synthetic 512-d CLIP-like embeddings (clustered, unit norm) with skewed catalog metadata (gender mostly
+Men/Women, Zipf-distributed article types tied to clusters, Zipf colours). For each method: build time,
+memory of the search structure, QPS at k=10 with 1 and 8 concurrent clients, recall@10 against exact
+search, with no filter and filters keeping ~50%, ~5% and ~0.1% of the items.
+
+    python benchmarks/ann_scale.py --size 100k            # ~5 minutes on 2 cores
+    python benchmarks/ann_scale.py --size 1m --methods brute,faiss-flat,faiss-ivf,faiss-ivf-pq
+
+Qdrant runs in embedded local mode (exact brute force in Python) on a capped subset (``--qdrant-max``):
+its server mode (HNSW, payload indexes) needs the Qdrant server binary, which no registry here ships.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS/OpenMP thread per search (concurrency comes from the clients) and no spinning threads: on a
+# shared 2-core machine spin-waiting OpenMP/BLAS pools make every figure noise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import table  # noqa: E402
+
+from fashion_core.index import IndexMeta, SearchFilter  # noqa: E402
+from fashion_core.index.faiss_index import FaissIndex  # noqa: E402
+from fashion_core.index.qdrant_index import QdrantIndex  # noqa: E402
+
+log = logging.getLogger("ann_scale")
+DIM, K = 512, 10
+GENDERS, GENDER_P = ["Men", "Women", "Unisex", "Boys", "Girls"], [0.50, 0.38, 0.06, 0.035, 0.025]
+N_TYPES, N_COLOURS, N_CLUSTERS = 140, 46, 1000
+SEASONS, USAGES = ["Summer", "Fall", "Winter", "Spring"], ["Casual", "Sports", "Ethnic", "Formal", "Party"]
+ALL_METHODS = ("brute", "faiss-flat", "faiss-hnsw", "faiss-hnsw-sq8", "faiss-ivf", "faiss-ivf-pq", "qdrant-local")
+FAISS_VARIANTS = {"faiss-flat": ("flat", "none"), "faiss-hnsw": ("hnsw", "none"), "faiss-hnsw-sq8": ("hnsw", "sq8"),
+                  "faiss-ivf": ("ivf", "none"), "faiss-ivf-pq": ("ivf", "pq")}
+
+
+@dataclass
+class Catalog:
+    vectors: np.ndarray
+    ids: np.ndarray
+    payloads: list[dict]
+    codes: dict[str, np.ndarray]  # for the brute-force baseline's mask and for picking filters
+    queries: np.ndarray
+
+
+def _zipf(n: int, s: float = 1.1) -> np.ndarray:
+    p = 1.0 / np.arange(1, n + 1) ** s
+    return p / p.sum()
+
+
+def make_catalog(n: int, n_queries: int, seed: int = 0) -> Catalog:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(N_CLUSTERS, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    cluster_p = _zipf(N_CLUSTERS, 0.8)
+    labels = rng.choice(N_CLUSTERS, size=n + n_queries, p=cluster_p)
+    vectors = np.empty((n + n_queries, DIM), dtype=np.float32)
+    for start in range(0, len(vectors), 100_000):  # in chunks: 1M x 512 float32 is 2 GB already
+        part = labels[start:start + 100_000]
+        block = centres[part] + 0.045 * rng.standard_normal((len(part), DIM), dtype=np.float32)
+        vectors[start:start + len(part)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    # Article type follows the cluster (a cluster is mostly one kind of product), colours and gender skewed.
+    cluster_type = rng.choice(N_TYPES, size=N_CLUSTERS, p=_zipf(N_TYPES))
+    types = np.where(rng.random(n) < 0.85, cluster_type[labels[:n]], rng.choice(N_TYPES, size=n, p=_zipf(N_TYPES)))
+    codes = {"gender": rng.choice(len(GENDERS), size=n, p=GENDER_P),
+             "articleType": types, "baseColour": rng.choice(N_COLOURS, size=n, p=_zipf(N_COLOURS, 1.2)),
+             "season": rng.integers(0, 4, size=n), "usage": rng.choice(5, size=n, p=[0.7, 0.12, 0.1, 0.05, 0.03])}
+    years = rng.integers(2008, 2019, size=n)
+    payloads = [{"gender": GENDERS[g], "masterCategory": "Apparel", "subCategory": "Topwear",
+                 "articleType": f"type{t}", "baseColour": f"colour{c}", "season": SEASONS[s], "usage": USAGES[u],
+                 "year": int(y)}
+                for g, t, c, s, u, y in zip(codes["gender"], types, codes["baseColour"], codes["season"],
+                                            codes["usage"], years, strict=True)]
+    return Catalog(vectors=vectors[:n], ids=np.arange(1, n + 1, dtype=np.int64), payloads=payloads, codes=codes,
+                   queries=vectors[n:])
+
+
+def pick_filters(cat: Catalog) -> dict[str, tuple[SearchFilter | None, np.ndarray | None]]:
+    """No filter, and filters keeping about 50%, 5% and 0.1% of the items (found on the data)."""
+    n = len(cat.ids)
+    men = cat.codes["gender"] == 0
+    type_freq = np.bincount(cat.codes["articleType"], minlength=N_TYPES) / n
+    t5 = int(np.argmin(np.abs(type_freq - 0.05)))
+    best: tuple[float, int, int] = (np.inf, 0, 0)
+    girls = cat.codes["gender"] == 4
+    for t in np.argsort(-type_freq)[:30]:
+        for c in range(12):
+            count = int(np.count_nonzero(girls & (cat.codes["articleType"] == t) & (cat.codes["baseColour"] == c)))
+            if count >= K and abs(count / n - 0.001) < best[0]:
+                best = (abs(count / n - 0.001), int(t), c)
+    _, t3, c3 = best
+    rare = girls & (cat.codes["articleType"] == t3) & (cat.codes["baseColour"] == c3)
+    return {"none": (None, None),
+            "gender=Men": (SearchFilter.build(gender="Men"), men),
+            f"articleType=type{t5}": (SearchFilter.build(articleType=f"type{t5}"), cat.codes["articleType"] == t5),
+            f"Girls+type{t3}+colour{c3}": (SearchFilter.build(gender="Girls", articleType=f"type{t3}",
+                                                              baseColour=f"colour{c3}"), rare)}
+
+
+def ground_truth(cat: Catalog, mask: np.ndarray | None, queries: np.ndarray) -> np.ndarray:
+    scores = queries @ cat.vectors.T if mask is None else queries @ cat.vectors[mask].T
+    rows = np.argsort(-scores, axis=1)[:, :K]
+    ids = cat.ids if mask is None else cat.ids[mask]
+    return ids[rows]
+
+
+def qps(search: Callable[[np.ndarray], object], queries: np.ndarray, clients: int, budget_s: float) -> float:
+    """Queries per second over at most ``budget_s`` (at least 2 queries per client)."""
+    done = 0
+    start = time.perf_counter()
+    if clients == 1:
+        for q in queries:
+            search(q)
+            done += 1
+            if time.perf_counter() - start > budget_s and done >= 2:
+                break
+        return done / (time.perf_counter() - start)
+    chunk = max(2 * clients, min(len(queries), 8 * clients))
+    with ThreadPoolExecutor(clients) as pool:
+        while True:
+            list(pool.map(search, queries[:chunk]))
+            done += chunk
+            if time.perf_counter() - start > budget_s:
+                break
+    return done / (time.perf_counter() - start)
+
+
+def brute_search(cat: Catalog, mask: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The prototype: one matrix product over the whole gallery, non-matching items pushed to -inf."""
+    def search(q: np.ndarray) -> np.ndarray:
+        scores = cat.vectors @ q
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        top = np.argpartition(-scores, K)[:K]
+        return cat.ids[top[np.argsort(-scores[top])]]
+    return search
+
+
+def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Path) -> tuple[FaissIndex, float, int]:
+    index = FaissIndex(directory, index_type=index_type, quantization=quantization)
+    index.create(IndexMeta(name="bench", backend="faiss", dim=DIM))
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # builds use every core, searches one each
+    start = time.perf_counter()
+    index.upsert(cat.ids.tolist(), cat.vectors, cat.payloads)
+    ann = index._ensure_ann()  # build now (flush would also write 2 GB of files; not what is measured)
+    index._mask(SearchFilter.build(gender="Men"))  # and the filter columns
+    build_s = time.perf_counter() - start
+    faiss.omp_set_num_threads(1)
+    ann_bytes = int(faiss.serialize_index(ann).nbytes) if index.params().index_type != "flat" else 0
+    return index, build_s, ann_bytes
+
+
+def run(args: argparse.Namespace) -> None:
+    n = {"100k": 100_000, "1m": 1_000_000}.get(args.size.lower()) or int(args.size)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = set(methods) - set(ALL_METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; known: {','.join(ALL_METHODS)}")
+    t0 = time.perf_counter()
+    cat = make_catalog(n, args.queries)
+    filters = pick_filters(cat)
+    log.info("catalog of %d built in %.1fs", n, time.perf_counter() - t0)
+    truth = {name: ground_truth(cat, mask, cat.queries) for name, (_, mask) in filters.items()}
+    vec_mb = cat.vectors.nbytes / 2**20
+    rows: list[list[object]] = []
+    brute_qps: dict[str, float] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="ann-scale-"))
+
+    def measure(method: str, n_items: int, build_s: float, mem_mb: float,
+                search_for: Callable[[SearchFilter | None, np.ndarray | None], Callable[[np.ndarray], list[int]]],
+                truth_for: dict[str, np.ndarray], budget: float) -> None:
+        for fname, (flt, mask) in filters.items():
+            search = search_for(flt, mask)
+            found = [list(search(q))[:K] for q in cat.queries]
+            recall = float(np.mean([len(set(f) & set(t)) / len(t) for f, t in
+                                    zip(found, truth_for[fname], strict=True)]))
+            q1 = qps(search, cat.queries, 1, budget)
+            q8 = qps(search, cat.queries, 8, budget)
+            sel = 100.0 if mask is None else 100.0 * np.count_nonzero(mask) / n
+            if method == "brute":
+                brute_qps[fname] = q1
+            ratio = q1 / brute_qps[fname] if fname in brute_qps and n_items == n else float("nan")
+            rows.append([method, n_items, fname, f"{sel:.2f}", build_s, mem_mb, q1, q8, f"{ratio:.1f}x",
+                         f"{recall:.3f}"])
+            log.info("%s %s: %.0f qps, recall %.3f", method, fname, q1, recall)
+
+    if "brute" in methods:
+        measure("brute", n, 0.0, vec_mb, lambda flt, mask: brute_search(cat, mask), truth, args.budget)
+    for method in methods:
+        if method not in FAISS_VARIANTS:
+            continue
+        index_type, quantization = FAISS_VARIANTS[method]
+        index, build_s, ann_bytes = build_faiss(cat, index_type, quantization, tmp / method)
+        p = index.params()
+        label = f"{method} ({p.index_type}: m={p.hnsw_m} ef={p.ef_search})" if p.index_type == "hnsw" else (
+            f"{method} (nlist={p.nlist} nprobe={p.nprobe})" if p.index_type == "ivf" else method)
+        mem_mb = (ann_bytes or cat.vectors.nbytes) / 2**20
+
+        def faiss_search(flt: SearchFilter | None, mask: np.ndarray | None,
+                         index: FaissIndex = index) -> Callable[[np.ndarray], list[int]]:
+            return lambda q: [h.id for h in index.search(q, K, flt)]
+
+        measure(label, n, build_s, mem_mb, faiss_search, truth, args.budget)
+        del index
+    if "qdrant-local" in methods:
+        m = min(n, args.qdrant_max)
+        sub = Catalog(cat.vectors[:m], cat.ids[:m], cat.payloads[:m], {k: v[:m] for k, v in cat.codes.items()},
+                      cat.queries)
+        sub_truth = {name: ground_truth(sub, None if mask is None else mask[:m], cat.queries)
+                     for name, (_, mask) in filters.items()}
+        qi = QdrantIndex("bench", path=tmp / "qdrant")
+        qi.create(IndexMeta(name="bench", backend="qdrant", dim=DIM))
+        start = time.perf_counter()
+        for s in range(0, m, 2000):
+            qi.upsert(sub.ids[s:s + 2000].tolist(), sub.vectors[s:s + 2000], sub.payloads[s:s + 2000])
+        build_s = time.perf_counter() - start
+        measure(f"qdrant-local (first {m})", m, build_s, m * DIM * 4 / 2**20,
+                lambda flt, mask: (lambda q: [h.id for h in qi.search(q, K, flt)]), sub_truth, args.budget)
+        qi.close()
+    table(f"ANN at scale: {n:,} items x {DIM}-d, k={K}, {len(cat.queries)} queries "
+          f"(QPS x = 1-client QPS / brute-force 1-client QPS, same filter)",
+          ["method", "items", "filter", "sel %", "build s", "index MB", "QPS 1", "QPS 8", "x brute", "recall@10"],
+          rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="100k", help="100k, 1m or a number of items")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds per QPS measurement")
+    parser.add_argument("--methods", default=",".join(ALL_METHODS))
+    parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

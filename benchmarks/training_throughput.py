@@ -1,0 +1,90 @@
+"""Training throughput (samples/s) of the fine-tuning step: fp32 vs mixed precision side by side on CUDA.
+
+    python benchmarks/training_throughput.py [--steps 10] [--batch 64] [--image-size 64]
+
+Uses a small randomly initialised CLIP (no download) so it runs anywhere; on CPU, AMP is skipped (the trainer
+never uses it there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from transformers import CLIPModel, CLIPProcessor
+
+from fashion_core.model.factory import TinyClipSpec, build_tiny_clip
+from training.data import preprocess_images
+from training.embedding import image_features, text_features, tokenize
+from training.losses import clip_loss
+from training.optim import OptimConfig, build_optimizer
+
+
+def run(model_dir: Path, device: torch.device, amp: bool, steps: int, batch: int) -> float:
+    torch.manual_seed(0)
+    model = CLIPModel.from_pretrained(model_dir).to(device).train()
+    processor = CLIPProcessor.from_pretrained(model_dir)
+    size = processor.image_processor.crop_size["height"]
+    from PIL import Image
+
+    images = [Image.new("RGB", (size, size), (i * 3 % 255, 40, 90)) for i in range(batch)]
+    pixels = preprocess_images(images, processor.image_processor).to(device)
+    tokens = tokenize(processor.tokenizer, [f"a photo of a red dress number {i}" for i in range(batch)], 77, device)
+    opt = build_optimizer(model, OptimConfig(lr=1e-4))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            loss = clip_loss(image_features(model, pixels).float(), text_features(model, tokens).float(),
+                             model.logit_scale)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(2):  # warm-up
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--width", type=int, default=128)
+    args = parser.parse_args()
+    console = Console()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec = TinyClipSpec(image_size=args.image_size, patch_size=8, vision_width=args.width, vision_layers=3,
+                        text_width=args.width, text_layers=3, projection_dim=args.width)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_tiny_clip(Path(tmp), spec)
+        table = Table(title=f"training throughput on {device} (batch {args.batch}, {args.image_size}px, "
+                            f"width {args.width}, {torch.get_num_threads()} threads)")
+        for col in ("precision", "samples/s", "vs fp32"):
+            table.add_column(col, justify="right")
+        fp32 = run(model_dir, device, amp=False, steps=args.steps, batch=args.batch)
+        table.add_row("fp32", f"{fp32:.1f}", "1.00x")
+        if device.type == "cuda":
+            amp = run(model_dir, device, amp=True, steps=args.steps, batch=args.batch)
+            table.add_row("AMP fp16", f"{amp:.1f}", f"{amp / fp32:.2f}x")
+        else:
+            table.add_row("AMP fp16", "skipped", "no CUDA: AMP is GPU-only")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
