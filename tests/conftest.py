@@ -1,0 +1,58 @@
+"""Session fixtures: a synthetic catalog and a tiny random CLIP checkpoint, built once and shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fashion_core.model.factory import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):
+    from fashion_core.model.encoder import ClipEncoder
+
+    return ClipEncoder.from_pretrained(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def synthetic_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """140 clean products (every article type x 10) plus the dirty rows of the real file."""
+    from fashion_core.catalog.synthetic import generate_catalog
+
+    return generate_catalog(tmp_path_factory.mktemp("catalog"), n=140, seed=1, dirty=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's FASHION_* environment or writes to their cache."""
+    for key in list(os.environ):
+        if key.startswith("FASHION_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("FASHION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FASHION_INDEX_DIR", str(tmp_path / "index"))
+
+
+@pytest.fixture(scope="session")
+def bootstrap_model_dir() -> Path:
+    """The bootstrapped fashion CLIP (training/bootstrap.py), trained once into a cache reused across runs.
+
+    FASHION_BOOTSTRAP_CACHE picks the cache (default ~/.cache/fashion-search/test-bootstrap); the first run on
+    a fresh machine trains it (a few minutes on 2 cores), later runs load it. Delete the folder to retrain.
+    """
+    from fashion_core.settings import Settings
+    from training.bootstrap import bootstrap_model
+
+    cache = Path(os.environ.get("FASHION_BOOTSTRAP_CACHE")
+                 or Path.home() / ".cache" / "fashion-search" / "test-bootstrap")
+    return bootstrap_model(Settings(home=cache), progress=False)

@@ -1,0 +1,89 @@
+"""The catalog reader on a deliberately dirty styles.csv, and the synthetic generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fashion_core.catalog import read_catalog
+from fashion_core.catalog.synthetic import ARTICLES, COLOURS, generate_catalog
+from fashion_core.errors import InvalidInputError, NotFoundError
+
+HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"
+
+
+def _write(root: Path, body: bytes, images: list[int]) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "styles.csv").write_bytes(HEADER.encode() + body)
+    for pid in images:
+        (root / "images" / f"{pid}.jpg").write_bytes(b"jpeg bytes are not checked by the reader")
+    return root
+
+
+def test_dirty_rows_are_reported_with_reasons_not_dropped(tmp_path: Path) -> None:
+    body = (
+        b"1,Men,Apparel,Topwear,Tshirts,Navy Blue,Fall,2011,Casual,Turtle Check Men Navy Blue Shirt\n"
+        b"2,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Puma Men Red, Round Neck, T-shirt\n"  # commas
+        b"3,Women,Apparel,Topwear,Shirts,Blue,Fall,20x1,Casual,Mango Women Blue Shirt\n"  # bad year
+        b"4,,Apparel,Topwear,Tshirts,Black,Summer,2012,Casual,Nike Black T-shirt\n"  # missing gender
+        b"5,Men,Footwear,Shoes,Casual Shoes,Brown,Winter,2013,Casual,Fila Shoes\n"  # no image
+        b"6,Men,Footwear\n"  # truncated
+        b"7,Women,Apparel,Dress,Dresses,Red,Summer,,Party,Caf\xe9 Women Red Dress\n"  # cp1252, empty year
+        b"x8,Women,Apparel,Dress,Dresses,Red,Summer,2014,Party,Bad id\n"
+        b"1,Men,Apparel,Topwear,Tshirts,Navy Blue,Fall,2011,Casual,duplicate of 1\n"
+        b"\n"
+    )
+    root = _write(tmp_path / "cat", body, images=[1, 2, 3, 4, 6, 7])
+    result = read_catalog(root)
+
+    assert [p.id for p in result.products] == [1, 2, 7]
+    by_id = {p.id: p for p in result.products}
+    assert by_id[2].productDisplayName == "Puma Men Red, Round Neck, T-shirt"
+    assert by_id[7].productDisplayName == "Café Women Red Dress"
+    assert by_id[7].year is None
+    assert by_id[1].image_path == root / "images" / "1.jpg"
+    reasons = {s.product_id: s.reason for s in result.skipped}
+    assert reasons["3"].startswith("bad year")
+    assert reasons["4"] == "missing field: gender"
+    assert reasons["5"].startswith("missing image")
+    assert reasons["6"].startswith("too few fields")
+    assert reasons["x8"].startswith("bad id")
+    assert reasons["1"].startswith("duplicate id")
+    # every non-empty data row is either a product or a reported skip
+    assert len(result.products) + len(result.skipped) == 9
+    assert {s.line for s in result.skipped} == {4, 5, 6, 7, 9, 10}
+
+    report = tmp_path / "report.json"
+    result.write_report(report)
+    data = json.loads(report.read_text())
+    assert data["skipped"] == 6 and data["reasons"]["bad year"] == 1
+
+
+def test_missing_catalog_and_bad_header_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match=r"no styles\.csv"):
+        read_catalog(tmp_path)
+    (tmp_path / "styles.csv").write_text("foo,bar\n1,2\n")
+    with pytest.raises(InvalidInputError, match="missing columns"):
+        read_catalog(tmp_path)
+
+
+def test_synthetic_catalog_is_deterministic_and_covers_types_and_colours(tmp_path: Path) -> None:
+    a = generate_catalog(tmp_path / "a", n=len(ARTICLES) * 12, seed=3)
+    b = generate_catalog(tmp_path / "b", n=len(ARTICLES) * 12, seed=3)
+    assert (a / "styles.csv").read_bytes() == (b / "styles.csv").read_bytes()
+    assert (a / "images" / "10005.jpg").read_bytes() == (b / "images" / "10005.jpg").read_bytes()
+    products = read_catalog(a).products
+    assert len(products) == len(ARTICLES) * 12
+    assert {p.articleType for p in products} == set(ARTICLES)
+    assert len({p.baseColour for p in products}) >= 10 and {p.baseColour for p in products} <= set(COLOURS)
+    assert all(p.gender in ARTICLES[p.articleType].genders for p in products)
+    c = generate_catalog(tmp_path / "c", n=20, seed=4)
+    assert (c / "styles.csv").read_bytes() != (a / "styles.csv").read_bytes()[: len((c / "styles.csv").read_bytes())]
+
+
+def test_synthetic_dirty_rows_are_all_reported(synthetic_catalog: Path) -> None:
+    result = read_catalog(synthetic_catalog)
+    assert len(result.products) == 140 + 3  # stray-comma row, the cp1252 row, the corrupt-image row
+    assert result.reasons() == {"bad year": 1, "missing field": 1, "missing image": 1, "too few fields": 1}

@@ -1,0 +1,184 @@
+"""Both index backends: filter correctness, true filtered top-k, agreement on exact search, persistence."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.index import IndexMeta, SearchFilter
+from fashion_core.index.faiss_index import FaissIndex
+from fashion_core.index.qdrant_index import QdrantIndex
+
+N, DIM = 1500, 32
+GENDERS = ["Men", "Women", "Boys", "Girls", "Unisex"]
+COLOURS = ["Black", "White", "Blue", "Red", "Silver", "Green"]
+TYPES = ["Tshirts", "Heels", "Watches", "Jeans"]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[int], np.ndarray, list[dict]]:
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(N, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [int(i) for i in rng.choice(10**6, size=N, replace=False)]
+    # skewed, like the real catalog: rare combinations exist (e.g. Girls + Heels + Silver)
+    payloads = [{
+        "id": pid,
+        "gender": GENDERS[min(int(rng.exponential(1.2)), 4)],
+        "masterCategory": "Apparel",
+        "articleType": TYPES[int(rng.integers(0, 4))],
+        "baseColour": COLOURS[min(int(rng.exponential(1.5)), 5)],
+        "season": "Summer",
+        "usage": "Casual",
+        "year": int(rng.integers(2008, 2019)) if rng.random() > 0.05 else None,
+    } for pid in ids]
+    return ids, vectors, payloads
+
+
+def _backends(tmp: Path, ids, vectors, payloads) -> dict[str, object]:
+    out = {}
+    for name, index in (("qdrant", QdrantIndex("t", path=tmp / "qdrant")),
+                        ("faiss-flat", FaissIndex(tmp / "faiss-flat", "flat")),
+                        ("faiss-hnsw", FaissIndex(tmp / "faiss-hnsw", "hnsw")),
+                        ("faiss-ivf", FaissIndex(tmp / "faiss-ivf", "ivf"))):
+        index.create(IndexMeta(name="t", backend=index.backend, dim=DIM))
+        for start in range(0, N, 500):  # several batches, as the indexer writes them
+            index.upsert(ids[start:start + 500], vectors[start:start + 500], payloads[start:start + 500])
+        index.flush()
+        out[name] = index
+    return out
+
+
+@pytest.fixture(scope="module")
+def backends(tmp_path_factory, data):
+    indexes = _backends(tmp_path_factory.mktemp("idx"), *data)
+    yield indexes
+    for index in indexes.values():
+        index.close()
+
+
+FILTERS = [
+    SearchFilter.build(gender="Men"),
+    SearchFilter.build(gender="Girls", articleType="Heels", baseColour="Silver"),  # very selective
+    SearchFilter.build(baseColour="Red,Blue", year_min=2012, year_max=2015),
+    SearchFilter.build(gender=["Women", "Unisex"], articleType="Watches"),
+    SearchFilter.build(year_max=2009),
+    SearchFilter.build(gender="Girls", baseColour="Green", articleType="Jeans", year_min=2018),
+]
+
+
+def _truth(data, query: np.ndarray, flt: SearchFilter, k: int) -> list[int]:
+    ids, vectors, payloads = data
+    rows = [i for i, p in enumerate(payloads) if flt.matches(p)]
+    scores = vectors[rows] @ query
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [ids[rows[i]] for i in order]
+
+
+@pytest.mark.parametrize("backend", ["qdrant", "faiss-flat", "faiss-hnsw", "faiss-ivf"])
+@pytest.mark.parametrize("flt_index", range(len(FILTERS)))
+def test_filtered_search_is_the_true_top_k_among_matches(backends, data, backend, flt_index) -> None:
+    flt = FILTERS[flt_index]
+    index = backends[backend]
+    rng = np.random.default_rng(flt_index)
+    n_match = sum(flt.matches(p) for p in data[2])
+    for k in (1, 10, 50):
+        query = rng.normal(size=DIM).astype(np.float32)
+        hits = index.search(query, k, flt, exact=True)
+        assert all(flt.matches(h.payload) for h in hits), "a hit violates the filter"
+        assert len(hits) == min(k, n_match), f"{len(hits)} hits but {n_match} items match"
+        assert [h.id for h in hits] == _truth(data, query, flt, k)
+        assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
+
+
+def test_selective_filter_really_is_rare(data) -> None:
+    n = sum(FILTERS[1].matches(p) for p in data[2])
+    assert 0 < n < 30  # the test above exercises the "few matches" path
+
+
+@pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-ivf"])
+def test_approximate_search_returns_k_filtered_hits(backends, data, backend) -> None:
+    index = backends[backend]
+    query = data[1][3]
+    for flt in FILTERS:
+        n_match = sum(flt.matches(p) for p in data[2])
+        hits = index.search(query, 20, flt)  # not exact: the ANN path
+        assert len(hits) == min(20, n_match) and all(flt.matches(h.payload) for h in hits)
+
+
+def test_backends_agree_on_exact_search(backends, data) -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        query = rng.normal(size=DIM).astype(np.float32)
+        for flt in [None, *FILTERS[:3]]:
+            results = {name: [(h.id, round(h.score, 4)) for h in index.search(query, 25, flt, exact=True)]
+                       for name, index in backends.items()}
+            assert results["qdrant"] == results["faiss-flat"] == results["faiss-hnsw"] == results["faiss-ivf"]
+
+
+def test_upsert_is_idempotent_and_delete_removes(tmp_path: Path, data) -> None:
+    ids, vectors, payloads = data
+    for index in (QdrantIndex("t", path=tmp_path / "q"), FaissIndex(tmp_path / "f", "flat")):
+        index.create(IndexMeta(name="t", backend=index.backend, dim=DIM))
+        index.upsert(ids[:100], vectors[:100], payloads[:100])
+        index.upsert(ids[50:150], vectors[50:150], payloads[50:150])  # overlapping re-delivery
+        index.flush()
+        assert index.count() == 150 and index.all_ids() == set(ids[:150])
+        changed = dict(payloads[0], baseColour="Purple")
+        index.upsert([ids[0]], vectors[:1], [changed])
+        assert index.retrieve([ids[0]])[ids[0]][0]["baseColour"] == "Purple"
+        assert "Purple" in index.facets()["baseColour"]
+        index.delete(ids[:10])
+        index.flush()
+        assert index.count() == 140 and not index.retrieve(ids[:10])
+        hits = index.search(vectors[0], 5, exact=True)
+        assert ids[0] not in [h.id for h in hits]
+        index.close()
+
+
+def test_faiss_index_persists_and_reloads(tmp_path: Path, data) -> None:
+    ids, vectors, payloads = data
+    index = FaissIndex(tmp_path / "f", "hnsw")
+    index.create(IndexMeta(name="f", backend="faiss", dim=DIM, model_id="m", model_version="v1"))
+    index.upsert(ids, vectors, payloads)
+    index.flush()
+    before = [h.id for h in index.search(vectors[9], 10, FILTERS[0])]
+    reloaded = FaissIndex(tmp_path / "f")
+    assert reloaded.index_type == "hnsw" and reloaded.count() == N
+    assert reloaded.meta is not None and reloaded.meta.model_version == "v1"
+    assert (tmp_path / "f" / "index.faiss").is_file()
+    assert [h.id for h in reloaded.search(vectors[9], 10, FILTERS[0])] == before
+
+
+def test_index_errors(tmp_path: Path) -> None:
+    missing = FaissIndex(tmp_path / "none")
+    with pytest.raises(NotFoundError, match="run `fashion-search index`"):
+        missing.search(np.zeros(DIM, np.float32), 5)
+    q = QdrantIndex("none", path=tmp_path / "q")
+    with pytest.raises(NotFoundError):
+        q.search(np.zeros(DIM, np.float32), 5)
+    q.close()
+    index = FaissIndex(tmp_path / "f")
+    index.create(IndexMeta(name="f", backend="faiss", dim=DIM))
+    with pytest.raises(InvalidInputError, match="k must be positive"):
+        index.search(np.zeros(DIM, np.float32), 0)
+    with pytest.raises(InvalidInputError, match="dim"):
+        index.search(np.zeros(DIM + 1, np.float32), 3)
+    with pytest.raises(InvalidInputError, match="dim"):
+        index.create(IndexMeta(name="f", backend="faiss", dim=DIM * 2))
+
+
+def test_filter_validation() -> None:
+    with pytest.raises(InvalidInputError, match="unknown filter field"):
+        SearchFilter.build(colour="Red")
+    with pytest.raises(InvalidInputError, match="year range is empty"):
+        SearchFilter.build(year_min=2015, year_max=2010)
+    flt = SearchFilter.build(gender="men", baseColour="navy blue, RED")
+    known = {"gender": ["Men", "Women"], "baseColour": ["Navy Blue", "Red"]}
+    assert flt.canonical(known).equals == {"gender": ("Men",), "baseColour": ("Navy Blue", "Red")}
+    with pytest.raises(InvalidInputError, match="unknown gender value 'Martian'"):
+        SearchFilter.build(gender="Martian").canonical(known)

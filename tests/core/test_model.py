@@ -1,0 +1,67 @@
+"""Loading a saved CLIP checkpoint through the real from_pretrained path, and batch encoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_core.catalog import read_catalog
+from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.model.encoder import ClipEncoder
+from fashion_core.zeroshot import classify
+
+
+def test_saved_checkpoint_loads_with_processor_and_card(tiny_model_dir: Path) -> None:
+    assert (tiny_model_dir / "config.json").is_file() and (tiny_model_dir / "model.safetensors").is_file()
+    assert (tiny_model_dir / "preprocessor_config.json").is_file() and (tiny_model_dir / "vocab.json").is_file()
+    encoder = ClipEncoder.from_pretrained(str(tiny_model_dir), device="cpu")
+    assert encoder.info.dim == 64 and encoder.info.device == "cpu"
+    assert encoder.info.card["base"] == "random init"
+    assert len(encoder.info.version) == 12
+    # same weights, same version; the version is a content hash, not a path
+    assert ClipEncoder.from_pretrained(tiny_model_dir).info.version == encoder.info.version
+
+
+def test_encodings_are_unit_float32_and_batch_independent(tiny_encoder: ClipEncoder,
+                                                          synthetic_catalog: Path) -> None:
+    texts = ["a red dress for women", "men's blue running shoes", "t-shirt with a tiger", "black watch"]
+    vectors = tiny_encoder.encode_texts(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (4, 64)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # batching and padding must not change a text's vector
+    np.testing.assert_allclose(tiny_encoder.encode_texts([texts[2]])[0], vectors[2], atol=1e-5)
+    assert not np.allclose(vectors[0], vectors[1])
+
+    paths = [p.image_path for p in read_catalog(synthetic_catalog).products[:5]]
+    from_paths = tiny_encoder.encode_images([Path(p).read_bytes() for p in paths])
+    from PIL import Image
+
+    from_pil = tiny_encoder.encode_images([Image.open(p) for p in paths])
+    np.testing.assert_allclose(from_paths, from_pil, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(from_paths, axis=1), 1.0, atol=1e-5)
+
+
+def test_encoder_rejects_bad_input(tiny_encoder: ClipEncoder) -> None:
+    with pytest.raises(InvalidInputError, match="empty"):
+        tiny_encoder.encode_texts(["ok", "  "])
+    with pytest.raises(InvalidInputError, match="characters"):
+        tiny_encoder.encode_texts(["x" * 5000])
+    with pytest.raises(InvalidInputError, match="not a readable image"):
+        tiny_encoder.encode_images([b"definitely not an image"])
+
+
+def test_missing_checkpoint_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        ClipEncoder.from_pretrained(tmp_path / "nope")
+
+
+def test_zero_shot_returns_a_distribution(tiny_encoder: ClipEncoder, synthetic_catalog: Path) -> None:
+    image = read_catalog(synthetic_catalog).products[0].image_path
+    scores = classify(tiny_encoder, Path(image).read_bytes(), ["sandal", "flip flop", "heels"])
+    assert sorted(s.label for s in scores) == ["flip flop", "heels", "sandal"]
+    assert abs(sum(s.probability for s in scores) - 1.0) < 1e-5
+    assert scores[0].probability >= scores[-1].probability
+    with pytest.raises(InvalidInputError):
+        classify(tiny_encoder, Path(image).read_bytes(), ["only one"])

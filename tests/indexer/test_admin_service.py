@@ -1,0 +1,41 @@
+"""AdminService over a real gRPC channel (jobs in-process: no Redis needed)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from fashionsearch.v1 import admin_pb2, admin_pb2_grpc
+
+from fashion_core.index.factory import open_index
+from fashion_core.settings import load_settings
+from indexer.admin_service import start_admin_server
+from tests.indexer.helpers import loadable_ids, wait_until
+
+
+def test_admin_start_get_cancel_over_grpc(tiny_model_dir, synthetic_catalog):
+    settings = load_settings(model=str(tiny_model_dir), index_backend="faiss", device="cpu")
+    server = start_admin_server(settings, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = admin_pb2_grpc.AdminServiceStub(channel)
+            job = stub.StartReindex(admin_pb2.StartReindexRequest(catalog_dir=str(synthetic_catalog), index="shop",
+                                                                  chunk_size=30), timeout=30)
+            assert job.state == "running" and job.version.startswith("shop__v") and job.chunks_total == 5
+
+            done = wait_until(lambda: (j := stub.GetJob(admin_pb2.GetJobRequest(job_id=job.job_id), timeout=10))
+                              .state in {"succeeded", "failed"} and j, timeout_s=120)
+            assert done.state == "succeeded", done.error
+            expected = loadable_ids(synthetic_catalog)
+            assert done.items_indexed == len(expected) == open_index(settings, "shop").count()
+            assert any(f.reason.startswith("unreadable image") for f in done.failures)
+
+            # Cancelling a finished job changes nothing; unknown ids and bad requests get proper codes.
+            assert stub.CancelJob(admin_pb2.CancelJobRequest(job_id=job.job_id), timeout=10).state == "succeeded"
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.GetJob(admin_pb2.GetJobRequest(job_id="nope"), timeout=10)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.StartReindex(admin_pb2.StartReindexRequest(index="shop"), timeout=10)
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        server.stop(0)

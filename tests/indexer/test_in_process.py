@@ -1,0 +1,131 @@
+"""Jobs without Redis: the same chunk/finalize code run in this process (the embedded default)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from fashion_cli.main import main
+from fashion_core.catalog.reader import read_catalog
+from fashion_core.index import alias
+from fashion_core.index.factory import open_index
+from fashion_core.settings import Settings, load_settings
+from indexer.diff import diff_catalog
+from indexer.distributors import get_job, start_job
+from tests.indexer.helpers import edit_catalog, loadable_ids
+
+
+def _settings(model: Path, **overrides: object) -> Settings:
+    return load_settings(model=str(model), device="cpu", **overrides)
+
+
+def test_reindex_in_process_exact_count_report_and_version_switch(tiny_model_dir, tiny_encoder,
+                                                                   synthetic_catalog):
+    settings = _settings(tiny_model_dir, index_backend="faiss", index_keep_versions=2)
+    expected = loadable_ids(synthetic_catalog)
+
+    versions = []
+    for _ in range(3):
+        spec = start_job(settings, synthetic_catalog, "shop", chunk_size=32, encoder=tiny_encoder)
+        status = get_job(settings, spec.job_id)
+        assert status.state == "succeeded", status.error
+        versions.append(spec.version)
+        index = open_index(settings, "shop")
+        assert index.dir.name == spec.version  # the name resolves to the version just built
+        assert index.all_ids() == expected and len(index.ids) == len(expected)
+
+    assert status.index_count == len(expected) == status.items_indexed
+    reasons = {f.product_id: f.reason for f in status.failures}
+    assert any(r.startswith("unreadable image") for r in reasons.values())  # the corrupt JPEG
+    assert any(r.startswith("missing image") for r in reasons.values())
+    # Only the newest two versions are kept; the staging shards are gone.
+    assert alias.list_versions(settings, "shop") == versions[1:]
+    assert not any((settings.index_dir / "staging").iterdir())
+
+
+def test_incremental_add_update_delete_reflected_in_search(tiny_model_dir, tiny_encoder, synthetic_catalog,
+                                                          tmp_path):
+    settings = _settings(tiny_model_dir, index_backend="faiss")
+    catalog = Path(shutil.copytree(synthetic_catalog, tmp_path / "catalog"))
+    start_job(settings, catalog, "shop", chunk_size=50, encoder=tiny_encoder)
+    before = open_index(settings, "shop")
+    ids = sorted(before.all_ids())
+    dropped, renamed, source = ids[0], ids[1], ids[2]
+    new_id = max(ids) + 1000
+    # styles.csv edited in place, as a catalog owner would.
+    changed = edit_catalog(catalog, catalog, drop={dropped},
+                           rename={renamed: "Zebra Striped Festival Poncho"}, copies={new_id: source})
+
+    diff = diff_catalog(settings, changed, "shop")
+    # Products whose image never decoded are not indexed, so every diff offers them again (and reports them).
+    broken = {p.id for p in read_catalog(changed).products} - loadable_ids(changed)
+    assert broken and (diff.add, diff.update, diff.delete) == (sorted({new_id} | broken), [renamed], [dropped])
+    spec = start_job(settings, changed, "shop", kind="update", upsert_ids=diff.upserts, delete_ids=diff.delete,
+                     encoder=tiny_encoder)
+    assert get_job(settings, spec.job_id).state == "succeeded"
+
+    after = open_index(settings, "shop")
+    assert after.all_ids() == (before.all_ids() - {dropped}) | {new_id}
+    assert after.retrieve([renamed])[renamed][0]["productDisplayName"] == "Zebra Striped Festival Poncho"
+    # The copy has the same image as its source, so searching by that vector finds both at the top.
+    vector = after.retrieve([source], with_vectors=True)[source][1]
+    assert {h.id for h in after.search(vector, k=2)} == {source, new_id}
+    assert dropped not in {h.id for h in after.search(vector, k=len(after.ids))}
+    # The readers' old version is untouched (copy-on-write), and a second diff finds nothing to do.
+    assert before.count() == len(ids)
+    again = diff_catalog(settings, changed, "shop")
+    assert (again.add, again.update, again.delete) == (sorted(broken), [], [])
+
+
+def test_failed_job_leaves_serving_index_untouched(tiny_model_dir, tiny_encoder, synthetic_catalog):
+    settings = _settings(tiny_model_dir, index_backend="faiss")
+    good = start_job(settings, synthetic_catalog, "shop", encoder=tiny_encoder)
+    # An encoder service nobody listens on: every chunk fails (no retries here), so the job fails.
+    broken = settings.model_copy(update={"encoder_address": "127.0.0.1:1", "indexer_max_retries": 0,
+                                         "rpc_timeout_s": 2.0})
+    spec = start_job(broken, synthetic_catalog, "shop", chunk_size=100)
+    status = get_job(broken, spec.job_id)
+    assert status.state == "failed" and status.chunks_failed == spec.chunks_total
+    assert all(f.reason.startswith("chunk failed") for f in status.failures if f.line == 0)
+    assert alias.serving_version(settings, "shop") == good.version
+    assert alias.list_versions(settings, "shop") == [good.version]  # the half-built one was dropped
+
+
+def test_qdrant_embedded_reindex_switches_alias_and_updates_in_place(tiny_model_dir, tiny_encoder,
+                                                                      synthetic_catalog):
+    settings = _settings(tiny_model_dir, index_backend="qdrant")
+    expected = loadable_ids(synthetic_catalog)
+    first = start_job(settings, synthetic_catalog, "shop", chunk_size=64, encoder=tiny_encoder)
+    second = start_job(settings, synthetic_catalog, "shop", chunk_size=64, encoder=tiny_encoder)
+    assert get_job(settings, second.job_id).state == "succeeded"
+    index = open_index(settings, "shop")
+    try:
+        assert alias.serving_version(settings, "shop", index.client) == second.version
+        assert alias.list_versions(settings, "shop", index.client) == [first.version, second.version]
+        assert index.all_ids() == expected
+        victim = min(expected)
+    finally:
+        index.close()
+    update = start_job(settings, synthetic_catalog, "shop", kind="update", upsert_ids=[], delete_ids=[victim])
+    assert get_job(settings, update.job_id).state == "succeeded"
+    index = open_index(settings, "shop")
+    try:
+        assert index.all_ids() == expected - {victim}
+        vector = np.ones(index.meta.dim, dtype=np.float32)
+        assert len(index.search(vector, k=5)) == 5
+    finally:
+        index.close()
+
+
+def test_cli_reindex_and_status_in_process(tiny_model_dir, synthetic_catalog, monkeypatch, capsys):
+    monkeypatch.setenv("FASHION_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("FASHION_INDEX_BACKEND", "faiss")
+    assert main(["reindex", str(synthetic_catalog), "--index", "cli", "--chunk-size", "40"]) == 0
+    out = capsys.readouterr().out
+    job_id = out.split("job ", 1)[1].split(":", 1)[0].strip()
+    assert main(["status", job_id, "--json"]) == 0
+    assert '"state": "succeeded"' in capsys.readouterr().out
+    assert open_index(load_settings(index_backend="faiss"), "cli").count() == len(loadable_ids(synthetic_catalog))
+    assert main(["status", "nope"]) == 2  # unknown job: one-line error

@@ -1,0 +1,136 @@
+"""Behaviour only a working model shows, checked on the bootstrapped CLIP over a catalog it never saw.
+
+The model is built once into the bootstrap cache (see ``bootstrap_model_dir`` in tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fashion_core.catalog.reader import read_catalog
+from fashion_core.catalog.synthetic import COLOURS, draw_product
+from fashion_core.index.factory import open_index
+from fashion_core.index.filters import SearchFilter
+from fashion_core.indexing import index_catalog
+from fashion_core.model.encoder import ClipEncoder
+from fashion_core.model.factory import CARD_FILE
+from fashion_core.search import SearchEngine
+from fashion_core.settings import Settings
+from fashion_core.zeroshot import classify
+from training.bootstrap import TARGETS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def encoder(bootstrap_model_dir: Path) -> ClipEncoder:
+    return ClipEncoder.from_pretrained(bootstrap_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fashion_core.catalog.synthetic import generate_catalog
+
+    # seed and ids unlike the bootstrap's training catalog: none of these images was seen in training
+    return generate_catalog(tmp_path_factory.mktemp("unseen"), n=616, seed=77, start_id=500_000)
+
+
+@pytest.fixture(scope="module")
+def settings(catalog: Path, encoder: ClipEncoder, bootstrap_model_dir: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = Settings(model=str(bootstrap_model_dir), index_backend="faiss",
+                        index_dir=tmp_path_factory.mktemp("boot-index"), home=tmp_path_factory.mktemp("home"))
+    index = open_index(settings)
+    index_catalog(catalog, encoder, index)
+    index.close()
+    return settings
+
+
+@pytest.fixture(scope="module")
+def engine(settings: Settings, encoder: ClipEncoder):
+    index = open_index(settings)
+    yield SearchEngine(encoder, index)
+    index.close()
+
+
+@pytest.fixture(scope="module")
+def query_client(settings: Settings, encoder: ClipEncoder):
+    from services.query_client import QueryClient
+    from services.query_service import start_query_server
+
+    server, servicer = start_query_server(settings, encoder=encoder)
+    client = QueryClient(server.address)
+    yield client
+    client.close()
+    server.stop(0)
+    servicer.indexes.close()
+
+
+def test_card_records_the_quality_bar_met(encoder: ClipEncoder, bootstrap_model_dir: Path) -> None:
+    card = encoder.info.card
+    assert card == json.loads((bootstrap_model_dir / CARD_FILE).read_text())
+    metrics = card["quality"]["metrics"]
+    for key, target in TARGETS.items():
+        assert metrics[key] >= target, (key, metrics[key])
+    assert card["quality"]["met"] is True
+    assert card["caption_modes"] and card["losses"]["clip_infonce"] > 0
+
+
+def test_red_dress_returns_red_dresses_through_the_query_service(query_client, catalog: Path) -> None:
+    products = read_catalog(catalog).products
+    red_dresses = sum(p.articleType == "Dresses" and p.baseColour == "Red" for p in products)
+    assert red_dresses >= 3
+    k = min(red_dresses, 5)
+    hits = query_client.search_text("red dress", k=k)
+    assert [(h.payload["articleType"], h.payload["baseColour"]) for h in hits] == [("Dresses", "Red")] * k
+    # the service reports which model is serving, card included
+    (model,) = query_client.list_models()
+    assert model.card.get("quality", {}).get("met") is True
+
+
+def test_image_of_a_blue_sandal_returns_sandals_first(engine: SearchEngine) -> None:
+    import random
+
+    for seed in range(3):  # fresh drawings, not catalog images
+        image = draw_product("Sandals", "Blue", random.Random(f"query-{seed}"))
+        hits = engine.search_image(image, k=5)
+        assert hits[0].payload["articleType"] == "Sandals"
+        assert sum(h.payload["articleType"] == "Sandals" for h in hits) >= 4
+        assert hits[0].payload["baseColour"] == "Blue"
+
+
+@pytest.mark.parametrize("query", ["red dress", "black watch", "men's blue sports shoes", "a green backpack"])
+def test_gender_filter_never_leaks(engine: SearchEngine, query: str) -> None:
+    for gender in ("Men", "Women", "Girls"):
+        hits = engine.search_text(query, k=50, flt=SearchFilter.build(gender=gender))
+        assert hits, (query, gender)
+        assert {h.payload["gender"] for h in hits} == {gender}
+
+
+def test_zero_shot_picks_the_right_colour(encoder: ClipEncoder) -> None:
+    import random
+
+    labels = [c.lower() for c in COLOURS]
+    right = total = 0
+    for colour in COLOURS:
+        for article in ("Tshirts", "Handbags", "Sports Shoes"):
+            image = draw_product(article, colour, random.Random(f"{colour}-{article}"))
+            scores = classify(encoder, image, labels)
+            right += scores[0].label == colour.lower()
+            total += 1
+    assert right / total >= 0.9, f"{right}/{total}"
+
+
+def test_zero_shot_picks_the_article_type(encoder: ClipEncoder) -> None:
+    import random
+
+    from fashion_core.catalog.synthetic import ARTICLES
+    from training.evaluate import label_prompt
+
+    labels = [label_prompt(a) for a in ARTICLES]
+    right = sum(classify(encoder, draw_product(a, "Blue", random.Random(a)), labels)[0].label == label_prompt(a)
+                for a in ARTICLES)
+    assert right / len(ARTICLES) >= 0.75, f"{right}/{len(ARTICLES)}"
