@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fashion_cli.console import console
+from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
 from fashion_cli.options import add_filter_options, add_settings_options, filter_from, settings_from
 from fashion_cli.runtime import open_encoder, open_engine
@@ -17,7 +17,6 @@ from fashion_core.catalog.reader import CatalogReadResult
 from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import load_image
-from fashion_core.index.base import SearchHit
 from fashion_core.index.factory import open_index
 from fashion_core.indexing import IndexReport, index_catalog
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
@@ -82,17 +81,6 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 # -- search ----------------------------------------------------------------------------------------
-def hits_table(hits: list[SearchHit], title: str) -> Table:
-    table = Table("#", "id", "score", "name", "gender", "article", "colour", "season", "usage", "year",
-                  title=title)
-    for rank, hit in enumerate(hits, start=1):
-        p = hit.payload
-        table.add_row(str(rank), str(hit.id), f"{hit.score:.4f}", str(p.get("productDisplayName", "")),
-                      str(p.get("gender", "")), str(p.get("articleType", "")), str(p.get("baseColour", "")),
-                      str(p.get("season", "")), str(p.get("usage", "")), str(p.get("year", "")))
-    return table
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.image is None):
         raise InvalidInputError("give either a text query or --image FILE")
@@ -110,12 +98,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             title = f"{args.query!r} | {flt.describe()}"
     finally:
         engine.index.close()
-    if args.json:
-        print(json.dumps([{"id": h.id, "score": h.score, **h.payload} for h in hits], ensure_ascii=False))
-    else:
-        console.print(hits_table(hits, title))
-    if not hits:
-        console.print("no products match the filters")
+    print_hits(hits, title, args.json)
     if args.grid:
         out = render_grid(hits, args.grid, query_text=args.query, query_image=query_image, title=title)
         console.print(f"results grid written to {out}")
@@ -128,13 +111,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     templates = args.template or list(DEFAULT_TEMPLATES)
     scores = classify(open_encoder(settings_from(args)), image, labels, templates)
-    if args.json:
-        print(json.dumps([{"label": s.label, "probability": s.probability} for s in scores]))
-        return 0
-    table = Table("label", "probability", "", title=f"zero-shot: {args.image}")
-    for s in scores:
-        table.add_row(s.label, f"{s.probability:.3f}", "█" * round(30 * s.probability))
-    console.print(table)
+    print_label_scores(scores, f"zero-shot: {args.image}", args.json)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from fashion_cli.console import console
+from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.options import add_filter_options, add_settings_options, filter_from, settings_from
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import load_settings
@@ -60,22 +60,11 @@ def _client(args: argparse.Namespace):
     return QueryClient(args.address or settings.query_address, timeout_s=args.timeout or settings.rpc_timeout_s)
 
 
-def _print_hits(args: argparse.Namespace, hits, title: str) -> None:
-    from fashion_cli.commands_core import hits_table
-
-    if args.json:
-        print(json.dumps([{"id": h.id, "score": h.score, **h.payload} for h in hits], ensure_ascii=False))
-        return
-    console.print(hits_table(hits, title))
-    if not hits:
-        console.print("no products match the filters")
-
-
 def cmd_query_text(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
         hits = client.search_text(args.query, args.k, flt, index=args.index)
-    _print_hits(args, hits, f"{args.query!r} | {flt.describe()}")
+    print_hits(hits, f"{args.query!r} | {flt.describe()}", args.json)
     return 0
 
 
@@ -89,7 +78,7 @@ def cmd_query_image(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
         hits = client.search_image(_read(args.image), args.k, flt, index=args.index)
-    _print_hits(args, hits, f"image {args.image} | {flt.describe()}")
+    print_hits(hits, f"image {args.image} | {flt.describe()}", args.json)
     return 0
 
 
@@ -97,7 +86,7 @@ def cmd_query_similar(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
         hits = client.search_similar(args.product_id, args.k, flt, index=args.index)
-    _print_hits(args, hits, f"more like {args.product_id} | {flt.describe()}")
+    print_hits(hits, f"more like {args.product_id} | {flt.describe()}", args.json)
     return 0
 
 
@@ -105,13 +94,7 @@ def cmd_query_classify(args: argparse.Namespace) -> int:
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     with closing(_client(args)) as client:
         scores = client.classify(_read(args.image), labels, args.template or ())
-    if args.json:
-        print(json.dumps([{"label": s.label, "probability": s.probability} for s in scores]))
-        return 0
-    table = Table("label", "probability", "", title=f"zero-shot: {args.image}")
-    for s in scores:
-        table.add_row(s.label, f"{s.probability:.3f}", "█" * round(30 * s.probability))
-    console.print(table)
+    print_label_scores(scores, f"zero-shot: {args.image}", args.json)
     return 0
 
 

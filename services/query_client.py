@@ -10,24 +10,13 @@ from typing import Any
 import grpc
 from fashionsearch.v1 import query_pb2, query_pb2_grpc
 
+from fashion_core.index.base import SearchHit
 from fashion_core.index.filters import SearchFilter
+from fashion_core.zeroshot import LabelScore
 from services.convert import filter_to_proto, product_from_proto
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "query service"
-
-
-@dataclass(frozen=True)
-class QueryHit:
-    id: int
-    score: float
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class LabelScore:
-    label: str
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -71,21 +60,21 @@ class QueryClient:
             raise_for_rpc_error(exc, SERVICE_NAME, self.address)
 
     @staticmethod
-    def _hits(reply: query_pb2.SearchResponse) -> list[QueryHit]:
-        return [QueryHit(h.id, h.score, product_from_proto(h.product)) for h in reply.hits]
+    def _hits(reply: query_pb2.SearchResponse) -> list[SearchHit]:
+        return [SearchHit(h.id, h.score, product_from_proto(h.product)) for h in reply.hits]
 
     def search_text(self, query: str, k: int = 10, flt: SearchFilter | None = None, index: str = "",
-                    timeout: float | None = None) -> list[QueryHit]:
+                    timeout: float | None = None) -> list[SearchHit]:
         request = query_pb2.SearchTextRequest(query=query, k=k, filter=filter_to_proto(flt), index=index)
         return self._hits(self._call(self.stub.SearchText, request, timeout))
 
     def search_image(self, image: bytes, k: int = 10, flt: SearchFilter | None = None, index: str = "",
-                     timeout: float | None = None) -> list[QueryHit]:
+                     timeout: float | None = None) -> list[SearchHit]:
         request = query_pb2.SearchImageRequest(image=image, k=k, filter=filter_to_proto(flt), index=index)
         return self._hits(self._call(self.stub.SearchImage, request, timeout))
 
     def search_similar(self, product_id: int, k: int = 10, flt: SearchFilter | None = None, index: str = "",
-                       timeout: float | None = None) -> list[QueryHit]:
+                       timeout: float | None = None) -> list[SearchHit]:
         request = query_pb2.SearchSimilarRequest(product_id=product_id, k=k, filter=filter_to_proto(flt),
                                                  index=index)
         return self._hits(self._call(self.stub.SearchSimilar, request, timeout))

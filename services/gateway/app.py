@@ -26,8 +26,9 @@ from fashion_core.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from fashion_core.index.base import SearchHit
 from fashion_core.index.filters import SearchFilter
-from services.gateway.backend import Hit, SearchBackend
+from services.gateway.backend import SearchBackend
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -110,11 +111,11 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         return data, fields
 
-    def hits_json(hits: list[Hit], started: float, index: str) -> JSONResponse:
+    def hits_json(hits: list[SearchHit], started: float, index: str) -> JSONResponse:
         suffix = f"?index={index}" if index else ""
         return JSONResponse({
             "took_ms": round(1000 * (time.perf_counter() - started), 1),
-            "hits": [{"id": h.id, "score": h.score, "product": h.product, "image_url": f"/images/{h.id}{suffix}"}
+            "hits": [{"id": h.id, "score": h.score, "product": h.payload, "image_url": f"/images/{h.id}{suffix}"}
                      for h in hits],
         })
 

@@ -6,20 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fashion_core.index.base import SearchHit
 from fashion_core.index.filters import SearchFilter
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: int
-    score: float
-    product: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class LabelProbability:
-    label: str
-    probability: float
+from fashion_core.zeroshot import LabelScore
 
 
 @dataclass(frozen=True)
@@ -42,15 +31,15 @@ class SearchBackend(Protocol):
 
     def facets(self, index: str) -> dict[str, list[str]]: ...
 
-    def search_text(self, query: str, k: int, flt: SearchFilter, index: str) -> list[Hit]: ...
+    def search_text(self, query: str, k: int, flt: SearchFilter, index: str) -> list[SearchHit]: ...
 
-    def search_image(self, image: bytes, k: int, flt: SearchFilter, index: str) -> list[Hit]: ...
+    def search_image(self, image: bytes, k: int, flt: SearchFilter, index: str) -> list[SearchHit]: ...
 
-    def similar(self, product_id: int, k: int, flt: SearchFilter, index: str) -> list[Hit]: ...
+    def similar(self, product_id: int, k: int, flt: SearchFilter, index: str) -> list[SearchHit]: ...
 
     def product(self, product_id: int, index: str) -> dict[str, Any]: ...
 
-    def classify(self, image: bytes, labels: Sequence[str]) -> list[LabelProbability]: ...
+    def classify(self, image: bytes, labels: Sequence[str]) -> list[LabelScore]: ...
 
     def localize(self, product_id: int, query: str, index: str) -> bytes:
         """A PNG heatmap of where the product's image matches the text query."""

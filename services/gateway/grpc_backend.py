@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fashion_core.index.base import SearchHit
 from fashion_core.index.filters import SearchFilter
-from services.gateway.backend import Hit, IndexSummary, LabelProbability, ServingInfo
+from fashion_core.zeroshot import LabelScore
+from services.gateway.backend import IndexSummary, ServingInfo
 from services.query_client import QueryClient
 
 
@@ -22,24 +24,20 @@ class GrpcSearchBackend:
     def facets(self, index: str) -> dict[str, list[str]]:
         return self.client.facets(index)
 
-    @staticmethod
-    def _hits(hits) -> list[Hit]:
-        return [Hit(h.id, h.score, h.payload) for h in hits]
+    def search_text(self, query: str, k: int, flt: SearchFilter, index: str) -> list[SearchHit]:
+        return self.client.search_text(query, k, flt, index)
 
-    def search_text(self, query: str, k: int, flt: SearchFilter, index: str) -> list[Hit]:
-        return self._hits(self.client.search_text(query, k, flt, index))
+    def search_image(self, image: bytes, k: int, flt: SearchFilter, index: str) -> list[SearchHit]:
+        return self.client.search_image(image, k, flt, index)
 
-    def search_image(self, image: bytes, k: int, flt: SearchFilter, index: str) -> list[Hit]:
-        return self._hits(self.client.search_image(image, k, flt, index))
-
-    def similar(self, product_id: int, k: int, flt: SearchFilter, index: str) -> list[Hit]:
-        return self._hits(self.client.search_similar(product_id, k, flt, index))
+    def similar(self, product_id: int, k: int, flt: SearchFilter, index: str) -> list[SearchHit]:
+        return self.client.search_similar(product_id, k, flt, index)
 
     def product(self, product_id: int, index: str) -> dict[str, Any]:
         return self.client.get_product(product_id, index)
 
-    def classify(self, image: bytes, labels: Sequence[str]) -> list[LabelProbability]:
-        return [LabelProbability(s.label, s.probability) for s in self.client.classify(image, labels)]
+    def classify(self, image: bytes, labels: Sequence[str]) -> list[LabelScore]:
+        return self.client.classify(image, labels)
 
     def localize(self, product_id: int, query: str, index: str) -> bytes:
         return self.client.localize(product_id, query, index).heatmap_png
