@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "fashion_cli.commands_indexer",
     "fashion_cli.commands_training",
     "fashion_cli.commands_web",
+    "fashion_cli.commands_deploy",
 )
 
 
