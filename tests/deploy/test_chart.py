@@ -147,24 +147,16 @@ def test_project_pods_run_unprivileged_with_resources(default_docs) -> None:
         assert spec["automountServiceAccountToken"] is False
 
 
-def test_project_containers_run_real_cli_commands_with_the_settings(default_docs) -> None:
+def test_project_containers_run_real_cli_commands_with_the_settings(default_docs, cli_parser) -> None:
     """Every args list the chart gives the image's `fashion-search` entry point parses with the real CLI."""
-    import argparse
-
-    from fashion_cli import commands_indexer, commands_services, commands_web
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command", required=True)
-    for module in (commands_services, commands_indexer, commands_web):  # the commands the images run
-        module.register(sub)
     commands = {}
     for doc in workloads(default_docs):
         main = container(doc)
         if not main["image"].startswith("fashion-search-"):
             continue
         args = [re.sub(r"\$\((\w+)\)", "redis://example:6379/0", a) for a in main["args"]]
-        commands[doc["metadata"]["name"].rsplit("-", 1)[1]] = parser.parse_args(args).command
-        assert [ref for ref in main["envFrom"]] == [
+        commands[doc["metadata"]["name"].rsplit("-", 1)[1]] = cli_parser.parse_args(args).command
+        assert main["envFrom"] == [
             {"configMapRef": {"name": f"{RELEASE}-fashion-search-settings"}},
             {"secretRef": {"name": f"{RELEASE}-fashion-search-secrets"}}]
     assert commands == {"encoder": "serve-encoder", "query": "serve-query", "worker": "worker",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -50,16 +49,6 @@ def instruction(lines: list[str], name: str) -> list[str]:
     return [line.split(None, 1)[1] for line in lines if line.split(None, 1)[0].upper() == name]
 
 
-def cli_parser() -> argparse.ArgumentParser:
-    from fashion_cli import commands_indexer, commands_services, commands_web
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command", required=True)
-    for module in (commands_services, commands_indexer, commands_web):
-        module.register(sub)
-    return parser
-
-
 def test_there_is_a_cpu_and_a_cuda_dockerfile() -> None:
     assert [p.name for p in DOCKERFILES] == ["Dockerfile", "Dockerfile.cuda"]
 
@@ -96,13 +85,12 @@ def test_images_are_multi_stage_and_run_unprivileged(dockerfile: Path) -> None:
     assert copies_from_builder == ["--from=builder /opt/venv /opt/venv"] * len(copies_from_builder) != []
 
 
-def test_each_image_target_runs_a_real_cli_command() -> None:
-    parser = cli_parser()
+def test_each_image_target_runs_a_real_cli_command(cli_parser) -> None:
     commands = {}
     for dockerfile in DOCKERFILES:
         for name, lines in stages(dockerfile).items():
             for cmd in instruction(lines, "CMD"):
-                commands[f"{dockerfile.name}:{name}"] = parser.parse_args(json.loads(cmd)).command
+                commands[f"{dockerfile.name}:{name}"] = cli_parser.parse_args(json.loads(cmd)).command
     assert commands == {"Dockerfile:encoder": "serve-encoder", "Dockerfile:query": "serve-query",
                         "Dockerfile:worker": "worker", "Dockerfile:admin": "serve-admin",
                         "Dockerfile:web": "serve-web", "Dockerfile.cuda:encoder": "serve-encoder"}

@@ -21,26 +21,9 @@ from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.errors import InvalidInputError
 from fashion_core.index.filters import SearchFilter
 from services.query_client import QueryClient
-from tests.indexer.helpers import REDIS_URL, loadable_ids, wait_until, worker_env
+from tests.indexer.helpers import loadable_ids, wait_until, worker_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-# A db of its own: the indexer tests flush theirs (REDIS_URL) around every test and may run at the same time.
-STACK_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/10"
-
-
-@pytest.fixture
-def stack_redis() -> str:
-    import redis
-
-    client = redis.Redis.from_url(STACK_REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail("no Redis on 127.0.0.1:6379 (scripts/ensure-redis.sh starts one)")
-    client.flushdb()
-    yield STACK_REDIS_URL
-    client.flushdb()
 
 
 def _group_gone(pid: int) -> bool:
@@ -52,15 +35,15 @@ def _group_gone(pid: int) -> bool:
 
 
 def test_local_stack_indexes_through_the_worker_and_serves_queries(tiny_model_dir: Path, tmp_path: Path,
-                                                                   stack_redis: str) -> None:
+                                                                   redis_url: str) -> None:
     started = time.monotonic()
     catalog = generate_catalog(tmp_path / "catalog", n=60, seed=5)
     products = {p.id: p for p in read_catalog(catalog).products}
     assert set(products) == loadable_ids(catalog) and len(products) == 60
 
-    env = worker_env(stack_redis, tiny_model_dir, Path(os.environ["FASHION_INDEX_DIR"]),
+    env = worker_env(redis_url, tiny_model_dir, Path(os.environ["FASHION_INDEX_DIR"]),
                      Path(os.environ["FASHION_HOME"]))
-    config = StackConfig(redis_url=stack_redis, encoder_port=0, query_port=0, admin_port=0,
+    config = StackConfig(redis_url=redis_url, encoder_port=0, query_port=0, admin_port=0,
                          log_dir=tmp_path / "logs", ready_timeout_s=90)
     stack = LocalStack(config, env)
     try:
@@ -121,9 +104,9 @@ def test_local_stack_refuses_embedded_qdrant(tmp_path: Path) -> None:
 
 
 def test_local_stack_command_prints_addresses_and_stops_everything_on_ctrl_c(tiny_model_dir: Path,
-                                                                           tmp_path: Path, stack_redis: str) -> None:
-    env = worker_env(stack_redis, tiny_model_dir, tmp_path / "index", tmp_path / "home")
-    cmd = [sys.executable, "-m", "fashion_cli.main", "local-stack", "--redis-url", stack_redis, "--no-admin",
+                                                                           tmp_path: Path, redis_url: str) -> None:
+    env = worker_env(redis_url, tiny_model_dir, tmp_path / "index", tmp_path / "home")
+    cmd = [sys.executable, "-m", "fashion_cli.main", "local-stack", "--redis-url", redis_url, "--no-admin",
            "--encoder-port", "0", "--query-port", "0", "--ready-timeout", "60"]
     stack = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -137,7 +120,7 @@ def test_local_stack_command_prints_addresses_and_stops_everything_on_ctrl_c(tin
         parts = {m[0]: (m[1], int(m[2])) for m in re.findall(r"│ (encoder|query|worker)\s*│ (\S+)\s*│ (\d+)", out)}
         assert set(parts) == {"encoder", "query", "worker"}, out
         query = parts["query"][0]
-        assert f"FASHION_QUERY_ADDRESS={query}" in out and f"FASHION_REDIS_URL={stack_redis}" in out
+        assert f"FASHION_QUERY_ADDRESS={query}" in out and f"FASHION_REDIS_URL={redis_url}" in out
         assert f"FASHION_INDEX_DIR={tmp_path / 'index'}" in out and "FASHION_INDEX_BACKEND=faiss" in out
         assert grpc_serving(query)()
     finally:
