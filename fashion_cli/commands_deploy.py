@@ -6,18 +6,16 @@ import argparse
 import os
 import shlex
 import signal
-import threading
+import time
 
 from rich.table import Table
 
-from deploy.local.stack import DEFAULT_REDIS_URL
+from deploy.local.stack import DEFAULT_REDIS_URL, LocalStack, StackConfig, settings_env
 from fashion_cli.console import console
 from fashion_cli.options import add_settings_options, settings_from
 
 
 def cmd_local_stack(args: argparse.Namespace) -> int:
-    from deploy.local.stack import LocalStack, StackConfig, settings_env
-
     settings = settings_from(args)
     # Absolute paths, so that the exports printed below work from any directory.
     update: dict[str, object] = {"index_dir": settings.index_dir.resolve(), "home": settings.home.resolve()}
@@ -33,34 +31,46 @@ def cmd_local_stack(args: argparse.Namespace) -> int:
                          worker_concurrency=args.worker_concurrency, worker_pool=args.worker_pool,
                          log_dir=args.log_dir, ready_timeout_s=args.ready_timeout)
 
-    stopping = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM too, so that the children (in their own sessions) never outlive this process.
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack = LocalStack(config, env)
     try:
-        with console.status("starting encoder, query service, worker" + ("" if args.no_admin else ", admin")):
-            parts = stack.start()
-        table = Table("part", "address", "pid", "log", title="local stack (Ctrl-C stops it)")
-        for part in parts:
-            table.add_row(part.name, part.address, str(part.proc.pid), str(part.log_path))
-        table.add_row("redis", config.redis_url, "", "")
-        console.print(table)
-        # What a client shell needs to share the stack's index and queue.
-        shared = {k: v for k, v in settings_env(stack.settings).items()
-                  if k in {"FASHION_INDEX_BACKEND", "FASHION_INDEX_DIR", "FASHION_QDRANT_URL"}}
-        query = next(part.address for part in parts if part.name == "query")
-        shared.update(FASHION_REDIS_URL=config.redis_url, FASHION_QUERY_ADDRESS=query)
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in shared.items())
-        console.print(f"Use it from another shell:\n  export {exports}\n"
-                      f"  fashion-search reindex CATALOG --index {stack.settings.collection} --wait\n"
-                      f'  fashion-search query text "red dress"', highlight=False, soft_wrap=True)
-        while not stopping.wait(1.0):
-            stack.check_alive()
-        console.print("stopping the local stack")
+        try:
+            with console.status("starting encoder, query service, worker" + ("" if args.no_admin else ", admin")):
+                stack.start()
+            _print_stack(stack)
+            while True:
+                time.sleep(1.0)
+                stack.check_alive()
+        except KeyboardInterrupt:
+            console.print("stopping the local stack")
     finally:
+        for sig in previous:  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
         stack.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _print_stack(stack: LocalStack) -> None:
+    table = Table("part", "address", "pid", "log", title="local stack (Ctrl-C stops it)")
+    for part in stack.parts:
+        table.add_row(part.name, part.address, str(part.proc.pid), str(part.log_path))
+    table.add_row("redis", stack.config.redis_url, "", "")
+    console.print(table)
+    # What a client shell needs to share the stack's index and queue.
+    shared = {k: v for k, v in settings_env(stack.settings).items()
+              if k in {"FASHION_INDEX_BACKEND", "FASHION_INDEX_DIR", "FASHION_QDRANT_URL"}}
+    query = next(part.address for part in stack.parts if part.name == "query")
+    shared.update(FASHION_REDIS_URL=stack.config.redis_url, FASHION_QUERY_ADDRESS=query)
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in shared.items())
+    console.print(f"Use it from another shell:\n  export {exports}\n"
+                  f"  fashion-search reindex CATALOG --index {stack.settings.collection} --wait\n"
+                  f'  fashion-search query text "red dress"', highlight=False, soft_wrap=True)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -155,7 +155,6 @@ class LocalStack:
         return f"{self.config.host}:{port or free_port(self.config.host)}"
 
     def _spawn(self, name: str, address: str, args: list[str], ready: Callable[[], bool], env: dict[str, str]) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "fashion_cli.main", *args], env=env,
@@ -166,6 +165,7 @@ class LocalStack:
     def start(self) -> list[Part]:
         cfg = self.config
         ensure_redis(cfg.redis_url)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         encoder, query = self._address(cfg.encoder_port), self._address(cfg.query_port)
         env = {**self.env, "FASHION_REDIS_URL": cfg.redis_url, "FASHION_ENCODER_ADDRESS": encoder,
                "FASHION_QUERY_ADDRESS": query}
