@@ -18,4 +18,5 @@ def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
     from fashion_core.index.qdrant_index import QdrantIndex
 
     return QdrantIndex(collection, path=settings.index_dir / "qdrant", url=settings.qdrant_url,
-                       api_key=settings.qdrant_api_key)
+                       api_key=settings.qdrant_api_key, shards=settings.qdrant_shards,
+                       replicas=settings.qdrant_replicas)

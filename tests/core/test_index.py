@@ -182,3 +182,15 @@ def test_filter_validation() -> None:
     assert flt.canonical(known).equals == {"gender": ("Men",), "baseColour": ("Navy Blue", "Red")}
     with pytest.raises(InvalidInputError, match="unknown gender value 'Martian'"):
         SearchFilter.build(gender="Martian").canonical(known)
+
+
+def test_open_index_passes_the_distributed_qdrant_settings(tmp_path: Path) -> None:
+    from fashion_core.index.factory import open_index
+    from fashion_core.settings import Settings
+
+    index = open_index(Settings(index_dir=tmp_path, qdrant_shards=3, qdrant_replicas=2))
+    try:
+        assert isinstance(index, QdrantIndex)
+        assert (index.shards, index.replicas) == (3, 2)
+    finally:
+        index.close()
