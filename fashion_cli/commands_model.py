@@ -80,6 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ["classify", str(query_image), "--labels", "sandals,heels,sports shoes,casual shoes"],
         ["classify", str(query_image), "--labels", "red,blue,green,black,white", "--template",
          "a photo of a {} product"],
+        ["localize", str(query_image), "blue sandals", "--out", str(out / "localize-blue-sandals.png")],
     ]
     for example in examples:
         console.rule("4. " + " ".join(example[:2]) + (" " + example[2] if example[1] == "--image" else ""))

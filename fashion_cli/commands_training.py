@@ -109,7 +109,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from training.bootstrap import BootstrapConfig, bootstrap_model, quality_table
 
     settings = settings_from(args)
-    cfg = BootstrapConfig(seed=args.seed, epochs=args.epochs, n_products=args.n)
+    overrides = {"seed": args.seed, "epochs": args.epochs, "n_products": args.n}
+    cfg = BootstrapConfig(**{k: v for k, v in overrides.items() if v is not None})
     path = bootstrap_model(settings, cfg, force=args.force)
     card = json.loads((path / "model_card.json").read_text())
     quality = card.get("quality", {})
@@ -193,9 +194,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bootstrap-model", help="train a small fashion CLIP offline on the synthetic catalog")
     p.add_argument("--force", action="store_true", help="retrain even when the checkpoint exists")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=14)
-    p.add_argument("--n", type=int, default=3000, help="synthetic training products")
+    # defaults (None) come from training.bootstrap.BootstrapConfig, imported only when the command runs
+    p.add_argument("--seed", type=int, help="default: the recipe's (0)")
+    p.add_argument("--epochs", type=int, help="default: the recipe's")
+    p.add_argument("--n", type=int, help="synthetic training products (default: the recipe's)")
     add_settings_options(p)
     p.set_defaults(handler=cmd_bootstrap)
 

@@ -26,6 +26,25 @@ def clean_text(text: str) -> str:
     return " ".join(_SPECIAL.sub(" ", text.lower()).split())
 
 
+# Nouns that are plural only ("a pair of jeans"): never singularised.
+_PLURAL_ONLY = {"jeans", "shorts", "trousers", "pants", "sunglasses", "leggings", "tights", "capris", "briefs",
+                "boxers", "jeggings", "pyjamas", "glasses"}
+
+
+def singular(text: str) -> str:
+    """The singular of a catalog article type as shoppers type it ("dresses" -> "dress", "sports shoes" ->
+    "sports shoe", "jeans" stays): the catalog's values are plural, queries mostly are not."""
+    words = text.split()
+    if not words or words[-1] in _PLURAL_ONLY:
+        return text
+    last = words[-1]
+    if last.endswith(("sses", "shes", "ches", "xes")):
+        last = last[:-2]
+    elif last.endswith("s") and not last.endswith("ss"):
+        last = last[:-1]
+    return " ".join([*words[:-1], last])
+
+
 def _limit(text: str) -> str:
     return " ".join(text.split()[:MAX_CAPTION_WORDS])
 

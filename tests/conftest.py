@@ -51,8 +51,9 @@ def bootstrap_model_dir() -> Path:
     a fresh machine trains it (a few minutes on 2 cores), later runs load it. Delete the folder to retrain.
     """
     from fashion_core.settings import Settings
-    from training.bootstrap import bootstrap_model
+    from training.bootstrap import bootstrap_model, recipe_fingerprint
 
     cache = Path(os.environ.get("FASHION_BOOTSTRAP_CACHE")
                  or Path.home() / ".cache" / "fashion-search" / "test-bootstrap")
-    return bootstrap_model(Settings(home=cache), progress=False)
+    # keyed on the recipe: a changed bootstrap config or architecture trains anew instead of reusing a stale model
+    return bootstrap_model(Settings(home=cache / recipe_fingerprint()), progress=False)

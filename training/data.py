@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from fashion_core.captions import CAPTION_MODES, ENRICH_FIELDS, caption, clean_text
+from fashion_core.captions import CAPTION_MODES, ENRICH_FIELDS, caption, clean_text, singular
 from fashion_core.catalog.schema import Product
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
@@ -49,6 +49,8 @@ def partial_caption(product: Product, rng: random.Random) -> tuple[str, Attribut
     """A caption naming one or two attributes, and those attributes (for multi-positive InfoNCE)."""
     fields, template = PARTIAL_TEMPLATES[rng.randrange(len(PARTIAL_TEMPLATES))]
     values = {f: clean_text(str(getattr(product, f))) for f in fields}
+    if "articleType" in values and rng.random() < 0.5:  # shoppers type "red dress", the catalog says "Dresses"
+        values["articleType"] = singular(values["articleType"])
     return template.format(**values), tuple((f, str(getattr(product, f))) for f in fields)
 
 

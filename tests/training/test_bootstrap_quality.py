@@ -35,7 +35,7 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from fashion_core.catalog.synthetic import generate_catalog
 
     # seed and ids unlike the bootstrap's training catalog: none of these images was seen in training
-    return generate_catalog(tmp_path_factory.mktemp("unseen"), n=616, seed=77, start_id=500_000)
+    return generate_catalog(tmp_path_factory.mktemp("unseen"), n=1000, seed=77, start_id=500_000)
 
 
 @pytest.fixture(scope="module")

@@ -57,3 +57,12 @@ def test_structured_caption_needs_a_tagger_and_fills_gaps() -> None:
     assert tagged_spans(words, gold)[0] == ("BRAND", "roadster")
     text = caption(p, "structured", tagger=lambda ws: bio_labels(p)[1])
     assert text == "women blue skinny fit jeans by roadster"  # gender missing from the name: metadata fills it
+
+
+@pytest.mark.parametrize(("plural", "single"), [
+    ("dresses", "dress"), ("watches", "watch"), ("sports shoes", "sports shoe"), ("backpacks", "backpack"),
+    ("jeans", "jeans"), ("shorts", "shorts"), ("dress", "dress")])
+def test_article_types_are_singularised_as_shoppers_type_them(plural: str, single: str) -> None:
+    from fashion_core.captions import singular
+
+    assert singular(plural) == single
