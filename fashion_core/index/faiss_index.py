@@ -61,8 +61,7 @@ class FaissIndex:
         self.name = self.dir.name
         self.index_type = index_type
         self.quantization = quantization
-        # PQ codes are coarser than SQ8: re-rank a wider candidate list to get recall@10 back to ~0.95+.
-        self.rescore_factor = max(1, rescore_factor or (10 if quantization == "pq" else 4))
+        self._rescore_factor = rescore_factor
         # None = chosen by size when the ANN structure is built (ann_params.choose).
         self.hnsw_m, self.ef_search, self.nprobe, self.ef_construct = hnsw_m, ef_search, nprobe, ef_construct
         self._params: ann_params.AnnParams | None = None
@@ -210,6 +209,12 @@ class FaissIndex:
         self._ann = None
         self._params = None
         self._columns = None
+
+    @property
+    def rescore_factor(self) -> int:
+        """Candidates re-ranked per result; from the quantization in force, which a reopened index reads from
+        disk. PQ codes are coarser than SQ8: a wider list gets recall@10 back to ~0.95+."""
+        return max(1, self._rescore_factor or (10 if self.quantization == "pq" else 4))
 
     def params(self) -> ann_params.AnnParams:
         """The ANN parameters in force: explicit ones, else the size-based defaults."""
