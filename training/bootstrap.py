@@ -2,8 +2,8 @@
 
 Model hubs may be unreachable; a random CLIP retrieves nothing. This trains a small CLIP on the synthetic
 catalog on CPU in a few minutes, checks it on a held-out catalog drawn with another seed, and saves it where
-``fashion_core.model.resolve`` looks for a cached model. Seeded throughout; repeatable up to the floating-point noise of
-multithreaded CPU kernels (runs differ by a few points of zero-shot accuracy, well inside the bar's margin).
+``fashion_core.model.resolve`` looks for a cached model. Seeded throughout; repeatable up to the floating-point
+noise of multithreaded CPU kernels (runs differ by a few points of zero-shot accuracy, inside the bar's margin).
 """
 
 from __future__ import annotations
