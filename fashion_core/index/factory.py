@@ -14,9 +14,11 @@ def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
 
         # A re-indexed name is a pointer to its serving version (Qdrant resolves its aliases itself).
         return FaissIndex(settings.index_dir / "faiss" / resolve_faiss(settings, collection),
-                          index_type=settings.faiss_index_type)
+                          index_type=settings.faiss_index_type, quantization=settings.faiss_quantization,
+                          ef_search=settings.index_search_ef)
     from fashion_core.index.qdrant_index import QdrantIndex
 
     return QdrantIndex(collection, path=settings.index_dir / "qdrant", url=settings.qdrant_url,
                        api_key=settings.qdrant_api_key, shards=settings.qdrant_shards,
-                       replicas=settings.qdrant_replicas)
+                       replicas=settings.qdrant_replicas, quantization=settings.qdrant_quantization,
+                       hnsw_ef=settings.index_search_ef, expected_size=settings.index_expected_size)

@@ -184,13 +184,18 @@ def test_filter_validation() -> None:
         SearchFilter.build(gender="Martian").canonical(known)
 
 
-def test_open_index_passes_the_distributed_qdrant_settings(tmp_path: Path) -> None:
+def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> None:
     from fashion_core.index.factory import open_index
     from fashion_core.settings import Settings
 
-    index = open_index(Settings(index_dir=tmp_path, qdrant_shards=3, qdrant_replicas=2))
+    index = open_index(Settings(index_dir=tmp_path, qdrant_shards=3, qdrant_replicas=2,
+                                qdrant_quantization="scalar", index_search_ef=77))
     try:
         assert isinstance(index, QdrantIndex)
-        assert (index.shards, index.replicas) == (3, 2)
+        assert (index.shards, index.replicas, index.quantization, index.hnsw_ef) == (3, 2, "scalar", 77)
     finally:
         index.close()
+    faiss = open_index(Settings(index_dir=tmp_path, index_backend="faiss", faiss_index_type="hnsw",
+                                faiss_quantization="sq8", index_search_ef=77))
+    assert isinstance(faiss, FaissIndex)
+    assert (faiss.index_type, faiss.quantization, faiss.ef_search) == ("hnsw", "sq8", 77)
