@@ -11,7 +11,14 @@ from rich.table import Table
 
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
-from fashion_cli.options import add_filter_options, add_settings_options, filter_from, settings_from
+from fashion_cli.options import (
+    add_classify_options,
+    add_filter_options,
+    add_settings_options,
+    filter_from,
+    labels_from,
+    settings_from,
+)
 from fashion_cli.runtime import open_encoder, open_engine
 from fashion_core.catalog.reader import CatalogReadResult
 from fashion_core.catalog.synthetic import generate_catalog
@@ -107,7 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 # -- classify --------------------------------------------------------------------------------------
 def cmd_classify(args: argparse.Namespace) -> int:
-    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    labels = labels_from(args)
     image = load_image(args.image)
     templates = args.template or list(DEFAULT_TEMPLATES)
     scores = classify(open_encoder(settings_from(args)), image, labels, templates)
@@ -140,9 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_search)
 
     p = sub.add_parser("classify", help="zero-shot classify an image against labels")
-    p.add_argument("image")
-    p.add_argument("--labels", required=True, help='comma-separated, e.g. "sandal,flip flop,heels"')
-    p.add_argument("--template", action="append", help="prompt template with {} (repeatable)")
+    add_classify_options(p)
     p.add_argument("--json", action="store_true")
     add_settings_options(p)
     p.set_defaults(handler=cmd_classify)

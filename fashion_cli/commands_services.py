@@ -11,7 +11,14 @@ from pathlib import Path
 from rich.table import Table
 
 from fashion_cli.console import console, print_hits, print_label_scores
-from fashion_cli.options import add_filter_options, add_settings_options, filter_from, settings_from
+from fashion_cli.options import (
+    add_classify_options,
+    add_filter_options,
+    add_settings_options,
+    filter_from,
+    labels_from,
+    settings_from,
+)
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import load_settings
 
@@ -91,7 +98,7 @@ def cmd_query_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_query_classify(args: argparse.Namespace) -> int:
-    labels = [label.strip() for label in args.labels.split(",") if label.strip()]
+    labels = labels_from(args)
     with closing(_client(args)) as client:
         scores = client.classify(_read(args.image), labels, args.template or ())
     print_label_scores(scores, f"zero-shot: {args.image}", args.json)
@@ -155,9 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_query_similar)
 
     p = q.add_parser("classify", help="zero-shot classify an image against labels")
-    p.add_argument("image")
-    p.add_argument("--labels", required=True, help='comma-separated, e.g. "sandal,flip flop,heels"')
-    p.add_argument("--template", action="append", help="prompt template with {} (repeatable)")
+    add_classify_options(p)
     _client_options(p)
     p.set_defaults(handler=cmd_query_classify)
 

@@ -49,3 +49,14 @@ def filter_from(args: argparse.Namespace) -> SearchFilter:
         raise InvalidInputError(f"-k must be positive, got {args.k}")
     values = {field: getattr(args, f"f_{field}") for field in FILTER_OPTIONS.values()}
     return SearchFilter.build(year_min=args.year_min, year_max=args.year_max, **values)
+
+
+def add_classify_options(parser: argparse.ArgumentParser) -> None:
+    """An image and the caller's labels: `classify` in-process and `query classify` against the service."""
+    parser.add_argument("image")
+    parser.add_argument("--labels", required=True, help='comma-separated, e.g. "sandal,flip flop,heels"')
+    parser.add_argument("--template", action="append", help="prompt template with {} (repeatable)")
+
+
+def labels_from(args: argparse.Namespace) -> list[str]:
+    return [label.strip() for label in args.labels.split(",") if label.strip()]
