@@ -73,8 +73,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     query_image = next(p for p in products if p.articleType == "Sandals" and p.baseColour == "Blue").image_path
     examples = [
         ["search", "red dress", "-k", "8", "--grid", str(out / "red-dress.png")],
-        ["search", "men's blue sports shoes", "--gender", "Men", "--colour", "Blue", "-k", "8",
-         "--grid", str(out / "mens-blue-shoes.png")],
+        ["search", "men's black sports shoes", "--gender", "Men", "--colour", "Black", "-k", "8",
+         "--grid", str(out / "mens-black-sports-shoes.png")],
         ["search", "black handbag", "--master-category", "Accessories", "--year-min", "2012", "-k", "8"],
         ["search", "--image", str(query_image), "-k", "8", "--grid", str(out / "image-query.png")],
         ["classify", str(query_image), "--labels", "sandals,heels,sports shoes,casual shoes"],
