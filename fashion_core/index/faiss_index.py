@@ -35,6 +35,7 @@ META_FILE, IDS_FILE, VECTORS_FILE, PAYLOADS_FILE, ANN_FILE = (
     "meta.json", "ids.npy", "vectors.npy", "payloads.jsonl", "index.faiss")
 # Below this many matching rows an exact scan of the matches is cheaper than ANN with a selector.
 EXACT_SUBSET_MAX = 20_000
+CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see FaissIndex._cluster)
 # Below this fraction of the index, a graph/list walk with a selector visits mostly non-matching items
 # (slow, and recall drops), so the matches are ranked exactly unless there are very many of them.
 EXACT_SELECTIVITY = 0.02
@@ -72,6 +73,7 @@ class FaissIndex:
         self._row: dict[int, int] = {}
         self._ann: faiss.Index | None = None
         self._columns: dict[str, np.ndarray] | None = None
+        self._clustered = False
         self._codes: dict[str, dict[str, int]] = {}
         if (self.dir / META_FILE).is_file():
             self._load()
@@ -94,6 +96,7 @@ class FaissIndex:
 
     def save(self) -> None:
         meta = self._require()
+        self._cluster()
         self.dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.dir / IDS_FILE, lambda p: np.save(p.open("wb"), self.ids))
         _atomic_write(self.dir / VECTORS_FILE, lambda p: np.save(p.open("wb"), self.vectors))
@@ -166,6 +169,7 @@ class FaissIndex:
         q = check_query(vector, k, self._require().dim)
         if not len(self.ids):
             return []
+        self._cluster()
         n = len(self.ids)
         if flt is None or flt.is_empty:
             rows = None if (exact or self._kind() == "flat") else self._ann_search(q, k, None, n)
@@ -208,6 +212,23 @@ class FaissIndex:
     def _invalidate(self) -> None:
         self._ann = None
         self._params = None
+        self._columns = None
+        self._clustered = False
+
+    def _cluster(self) -> None:
+        """Store rows grouped by articleType (then id): the matches of the commonest filters become one
+        contiguous block, which ``_exact`` scores as a slice view instead of gathering scattered rows."""
+        if self._clustered:
+            return
+        self._clustered = True
+        keys = [str(p.get(CLUSTER_FIELD, "")) for p in self.payloads]
+        order = np.lexsort((self.ids, np.unique(keys, return_inverse=True)[1])) if keys else np.zeros(0, int)
+        if np.array_equal(order, np.arange(len(order))):
+            return
+        self.ids, self.vectors = self.ids[order], self.vectors[order]
+        self.payloads = [self.payloads[i] for i in order]
+        self._row = {int(i): r for r, i in enumerate(self.ids)}
+        self._ann = None
         self._columns = None
 
     @property
@@ -276,7 +297,10 @@ class FaissIndex:
             top = min(k, len(scores))
             part = np.argpartition(-scores, top - 1)[:top]
             return part[np.lexsort((self.ids[part], -scores[part]))]
-        scores = self.vectors[rows] @ q
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        # a (nearly) contiguous block (rows are grouped by articleType): score the view, no gather copy
+        contiguous = hi - lo <= 2 * len(rows)
+        scores = (self.vectors[lo:hi] @ q)[rows - lo] if contiguous else self.vectors[rows] @ q
         top = min(k, len(rows))
         part = np.argpartition(-scores, top - 1)[:top]
         return rows[part[np.lexsort((self.ids[rows[part]], -scores[part]))]]

@@ -90,7 +90,9 @@ def test_recall_with_and_without_filters(tmp_path, data, index_type, quantizatio
 
 def test_masks_match_filter_semantics(tmp_path, data):
     index = _build(tmp_path, data, index_type="flat")
-    payloads = data[2]
+    index.search(data[1][0], 1)  # rows are regrouped by articleType before the first search
+    by_id = dict(zip(data[0].tolist(), data[2], strict=True))
+    payloads = [by_id[int(i)] for i in index.ids]  # the caller's payloads, in the index's row order
     for flt in (SearchFilter.build(gender="Girls", articleType="type3", baseColour="Silver"),
                 SearchFilter.build(baseColour="Red,Blue,Nope", year_min=2012, year_max=2015),
                 SearchFilter.build(gender="Nope"),
