@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -74,6 +75,7 @@ class FaissIndex:
         self._ann: faiss.Index | None = None
         self._columns: dict[str, np.ndarray] | None = None
         self._clustered = False
+        self._cluster_lock = threading.Lock()
         self._codes: dict[str, dict[str, int]] = {}
         if (self.dir / META_FILE).is_file():
             self._load()
@@ -220,16 +222,18 @@ class FaissIndex:
         contiguous block, which ``_exact`` scores as a slice view instead of gathering scattered rows."""
         if self._clustered:
             return
-        self._clustered = True
-        keys = [str(p.get(CLUSTER_FIELD, "")) for p in self.payloads]
-        order = np.lexsort((self.ids, np.unique(keys, return_inverse=True)[1])) if keys else np.zeros(0, int)
-        if np.array_equal(order, np.arange(len(order))):
-            return
-        self.ids, self.vectors = self.ids[order], self.vectors[order]
-        self.payloads = [self.payloads[i] for i in order]
-        self._row = {int(i): r for r, i in enumerate(self.ids)}
-        self._ann = None
-        self._columns = None
+        with self._cluster_lock:  # concurrent searches wait for the regrouping instead of reading half of it
+            if self._clustered:
+                return
+            keys = [str(p.get(CLUSTER_FIELD, "")) for p in self.payloads]
+            order = np.lexsort((self.ids, np.unique(keys, return_inverse=True)[1])) if keys else np.zeros(0, int)
+            if not np.array_equal(order, np.arange(len(order))):
+                self.ids, self.vectors = self.ids[order], self.vectors[order]
+                self.payloads = [self.payloads[i] for i in order]
+                self._row = {int(i): r for r, i in enumerate(self.ids)}
+                self._ann = None
+                self._columns = None
+            self._clustered = True
 
     @property
     def rescore_factor(self) -> int:
