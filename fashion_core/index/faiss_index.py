@@ -312,6 +312,7 @@ class FaissIndex:
     def _ensure_ann(self) -> faiss.Index | None:
         if self._ann is not None or not len(self.ids):
             return self._ann
+        self._cluster()  # regrouping rows afterwards would drop the structure built here
         dim = self._require().dim
         p = self.params()
         ip = faiss.METRIC_INNER_PRODUCT

@@ -108,3 +108,13 @@ def test_selector_search_never_short(tmp_path, data):
     flt = SearchFilter.build(gender="Men")
     hits = index.search(q, 50, flt)
     assert len(hits) == 50 and all(h.payload["gender"] == "Men" for h in hits)
+
+
+def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
+    ids, vectors, payloads = data
+    index = FaissIndex(tmp_path, index_type="ivf")
+    index.create(IndexMeta(name="s", backend="faiss", dim=DIM))
+    index.upsert(ids.tolist(), vectors, payloads)  # not flushed: rows still in insertion order
+    built = index._ensure_ann()
+    index.search(data[1][0], 10, SearchFilter.build(gender="Men,Women"))  # first search regroups rows if needed
+    assert index._ann is built  # the structure built before the search is the one serving it
