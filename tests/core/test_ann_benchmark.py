@@ -37,7 +37,7 @@ def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
         assert q1 > 0 and q8 > 0
     assert set(by_method) == set(ann_scale.ALL_METHODS)
     filters = set(by_method["brute"])
-    assert len(filters) == 4 and "none" in filters
+    assert len(filters) == 5 and "none" in filters
     for method, recalls in by_method.items():
         assert set(recalls) == filters, method  # every filter measured for every method
         if method in ("brute", "faiss-flat", "qdrant-local"):
