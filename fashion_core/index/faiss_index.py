@@ -5,6 +5,13 @@ columns, so a mask over 1M items costs about a millisecond); small or very selec
 exactly, large ones through the ANN index with an ``IDSelectorBitmap`` and ef/nprobe widened for the
 selectivity, falling back to exact ranking of the matching rows if the ANN pass comes back with fewer than k.
 
+Rows are stored grouped by articleType. With an ANN structure, every articleType block too large to scan
+exactly (> ``EXACT_SUBSET_MAX`` rows) also gets its own small ANN index (a partition, like Qdrant's
+payload-aware sub-graphs): a filter on that articleType searches its partition, where the matches are all
+or most of the items, instead of walking the global graph past 95% non-matching nodes (measured recall@10
+~0.7 at 5% selectivity with a selector, whatever the ef). Partitions cost extra memory for the rows they
+cover (their own codes and links).
+
 ``index_type="auto"`` and unset ``hnsw_m``/``ef_search``/``nprobe`` take size-based defaults from
 ``ann_params``. ``quantization`` ("sq8" or "pq") shrinks the ANN structure; its candidates
 (``rescore_factor * k``) are re-ranked exactly against the stored float32 vectors.
@@ -17,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +39,8 @@ from fashion_core.index.filters import SearchFilter
 
 log = logging.getLogger(__name__)
 
-META_FILE, IDS_FILE, VECTORS_FILE, PAYLOADS_FILE, ANN_FILE = (
-    "meta.json", "ids.npy", "vectors.npy", "payloads.jsonl", "index.faiss")
+META_FILE, IDS_FILE, VECTORS_FILE, PAYLOADS_FILE, ANN_FILE, PARTITIONS_FILE = (
+    "meta.json", "ids.npy", "vectors.npy", "payloads.jsonl", "index.faiss", "partitions.npz")
 # Below this many matching rows an exact scan of the matches is cheaper than ANN with a selector.
 EXACT_SUBSET_MAX = 20_000
 GATHER_COST = 4  # per-row cost of gathering scattered rows over reading them in sequence (see _exact)
@@ -42,6 +49,16 @@ CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see FaissIndex._
 # (slow, and recall drops), so the matches are ranked exactly unless there are very many of them.
 EXACT_SELECTIVITY = 0.02
 EXACT_SUBSET_HARD_MAX = 200_000
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The ANN index of one articleType block, rows ``lo:hi`` of the index."""
+
+    lo: int
+    hi: int
+    ann: faiss.Index
+    params: ann_params.AnnParams
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -74,6 +91,8 @@ class FaissIndex:
         self.payloads: list[dict[str, Any]] = []
         self._row: dict[int, int] = {}
         self._ann: faiss.Index | None = None
+        self._partitions: dict[str, Partition] = {}
+        self._blocks: dict[str, tuple[int, int]] = {}  # articleType -> rows lo:hi, set by _cluster
         self._columns: dict[str, np.ndarray] | None = None
         self._clustered = False
         self._cluster_lock = threading.Lock()
@@ -95,6 +114,15 @@ class FaissIndex:
         self._row = {int(i): r for r, i in enumerate(self.ids)}
         ann_path = self.dir / ANN_FILE
         self._ann = faiss.read_index(str(ann_path)) if ann_path.is_file() and len(self.ids) else None
+        self._partitions = {}
+        if self._ann is not None and (self.dir / PARTITIONS_FILE).is_file():
+            self._cluster()  # the saved rows are already grouped: this only finds the blocks
+            with np.load(self.dir / PARTITIONS_FILE) as saved:
+                for i, (name, (lo, hi)) in enumerate(zip(saved["names"].tolist(), saved["bounds"].tolist(),
+                                                        strict=True)):
+                    if self._blocks.get(name) == (lo, hi):
+                        self._partitions[name] = Partition(lo, hi, faiss.deserialize_index(saved[f"ann{i}"]),
+                                                           self._params_for(hi - lo))
         self._columns = None
 
     def save(self) -> None:
@@ -108,6 +136,14 @@ class FaissIndex:
         ann = self._ensure_ann()
         if ann is not None:
             _atomic_write(self.dir / ANN_FILE, lambda p: faiss.write_index(ann, str(p)))
+        if self._partitions:
+            parts = list(self._partitions.items())
+            _atomic_write(self.dir / PARTITIONS_FILE, lambda p: np.savez(
+                p.open("wb"), names=np.array([name for name, _ in parts]),
+                bounds=np.array([(part.lo, part.hi) for _, part in parts], dtype=np.int64),
+                **{f"ann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(parts)}))
+        else:
+            (self.dir / PARTITIONS_FILE).unlink(missing_ok=True)
         # meta.json last: readers treat it as the commit marker of a complete index.
         _atomic_write(self.dir / META_FILE, lambda p: p.write_text(json.dumps(asdict(meta), indent=2)))
 
@@ -185,7 +221,10 @@ class FaissIndex:
             return []
         if exact or self._kind() == "flat" or self._exact_is_cheaper(matches, n):
             return self._hits(q, self._exact(q, k, np.flatnonzero(mask)))
-        rows = self._ann_search(q, k, mask, matches)
+        self._ensure_ann()  # builds the partitions too: the first query after an update must find them
+        types = flt.equals.get(CLUSTER_FIELD)
+        rows = self._search_blocks(q, k, mask, types) if types and self._partitions else \
+            self._ann_search(q, k, mask, matches)
         if len(rows) < min(k, matches):  # never short: rank the matches exactly instead
             rows = self._exact(q, k, np.flatnonzero(mask))
         return self._hits(q, rows)
@@ -214,6 +253,7 @@ class FaissIndex:
     # -- internals ---------------------------------------------------------------------------------
     def _invalidate(self) -> None:
         self._ann = None
+        self._partitions = {}
         self._params = None
         self._columns = None
         self._clustered = False
@@ -227,13 +267,18 @@ class FaissIndex:
             if self._clustered:
                 return
             keys = [str(p.get(CLUSTER_FIELD, "")) for p in self.payloads]
-            order = np.lexsort((self.ids, np.unique(keys, return_inverse=True)[1])) if keys else np.zeros(0, int)
+            names, inverse = np.unique(keys, return_inverse=True) if keys else (np.zeros(0, str), np.zeros(0, int))
+            order = np.lexsort((self.ids, inverse)) if keys else np.zeros(0, int)
             if not np.array_equal(order, np.arange(len(order))):
                 self.ids, self.vectors = self.ids[order], self.vectors[order]
                 self.payloads = [self.payloads[i] for i in order]
                 self._row = {int(i): r for r, i in enumerate(self.ids)}
                 self._ann = None
+                self._partitions = {}
                 self._columns = None
+            ends = np.cumsum(np.bincount(inverse, minlength=len(names)))
+            self._blocks = {str(name): (int(end - size), int(end)) for name, end, size in
+                            zip(names, ends, np.bincount(inverse, minlength=len(names)), strict=True)}
             self._clustered = True
 
     @property
@@ -245,12 +290,30 @@ class FaissIndex:
     def params(self) -> ann_params.AnnParams:
         """The ANN parameters in force: explicit ones, else the size-based defaults."""
         if self._params is None:
-            base = ann_params.choose(len(self.ids), self.index_type)  # type: ignore[arg-type]
-            self._params = ann_params.AnnParams(
-                index_type=base.index_type, hnsw_m=self.hnsw_m or base.hnsw_m,
-                ef_construct=self.ef_construct or base.ef_construct, ef_search=self.ef_search or base.ef_search,
-                nlist=base.nlist, nprobe=self.nprobe or base.nprobe)
+            self._params = self._params_for(len(self.ids), self.index_type)
         return self._params
+
+    def _params_for(self, n: int, index_type: str | None = None) -> ann_params.AnnParams:
+        """Parameters for a structure over ``n`` rows; a partition keeps the kind of the whole index."""
+        base = ann_params.choose(n, index_type or self.params().index_type)  # type: ignore[arg-type]
+        return ann_params.AnnParams(
+            index_type=base.index_type, hnsw_m=self.hnsw_m or base.hnsw_m,
+            ef_construct=self.ef_construct or base.ef_construct, ef_search=self.ef_search or base.ef_search,
+            nlist=base.nlist, nprobe=self.nprobe or base.nprobe)
+
+    def _search_blocks(self, q: np.ndarray, k: int, mask: np.ndarray, types: Sequence[str]) -> np.ndarray:
+        """Top rows of a filter on articleType(s): each type's block searched through its partition, or ranked
+        exactly when it has none or few matches, and the candidates merged."""
+        found = []
+        for name in types:
+            lo, hi = self._blocks.get(name, (0, 0))
+            matches = int(np.count_nonzero(mask[lo:hi]))
+            part = self._partitions.get(name)
+            if part is not None and not self._exact_is_cheaper(matches, hi - lo):
+                found.append(self._ann_search(q, k, mask, matches, part))
+            elif matches:
+                found.append(lo + np.flatnonzero(mask[lo:hi]))
+        return self._exact(q, k, np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
 
     def _kind(self) -> str:
         return self.params().index_type
@@ -315,9 +378,24 @@ class FaissIndex:
     def _ensure_ann(self) -> faiss.Index | None:
         if self._ann is not None or not len(self.ids):
             return self._ann
-        self._cluster()  # regrouping rows afterwards would drop the structure built here
-        dim = self._require().dim
+        self._cluster()  # regrouping rows afterwards would drop the structures built here
         p = self.params()
+        ann = self._new_ann(self.vectors, p)
+        log.info("built FAISS %s (%s) over %d items: %s", p.index_type, self.quantization, len(self.ids), p)
+        partitions = {}
+        if p.index_type != "flat":
+            for name, (lo, hi) in self._blocks.items():
+                if hi - lo > EXACT_SUBSET_MAX:
+                    part_params = self._params_for(hi - lo)
+                    partitions[name] = Partition(lo, hi, self._new_ann(self.vectors[lo:hi], part_params), part_params)
+            if partitions:
+                log.info("built %d articleType partitions over %d items", len(partitions),
+                         sum(part.hi - part.lo for part in partitions.values()))
+        self._ann, self._partitions = ann, partitions
+        return ann
+
+    def _new_ann(self, vectors: np.ndarray, p: ann_params.AnnParams) -> faiss.Index:
+        dim = self._require().dim
         ip = faiss.METRIC_INNER_PRODUCT
         if p.index_type == "hnsw":
             if self.quantization == "sq8":
@@ -337,27 +415,31 @@ class FaissIndex:
                 ann = faiss.IndexIVFFlat(coarse, dim, p.nlist, ip)
             ann.cp.min_points_per_centroid = 5  # quiet the warning on small test indexes
             # k-means on a sample: 256 points per list is plenty and keeps 1M-item builds in seconds.
-            sample = min(len(self.ids), max(p.nlist * 64, 50_000))
-            rows = np.random.default_rng(0).choice(len(self.ids), size=sample, replace=False)
-            ann.train(np.ascontiguousarray(self.vectors[np.sort(rows)]))
+            sample = min(len(vectors), max(p.nlist * 64, 50_000))
+            rows = np.random.default_rng(0).choice(len(vectors), size=sample, replace=False)
+            ann.train(np.ascontiguousarray(vectors[np.sort(rows)]))
         else:
             ann = faiss.IndexFlatIP(dim)
         if not ann.is_trained:
-            ann.train(self.vectors)
-        ann.add(self.vectors)
-        self._ann = ann
-        log.info("built FAISS %s (%s) over %d items: %s", p.index_type, self.quantization, len(self.ids), p)
+            ann.train(vectors)
+        ann.add(vectors)
         return ann
 
-    def _ann_search(self, q: np.ndarray, k: int, mask: np.ndarray | None, matches: int) -> np.ndarray:
+    def _ann_search(self, q: np.ndarray, k: int, mask: np.ndarray | None, matches: int,
+                    part: Partition | None = None) -> np.ndarray:
+        """Rows of the top candidates from the global structure, or from ``part`` (matches outside it are
+        not searched)."""
         ann = self._ensure_ann()
         assert ann is not None
-        p = self.params()
-        selectivity = matches / max(1, len(self.ids))
+        lo, size, p = 0, len(self.ids), self.params()
+        if part is not None:
+            ann, lo, size, p = part.ann, part.lo, part.hi - part.lo, part.params
+            mask = mask[part.lo:part.hi]
+        selectivity = matches / max(1, size)
         selector = None
-        if mask is not None:
+        if mask is not None and matches < size:
             packed = np.packbits(mask, bitorder="little")
-            selector = faiss.IDSelectorBitmap(len(self.ids), faiss.swig_ptr(packed))
+            selector = faiss.IDSelectorBitmap(size, faiss.swig_ptr(packed))
         fetch = k * self.rescore_factor if self.quantization != "none" else k
         if p.index_type == "hnsw":
             ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity)
@@ -369,7 +451,7 @@ class FaissIndex:
             params = faiss.SearchParameters(sel=selector)
         _, rows = ann.search(q.reshape(1, -1), fetch, params=params)
         rows = rows[0]
-        rows = rows[rows >= 0]
+        rows = rows[rows >= 0] + lo
         if self.quantization != "none" and len(rows):
             rows = self._exact(q, k, rows)  # re-rank quantized candidates on the float32 vectors
         return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashion_core.index import IndexMeta, SearchFilter, ann_params
+from fashion_core.index import IndexMeta, SearchFilter, ann_params, faiss_index
 from fashion_core.index.faiss_index import FaissIndex
 
 N, DIM, CLUSTERS = 30_000, 64, 60
@@ -118,3 +118,32 @@ def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
     built = index._ensure_ann()
     index.search(data[1][0], 10, SearchFilter.build(gender="Men,Women"))  # first search regroups rows if needed
     assert index._ann is built  # the structure built before the search is the one serving it
+
+
+@pytest.mark.slow
+def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch):
+    """articleType follows the region of the space (as in real catalogs), so a type's matches sit far from most
+    queries; each large type block gets its own graph, persisted with the index."""
+    monkeypatch.setattr(faiss_index, "EXACT_SUBSET_MAX", 1_000)  # partitions and the ANN path at test size
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
+    labels = rng.integers(0, CLUSTERS, size=N)
+    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    types = np.where(rng.random(N) < 0.9, labels % 12, rng.integers(0, 12, size=N))
+    payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{t}", "year": 2010} for i, t in enumerate(types)]
+    data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
+    index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
+    counts = np.bincount(types)
+    assert set(index._partitions) == {f"t{t}" for t in range(12) if counts[t] > 1_000}
+    queries = vectors[rng.choice(N, 20, replace=False)]  # mostly from other types' regions
+    for flt in (SearchFilter.build(articleType="t3"), SearchFilter.build(articleType="t3", gender="Men")):
+        assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
+    assert _recall(index, data, SearchFilter.build(articleType="t3,t4"), queries) >= 0.95  # two partitions, merged
+
+    reloaded = FaissIndex(tmp_path)
+    monkeypatch.setattr(FaissIndex, "_new_ann", lambda *_: pytest.fail("partitions rebuilt instead of loaded"))
+    flt = SearchFilter.build(articleType="t5")
+    assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
+    assert {name: (p.lo, p.hi) for name, p in reloaded._partitions.items()} == \
+        {name: (p.lo, p.hi) for name, p in index._partitions.items()}
