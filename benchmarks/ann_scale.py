@@ -173,8 +173,10 @@ def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Pat
     index._mask(SearchFilter.build(gender="Men"))  # and the filter columns
     build_s = time.perf_counter() - start
     faiss.omp_set_num_threads(1)
-    ann_bytes = int(faiss.serialize_index(ann).nbytes) if index.params().index_type != "flat" else 0
-    return index, build_s, ann_bytes
+    if index.params().index_type == "flat":
+        return index, build_s, 0
+    structures = [ann, *(part.ann for part in index._partitions.values())]  # articleType partitions count too
+    return index, build_s, sum(int(faiss.serialize_index(s).nbytes) for s in structures)
 
 
 def edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
@@ -268,16 +270,19 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
             continue
         index_type, quantization = FAISS_VARIANTS[method]
         index, build_s, ann_bytes = build_faiss(cat, index_type, quantization, tmp / method)
-        p = index.params()
-        label = f"{method} ({p.index_type}: m={p.hnsw_m} ef={p.ef_search})" if p.index_type == "hnsw" else (
-            f"{method} (nlist={p.nlist} nprobe={p.nprobe})" if p.index_type == "ivf" else method)
         mem_mb = (ann_bytes or cat.vectors.nbytes) / 2**20
+        # One build, measured at each query-time setting asked for (None = the size-based default).
+        for setting in (args.ef or [None]) if index_type == "hnsw" else [None]:
+            index.set_search_params(ef_search=setting)
+            p = index.params()
+            label = f"{method} ({p.index_type}: m={p.hnsw_m} ef={p.ef_search})" if p.index_type == "hnsw" else (
+                f"{method} (nlist={p.nlist} nprobe={p.nprobe})" if p.index_type == "ivf" else method)
 
-        def faiss_search(flt: SearchFilter | None, mask: np.ndarray | None,
-                         index: FaissIndex = index) -> Callable[[np.ndarray], list[int]]:
-            return lambda q: [h.id for h in index.search(q, K, flt)]
+            def faiss_search(flt: SearchFilter | None, mask: np.ndarray | None,
+                             index: FaissIndex = index) -> Callable[[np.ndarray], list[int]]:
+                return lambda q: [h.id for h in index.search(q, K, flt)]
 
-        measure(label, n, build_s, mem_mb, faiss_search, truth, args.budget)
+            measure(label, n, build_s, mem_mb, faiss_search, truth, args.budget)
         del index
     for method in ("qdrant-hnsw", "qdrant-hnsw-sq8"):
         if method not in methods:
@@ -325,6 +330,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per QPS measurement")
     parser.add_argument("--methods", default=",".join(ALL_METHODS))
+    parser.add_argument("--ef", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                        help="comma-separated HNSW ef values to measure each FAISS HNSW build at (default: by size)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

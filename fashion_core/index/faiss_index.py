@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 
 META_FILE, IDS_FILE, VECTORS_FILE, PAYLOADS_FILE, ANN_FILE, PARTITIONS_FILE = (
     "meta.json", "ids.npy", "vectors.npy", "payloads.jsonl", "index.faiss", "partitions.npz")
-# Below this many matching rows an exact scan of the matches is cheaper than ANN with a selector.
-EXACT_SUBSET_MAX = 20_000
+# Below this many matching rows an exact scan of the matches costs under a millisecond: cheaper than any ANN
+# walk. articleType blocks larger than this get an ANN partition of their own.
+EXACT_SUBSET_MAX = 5_000
 GATHER_COST = 4  # per-row cost of gathering scattered rows over reading them in sequence (see _exact)
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see FaissIndex._cluster)
 # Below this fraction of the index, a graph/list walk with a selector visits mostly non-matching items
@@ -58,7 +59,6 @@ class Partition:
     lo: int
     hi: int
     ann: faiss.Index
-    params: ann_params.AnnParams
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -121,8 +121,7 @@ class FaissIndex:
                 for i, (name, (lo, hi)) in enumerate(zip(saved["names"].tolist(), saved["bounds"].tolist(),
                                                         strict=True)):
                     if self._blocks.get(name) == (lo, hi):
-                        self._partitions[name] = Partition(lo, hi, faiss.deserialize_index(saved[f"ann{i}"]),
-                                                           self._params_for(hi - lo))
+                        self._partitions[name] = Partition(lo, hi, faiss.deserialize_index(saved[f"ann{i}"]))
         self._columns = None
 
     def save(self) -> None:
@@ -293,6 +292,11 @@ class FaissIndex:
             self._params = self._params_for(len(self.ids), self.index_type)
         return self._params
 
+    def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Query-time settings (None = by size); the structures already built are kept."""
+        self.ef_search, self.nprobe = ef_search, nprobe
+        self._params = None
+
     def _params_for(self, n: int, index_type: str | None = None) -> ann_params.AnnParams:
         """Parameters for a structure over ``n`` rows; a partition keeps the kind of the whole index."""
         base = ann_params.choose(n, index_type or self.params().index_type)  # type: ignore[arg-type]
@@ -386,8 +390,7 @@ class FaissIndex:
         if p.index_type != "flat":
             for name, (lo, hi) in self._blocks.items():
                 if hi - lo > EXACT_SUBSET_MAX:
-                    part_params = self._params_for(hi - lo)
-                    partitions[name] = Partition(lo, hi, self._new_ann(self.vectors[lo:hi], part_params), part_params)
+                    partitions[name] = Partition(lo, hi, self._new_ann(self.vectors[lo:hi], self._params_for(hi - lo)))
             if partitions:
                 log.info("built %d articleType partitions over %d items", len(partitions),
                          sum(part.hi - part.lo for part in partitions.values()))
@@ -433,7 +436,8 @@ class FaissIndex:
         assert ann is not None
         lo, size, p = 0, len(self.ids), self.params()
         if part is not None:
-            ann, lo, size, p = part.ann, part.lo, part.hi - part.lo, part.params
+            ann, lo, size = part.ann, part.lo, part.hi - part.lo
+            p = self._params_for(size)
             mask = mask[part.lo:part.hi]
         selectivity = matches / max(1, size)
         selector = None

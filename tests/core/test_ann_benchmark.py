@@ -28,7 +28,7 @@ def ann_scale():
 
 @pytest.mark.slow
 def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
-    args = argparse.Namespace(size="6000", queries=20, budget=0.02, methods=",".join(ann_scale.ALL_METHODS),
+    args = argparse.Namespace(size="6000", queries=20, budget=0.02, methods=",".join(ann_scale.ALL_METHODS), ef=None,
                               qdrant_max=1_500)
     rows = ann_scale.run(args)
     by_method: dict[str, dict[str, float]] = {}
