@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -440,7 +440,9 @@ class FaissIndex:
         lo, size, p = 0, len(self.ids), self.params()
         if part is not None:
             ann, lo, size = part.ann, part.lo, part.hi - part.lo
-            p = self._params_for(size)
+            # nlist/nprobe follow the partition's size; ef stays the global one: recall inside a partition is no
+            # easier than in the whole graph (measured at 1M: 0.71 at ef=96, 0.82 at ef=320 on a 54k-item type)
+            p = replace(self._params_for(size), ef_search=max(self._params_for(size).ef_search, p.ef_search))
             mask = mask[part.lo:part.hi]
         selectivity = matches / max(1, size)
         selector = None
