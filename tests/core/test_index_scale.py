@@ -124,7 +124,8 @@ def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
 def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch):
     """articleType follows the region of the space (as in real catalogs), so a type's matches sit far from most
     queries; each large type block gets its own graph, persisted with the index."""
-    monkeypatch.setattr(faiss_index, "EXACT_SUBSET_MAX", 1_000)  # partitions and the ANN path at test size
+    monkeypatch.setattr(faiss_index, "EXACT_SUBSET_MAX", 1_000)  # the ANN path and partitions at test size
+    monkeypatch.setattr(faiss_index, "PARTITION_MIN_ROWS", 1_000)
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
     labels = rng.integers(0, CLUSTERS, size=N)
