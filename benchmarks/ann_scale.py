@@ -5,8 +5,8 @@ Men/Women, Zipf-distributed article types tied to clusters, Zipf colours). For e
 memory of the search structure, QPS at k=10 with 1 and 8 concurrent clients, recall@10 against exact
 search, with no filter and filters keeping ~50%, ~5% and ~0.1% of the items.
 
-    python benchmarks/ann_scale.py --size 100k            # ~5 minutes on 2 cores
-    python benchmarks/ann_scale.py --size 1m --methods brute,faiss-flat,faiss-ivf,faiss-ivf-pq
+    python benchmarks/ann_scale.py --size 100k            # every method: ~15 minutes on 2 cores
+    python benchmarks/ann_scale.py --size 1m --methods brute,faiss-hnsw-sq8 --ef 96,192,320   # ~25 minutes
 
 Qdrant is measured two ways. ``qdrant-hnsw`` / ``qdrant-hnsw-sq8`` run Qdrant's own Rust engine in-process
 through Qdrant Edge (``qdrant-edge-py``: the server's segment, HNSW, payload-index and query-planner code,
