@@ -43,8 +43,14 @@ def make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.indexer_visibility_timeout_s,
-            # How often a worker looks for unacked messages of dead workers to restore.
+            # How often a worker looks for unacked messages of dead workers to restore; kombu >= 5.7 only scans
+            # on every Nth look unless the throttle is 1.
             "unacked_restore_interval": max(1, min(60, settings.indexer_visibility_timeout_s // 2)),
+            "unacked_restore_throttle": 1,
+            # A worker killed inside a restore sweep leaves the sweep's mutex held: with kombu's default expiry
+            # (300 s) nobody restores anything for 5 minutes. Chunks are idempotent, so an overlapping sweep
+            # after a shorter expiry costs at most a duplicate delivery.
+            "unacked_mutex_expire": max(1, min(300, settings.indexer_visibility_timeout_s)),
         },
         worker_hijack_root_logger=False,
     )

@@ -123,3 +123,13 @@ def test_incremental_update_through_workers(redis_url, workers, tiny_model_dir, 
     vector = index.retrieve([ids[7]], with_vectors=True)[ids[7]][1]
     assert {h.id for h in index.search(vector, k=2)} == {ids[7], new_id}
     assert get_job(settings, update.job_id).index_count == len(ids)
+
+
+def test_dead_workers_messages_are_restored_within_the_visibility_timeout():
+    """A worker SIGKILLed inside kombu's restore sweep leaves the sweep mutex held for its expiry; kombu's
+    default (300 s) would stall every restore for 5 minutes (seen once in CI as a job stuck in 'running')."""
+    from indexer.celery_app import make_app
+
+    options = make_app(load_settings(indexer_visibility_timeout_s=4)).conf.broker_transport_options
+    assert options["unacked_mutex_expire"] <= 4
+    assert options["unacked_restore_throttle"] == 1 and options["unacked_restore_interval"] <= 2
