@@ -127,7 +127,8 @@ def test_incremental_update_through_workers(redis_url, workers, tiny_model_dir, 
 
 def test_dead_workers_messages_are_restored_within_the_visibility_timeout():
     """A worker SIGKILLed inside kombu's restore sweep leaves the sweep mutex held for its expiry; kombu's
-    default (300 s) would stall every restore for 5 minutes (seen once in CI as a job stuck in 'running')."""
+    default (300 s) would stall every restore for 5 minutes: the likely cause of a CI run whose job stayed
+    'running' after the rescuer had done every other chunk."""
     from indexer.celery_app import make_app
 
     options = make_app(load_settings(indexer_visibility_timeout_s=4)).conf.broker_transport_options
