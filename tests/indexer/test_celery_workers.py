@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import redis
 
 from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.index.factory import open_index
@@ -47,7 +48,12 @@ def test_killed_worker_job_finished_by_another_every_item_once(redis_url, worker
     store = RedisJobStore(redis_url)
     first = workers.start("doomed")  # solo pool: the task runs in the process we kill
     spec = start_job(settings, synthetic_catalog, "shop", chunk_size=2)
-    wait_until(lambda: store.get(spec.job_id).chunks_done >= 3, timeout_s=120, poll_s=0.01)
+    broker = redis.Redis.from_url(redis_url)
+    # Kill while a chunk is reserved (in kombu's "unacked" hash). Between the BRPOP that takes a message and that
+    # hash, a SIGKILL loses the message in kombu's Redis transport whatever the settings; killing right after a
+    # chunk completes hit that window in CI on a slow day.
+    wait_until(lambda: store.get(spec.job_id).chunks_done >= 3 and broker.hlen("unacked") > 0, timeout_s=120,
+               poll_s=0.001)
     workers.kill(first)
     killed_at = store.get(spec.job_id)
     assert killed_at.chunks_complete < spec.chunks_total, "job finished before the kill: make chunks smaller"
@@ -127,8 +133,7 @@ def test_incremental_update_through_workers(redis_url, workers, tiny_model_dir, 
 
 def test_dead_workers_messages_are_restored_within_the_visibility_timeout():
     """A worker SIGKILLed inside kombu's restore sweep leaves the sweep mutex held for its expiry; kombu's
-    default (300 s) would stall every restore for 5 minutes: the likely cause of a CI run whose job stayed
-    'running' after the rescuer had done every other chunk."""
+    default (300 s) would stall every restore for 5 minutes, and kombu 5.7 scans only every 10th sweep."""
     from indexer.celery_app import make_app
 
     options = make_app(load_settings(indexer_visibility_timeout_s=4)).conf.broker_transport_options
