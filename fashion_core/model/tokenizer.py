@@ -41,17 +41,18 @@ def train_clip_tokenizer(corpus: Iterable[str], vocab_size: int = 2000) -> CLIPT
         pre_tokenizers.Split(Regex(CLIP_PATTERN), behavior="removed", invert=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS], end_of_word_suffix="</w>",
-                                  initial_alphabet=alphabet, show_progress=False)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    # Every byte as a word end ("x</w>"), listed up front: the trainer otherwise creates these ids in hash-map
+    # order, which differs per process, and merge ties are broken by id, so the same corpus gave different
+    # vocabularies and models from run to run (huggingface/tokenizers#1794). Listed, their ids are fixed.
+    # They must exist anyway, or CLIP's BPE maps unseen word endings to <unk>.
+    word_ends = [char + "</w>" for char in alphabet]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS, EOS, *word_ends],
+                                  end_of_word_suffix="</w>", initial_alphabet=alphabet, show_progress=False)
     tok.train_from_iterator([text.lower() for text in corpus], trainer)
     with tempfile.TemporaryDirectory() as tmp:
         tok.model.save(tmp)
         vocab_path = Path(tmp) / "vocab.json"
         vocab: dict[str, int] = json.loads(vocab_path.read_text())
-        # Every byte must also exist as a word end, or CLIP's BPE maps unseen word endings to <unk>.
-        for char in sorted(alphabet):
-            for token in (char, char + "</w>"):
-                vocab.setdefault(token, len(vocab))
-        vocab_path.write_text(json.dumps(vocab, ensure_ascii=False))
+        assert all(token in vocab for token in (*alphabet, *word_ends))
         return CLIPTokenizerFast(vocab_file=str(vocab_path), merges_file=str(Path(tmp) / "merges.txt"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,19 @@ def test_zero_shot_returns_a_distribution(tiny_encoder: ClipEncoder, synthetic_c
     assert scores[0].probability >= scores[-1].probability
     with pytest.raises(InvalidInputError):
         classify(tiny_encoder, Path(image).read_bytes(), ["only one"])
+
+
+def test_tokenizer_training_is_the_same_in_every_process() -> None:
+    """The BPE trainer numbered word-end tokens in hash-map order, which differs per process: same corpus,
+    different vocabularies, so the bootstrap trained a different model each time. Two processes must agree."""
+    import subprocess
+    import sys
+
+    script = ("import json; from fashion_core.model.tokenizer import train_clip_tokenizer, fashion_corpus; "
+              "t = train_clip_tokenizer(fashion_corpus() + ['tiger printed kurta', 'navy running shoes'], 1000); "
+              "print(json.dumps(sorted(t.get_vocab().items(), key=lambda kv: kv[1])))")
+    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+            for _ in range(3)}
+    assert len(runs) == 1
+    vocab = dict(json.loads(runs.pop()))
+    assert all(chr(c) + "</w>" in vocab for c in range(ord("a"), ord("z") + 1))  # every byte can end a word

@@ -91,15 +91,32 @@ def test_red_dress_returns_red_dresses_through_the_query_service(query_client, c
     assert model.card.get("quality", {}).get("met") is True
 
 
-def test_image_of_a_blue_sandal_returns_sandals_first(engine: SearchEngine) -> None:
+def test_image_queries_return_their_article_type_and_colour(engine: SearchEngine) -> None:
+    """Fresh drawings (not catalog images) of every article type, two each in drawn colours, as image queries.
+
+    Measured over all types rather than on one query: bootstraps that differed only in floating-point detail
+    (before the tokenizer was made deterministic) moved one query's top 5 a lot (a blue sandal's held 2 to 5
+    sandals) while the aggregate held: top-1 articleType 0.82-0.96, top-1 colour 0.89-0.96 over three such
+    models; chance is 1/14 and 1/11. The current recipe gives 0.93, 0.89 and articleType precision@5 0.92.
+    """
     import random
 
-    for seed in range(3):  # fresh drawings, not catalog images
-        image = draw_product("Sandals", "Blue", random.Random(f"query-{seed}"))
-        hits = engine.search_image(image, k=5)
-        assert hits[0].payload["articleType"] == "Sandals"
-        assert sum(h.payload["articleType"] == "Sandals" for h in hits) >= 4
-        assert hits[0].payload["baseColour"] == "Blue"
+    from fashion_core.catalog.synthetic import ARTICLES
+
+    rng = random.Random(0)
+    top1_type = top1_colour = precision5 = 0.0
+    queries = [(article, rng.choice(list(COLOURS)), seed) for article in ARTICLES for seed in range(2)]
+    for article, colour, seed in queries:
+        hits = engine.search_image(draw_product(article, colour, random.Random(f"q-{article}-{seed}")), k=5)
+        top1_type += hits[0].payload["articleType"] == article
+        top1_colour += hits[0].payload["baseColour"] == colour
+        precision5 += sum(h.payload["articleType"] == article for h in hits) / 5
+    n = len(queries)
+    assert top1_type / n >= 0.75 and top1_colour / n >= 0.8, (top1_type / n, top1_colour / n)
+    assert precision5 / n >= 0.7, precision5 / n
+    for seed in range(3):  # and the case people try first: a blue sandal's top hit is a blue sandal
+        hit = engine.search_image(draw_product("Sandals", "Blue", random.Random(f"query-{seed}")), k=1)[0]
+        assert (hit.payload["articleType"], hit.payload["baseColour"]) == ("Sandals", "Blue")
 
 
 @pytest.mark.parametrize("query", ["red dress", "black watch", "men's blue sports shoes", "a green backpack"])
