@@ -1,6 +1,7 @@
 """Training throughput (samples/s) of the fine-tuning step: fp32 vs mixed precision side by side on CUDA.
 
     python benchmarks/training_throughput.py [--steps 10] [--batch 64] [--image-size 64]
+    python benchmarks/training_throughput.py --size vit-b32 --batch 256   # ViT-B/32 CLIP's cost (for a GPU)
 
 Uses a small randomly initialised CLIP (no download) so it runs anywhere; on CPU, AMP is skipped (the trainer
 never uses it there).
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from transformers import CLIPModel, CLIPProcessor
 
-from fashion_core.model.factory import TinyClipSpec, build_tiny_clip
+from fashion_core.model.factory import SPECS, TinyClipSpec, build_tiny_clip
 from training.data import preprocess_images
 from training.embedding import image_features, text_features, tokenize
 from training.losses import clip_loss
@@ -65,15 +66,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--size", choices=sorted(SPECS), help="a preset architecture instead of the small default")
     args = parser.parse_args()
     console = Console()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    spec = TinyClipSpec(image_size=args.image_size, patch_size=8, vision_width=args.width, vision_layers=3,
-                        text_width=args.width, text_layers=3, projection_dim=args.width)
+    spec = SPECS[args.size] if args.size else TinyClipSpec(
+        image_size=args.image_size, patch_size=8, vision_width=args.width, vision_layers=3, text_width=args.width,
+        text_layers=3, projection_dim=args.width)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_clip(Path(tmp), spec)
-        table = Table(title=f"training throughput on {device} (batch {args.batch}, {args.image_size}px, "
-                            f"width {args.width}, {torch.get_num_threads()} threads)")
+        name = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+        table = Table(title=f"training throughput on {name} (batch {args.batch}, {spec.image_size}px, "
+                            f"vision {spec.vision_width}x{spec.vision_layers}, text {spec.text_width}x"
+                            f"{spec.text_layers})")
         for col in ("precision", "samples/s", "vs fp32"):
             table.add_column(col, justify="right")
         fp32 = run(model_dir, device, amp=False, steps=args.steps, batch=args.batch)

@@ -32,6 +32,17 @@ class TinyClipSpec:
     vocab_size: int = 2000
 
 
+# Random models of a real model's cost, for throughput benchmarks (the weights do not matter there).
+SPECS: dict[str, TinyClipSpec] = {
+    "tiny": TinyClipSpec(),
+    "small": TinyClipSpec(image_size=224, patch_size=32, vision_width=384, vision_layers=6, text_width=384,
+                          text_layers=4, heads=6, projection_dim=256),
+    # ViT-B/32 CLIP's shapes (openai/clip-vit-base-patch32, FashionCLIP); one head count serves both towers.
+    "vit-b32": TinyClipSpec(image_size=224, patch_size=32, vision_width=768, vision_layers=12, text_width=512,
+                            text_layers=12, heads=8, projection_dim=512),
+}
+
+
 def build_tiny_clip(out_dir: Path | str, spec: TinyClipSpec = TinyClipSpec(), seed: int = 0,
                     corpus: Iterable[str] | None = None, card: dict | None = None) -> Path:
     """Create, save and return a checkpoint directory holding a random CLIP, its processor and a card."""
