@@ -21,6 +21,7 @@ from fashion_core.captions import CAPTION_MODES, ENRICH_FIELDS, caption, clean_t
 from fashion_core.catalog.schema import Product
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
+from fashion_core.model.preprocess import ClipPixels
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,10 @@ def split_products(products: Sequence[Product], fractions: tuple[float, float] =
 def preprocess_images(images: Sequence[Image.Image | str], image_processor: CLIPImageProcessor,
                       batch: int = 256) -> torch.Tensor:
     """(N, 3, H, W) float32 pixel values, exactly as the encoder would see them."""
-    chunks = []
+    to_pixels, chunks = ClipPixels(image_processor), []
     for start in range(0, len(images), batch):
         loaded = [img if isinstance(img, Image.Image) else Image.open(img) for img in images[start:start + batch]]
-        loaded = [img.convert("RGB") for img in loaded]
-        chunks.append(image_processor(loaded, return_tensors="pt")["pixel_values"])
+        chunks.append(to_pixels([img.convert("RGB") for img in loaded]))
     return torch.cat(chunks) if chunks else torch.zeros(0)
 
 

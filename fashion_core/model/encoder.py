@@ -22,6 +22,7 @@ from transformers import CLIPModel, CLIPProcessor
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import decode_image
 from fashion_core.model.factory import CARD_FILE
+from fashion_core.model.preprocess import ClipPixels
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class ClipEncoder:
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
         self.model = model.to(device=device, dtype=self.dtype).eval()
         self.processor = processor
+        self.pixels = ClipPixels(processor.image_processor)
         self.batch_size = batch_size
         self.max_text_len = min(int(model.config.text_config.max_position_embeddings),
                                 int(processor.tokenizer.model_max_length))
@@ -137,9 +139,8 @@ class ClipEncoder:
         decoded = as_images(images)
         out = []
         for start in range(0, len(decoded), self.batch_size):
-            pixels = self.processor.image_processor(decoded[start:start + self.batch_size], return_tensors="pt")
-            out.append(self.model.get_image_features(
-                pixel_values=pixels["pixel_values"].to(self.device, self.dtype)))
+            pixels = self.pixels(decoded[start:start + self.batch_size], self.device, self.dtype)
+            out.append(self.model.get_image_features(pixel_values=pixels))
         return self._normalise(out, len(decoded))
 
     def _normalise(self, chunks: list[torch.Tensor], n: int) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""ClipPixels gives the pixel values CLIPImageProcessor gives, bit for bit, for any image shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import CLIPImageProcessor
+
+from fashion_core.model.preprocess import ClipPixels
+
+SHAPES = [(224, 224), (300, 240), (240, 300), (500, 333), (225, 224), (10, 7), (7, 640), (1, 1)]
+
+
+def _images(shapes, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in shapes]
+
+
+@pytest.mark.parametrize("edge,crop", [(224, (224, 224)), (32, (32, 32)), (256, (224, 200))])
+def test_pixels_equal_the_processors(edge: int, crop: tuple[int, int]) -> None:
+    processor = CLIPImageProcessor(size={"shortest_edge": edge}, crop_size={"height": crop[0], "width": crop[1]})
+    pixels = ClipPixels(processor)
+    assert pixels.supported
+    images = _images(SHAPES)
+    want = processor(images, return_tensors="pt")["pixel_values"]
+    got = pixels(images)
+    assert got.shape == want.shape == (len(SHAPES), 3, *crop) and got.dtype == torch.float32
+    assert torch.equal(got, want)  # bit for bit: a model trained on either input is the same model
+
+
+def test_other_rescale_factors_stay_bit_exact() -> None:
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                   rescale_factor=1 / 127.5, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    images = _images(SHAPES[:4])
+    assert torch.equal(ClipPixels(processor)(images), processor(images, return_tensors="pt")["pixel_values"])
+
+
+def test_other_layouts_fall_back_to_the_processor() -> None:
+    processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 32, "width": 32})  # pads
+    pixels = ClipPixels(processor)
+    assert not pixels.supported
+    images = _images([(20, 12), (9, 30)])
+    torch.testing.assert_close(pixels(images), processor(images, return_tensors="pt")["pixel_values"])
+
+
+def test_dtype_and_empty_batches() -> None:
+    pixels = ClipPixels(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}))
+    assert pixels(_images([(40, 50)]), dtype=torch.float16).dtype == torch.float16
+    assert pixels([]).shape == (0, 3, 32, 32)
+
+
+def test_encoder_vectors_are_those_of_the_processor_path(tiny_encoder, synthetic_catalog) -> None:
+    paths = sorted((synthetic_catalog / "images").glob("*.jpg"))[:8]
+    images = [Image.open(p).convert("RGB") for p in paths]
+    with torch.inference_mode():
+        ref = tiny_encoder.model.get_image_features(
+            pixel_values=tiny_encoder.processor.image_processor(images, return_tensors="pt")["pixel_values"])
+    ref = torch.nn.functional.normalize(ref, dim=-1).numpy()
+    np.testing.assert_allclose(tiny_encoder.encode_images(images), ref, atol=1e-5)
