@@ -86,8 +86,8 @@ def test_mixed_precision_fine_tune_on_cuda_learns(tiny_model_dir, tiny_encoder, 
 
     products = read_catalog(generate_catalog(tmp_path / "catalog", n=420, seed=3)).products
     cfg = TrainConfig(base=str(tiny_model_dir), out_dir=tmp_path / "ckpt", caption_modes=("template", "enriched"),
-                      losses=LossWeights(clip=1.0, supcon=0.3), sampler="pk", pk_p=8, pk_k=4, epochs=8,
-                      batch_size=32, seed=0, split=SPLIT, patience=8,
+                      losses=LossWeights(clip=1.0, supcon=0.3), sampler="pk", pk_p=8, pk_k=4, epochs=16,
+                      batch_size=32, seed=0, split=SPLIT, patience=16,
                       optim=OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=5), progress=False)
     result = train(cfg, products)
     hyper = result.card["hyperparameters"]

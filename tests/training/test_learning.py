@@ -35,7 +35,7 @@ def trained(tiny_model_dir: Path, train_catalog: Path, tmp_path_factory: pytest.
     products = read_catalog(train_catalog).products
     cfg = TrainConfig(base=str(tiny_model_dir), out_dir=tmp_path_factory.mktemp("run") / "ckpt",
                       caption_modes=("template", "enriched"), losses=LossWeights(clip=1.0, supcon=0.3),
-                      sampler="pk", pk_p=8, pk_k=4, epochs=8, batch_size=32, seed=0, split=SPLIT, patience=8,
+                      sampler="pk", pk_p=8, pk_k=4, epochs=16, batch_size=32, seed=0, split=SPLIT, patience=16,
                       optim=OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=5), progress=False,
                       data_note="synthetic test catalog")
     return train(cfg, products), split_products(products, SPLIT)["test"]
