@@ -115,25 +115,25 @@ def raw_throughput(encoder, items: list, modality: str, batch: int, seconds: flo
     return done / (time.perf_counter() - start)
 
 
+def processor_pixels(encoder):
+    """A stand-in for the encoder's ClipPixels that runs transformers' CLIPImageProcessor, for comparison."""
+    def pixels(images, device, dtype):
+        return encoder.processor.image_processor(list(images), return_tensors="pt")["pixel_values"].to(device, dtype)
+    return pixels
+
+
 def preprocessing_ms(encoder, images: list, batch: int, rounds: int = 3) -> tuple[float, float]:
     """Best-of-rounds ms per image to turn decoded images into model input on the encoder's device:
     transformers' CLIPImageProcessor, then the encoder's own ClipPixels (what bounds a GPU's images/s)."""
     import torch
 
-    def hf(chunk):
-        return encoder.processor.image_processor(chunk, return_tensors="pt")["pixel_values"].to(
-            encoder.device, encoder.dtype)
-
-    def own(chunk):
-        return encoder.pixels(chunk, encoder.device, encoder.dtype)
-
     out = []
-    for fn in (hf, own):
+    for pixels in (processor_pixels(encoder), encoder.pixels):
         best = float("inf")
         for _ in range(rounds):
             start = time.perf_counter()
             for lo in range(0, len(images), batch):
-                fn(images[lo:lo + batch])
+                pixels(images[lo:lo + batch], encoder.device, encoder.dtype)
             if encoder.device.type == "cuda":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
@@ -234,8 +234,7 @@ def main() -> None:
     table.add_row("raw model, batch 1", "-", f"{raw_one:.1f}", "-", "1", f"{ref:.1f}", f"{raw_one / ref:.2f}")
     if args.modality == "image":  # the encoder's own preprocessing against transformers' processor, same window
         before, own = raw_full(), encoder.pixels
-        encoder.pixels = lambda images, device, dtype: encoder.processor.image_processor(
-            list(images), return_tensors="pt")["pixel_values"].to(device, dtype)
+        encoder.pixels = processor_pixels(encoder)
         hf = raw_full()
         encoder.pixels = own
         ref = (before + raw_full()) / 2

@@ -9,8 +9,10 @@ Rows are stored grouped by articleType. With an ANN structure, every articleType
 exactly (> ``PARTITION_MIN_ROWS`` rows) also gets its own small ANN index (a partition, like Qdrant's
 payload-aware sub-graphs): a filter on that articleType searches its partition, where the matches are all
 or most of the items, instead of walking the global graph past 95% non-matching nodes (measured recall@10
-~0.7 at 5% selectivity with a selector, even with ef widened 4.5x). Partitions cost extra memory for the rows
-they cover (their own codes and links).
+~0.7 at 5% selectivity with a selector, even with ef widened 4.5x). With sq8/pq, a block of at most
+``SCAN_PARTITION_MAX_SHARE`` of the index is a scan of its codes rather than a graph (recall ~1.0 after the
+re-rank, where a graph over an off-centre type fell to 0.82 at 1M). Partitions cost extra memory for the
+rows they cover (their own codes, and links for graphs).
 
 ``index_type="auto"`` and unset ``hnsw_m``/``ef_search``/``nprobe`` take size-based defaults from
 ``ann_params``. ``quantization`` ("sq8" or "pq") shrinks the ANN structure; its candidates
@@ -48,6 +50,15 @@ EXACT_SUBSET_MAX = 5_000
 # scanned exactly (a 5k-row partition gave recall@10 0.87-0.89 where the scan gives 1.0 at ~30x brute force).
 PARTITION_MIN_ROWS = 20_000
 GATHER_COST = 4  # per-row cost of gathering scattered rows over reading them in sequence (see _exact)
+# A selector walk widens ef by 1/sqrt(selectivity), at most this much. At 1M, a scattered 4.4% filter
+# (baseColour) with ef 192 x 4.8 gave recall 0.960 at 27x brute force, with ef 320 x 4.8 0.974 at 15x; capped
+# at 2x, ef 448 x 2 gave 0.960 at 49x: past ~2x the unfiltered ef the extra width buys recall no one needs.
+HNSW_FILTER_BOOST_MAX = 2
+# With sq8/pq, a partition of at most this share of the index is its block's codes scanned whole (no graph),
+# then re-ranked: recall ~1.0, and an sq8 scan reads a quarter of float32's bytes, so a 10% block costs
+# ~1/26 of a brute-force pass. Measured at 1M, a 54k-row type: HNSW partition 76x brute force at recall 0.82,
+# sq8 code scan ~33x at recall ~1.0. Larger blocks keep an HNSW partition.
+SCAN_PARTITION_MAX_SHARE = 0.10
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see FaissIndex._cluster)
 # Below this fraction of the index, a graph/list walk with a selector visits mostly non-matching items
 # (slow, and recall drops), so the matches are ranked exactly unless there are very many of them.
@@ -65,6 +76,12 @@ class Partition:
     lo: int
     hi: int
     ann: faiss.Index
+
+    @property
+    def kind(self) -> str:
+        """"hnsw", "ivf" or "flat" (every code scanned), read off the FAISS structure (it survives reloads)."""
+        ann = faiss.downcast_index(self.ann)
+        return "hnsw" if isinstance(ann, faiss.IndexHNSW) else "ivf" if isinstance(ann, faiss.IndexIVF) else "flat"
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -396,11 +413,23 @@ class FaissIndex:
         if p.index_type != "flat":
             for name, (lo, hi) in self._blocks.items():
                 if hi - lo > PARTITION_MIN_ROWS:
-                    partitions[name] = Partition(lo, hi, self._new_ann(self.vectors[lo:hi], self._params_for(hi - lo)))
+                    block = self.vectors[lo:hi]
+                    scan = self.quantization != "none" and hi - lo <= SCAN_PARTITION_MAX_SHARE * len(self.ids)
+                    part = self._new_code_scan(block) if scan else self._new_ann(block, self._params_for(hi - lo))
+                    partitions[name] = Partition(lo, hi, part)
             if partitions:
                 log.info("built %d articleType partitions over %d items", len(partitions),
                          sum(part.hi - part.lo for part in partitions.values()))
         self._ann, self._partitions = ann, partitions
+        return ann
+
+    def _new_code_scan(self, vectors: np.ndarray) -> faiss.Index:
+        """The rows' quantized codes alone, searched by scanning them all (a scan partition)."""
+        dim, ip = self._require().dim, faiss.METRIC_INNER_PRODUCT
+        ann = (faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, ip) if self.quantization == "sq8"
+               else faiss.IndexPQ(dim, _pq_subquantizers(dim), 8, ip))
+        ann.train(vectors)
+        ann.add(vectors)
         return ann
 
     def _new_ann(self, vectors: np.ndarray, p: ann_params.AnnParams) -> faiss.Index:
@@ -441,8 +470,9 @@ class FaissIndex:
         ann = self._ensure_ann()
         assert ann is not None
         lo, size, p = 0, len(self.ids), self.params()
+        kind = p.index_type
         if part is not None:
-            ann, lo, size = part.ann, part.lo, part.hi - part.lo
+            ann, lo, size, kind = part.ann, part.lo, part.hi - part.lo, part.kind
             # nlist/nprobe follow the partition's size; ef stays the global one: recall inside a partition is no
             # easier than in the whole graph (measured at 1M: 0.71 at ef=96, 0.82 at ef=320 on a 54k-item type)
             own = self._params_for(size)
@@ -454,10 +484,10 @@ class FaissIndex:
             packed = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(size, faiss.swig_ptr(packed))
         fetch = k * self.rescore_factor if self.quantization != "none" else k
-        if p.index_type == "hnsw":
-            ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity)
+        if kind == "hnsw":
+            ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity, HNSW_FILTER_BOOST_MAX)
             params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
-        elif p.index_type == "ivf":
+        elif kind == "ivf":
             nprobe = min(p.nlist, ann_params.boost_for_selectivity(p.nprobe, selectivity))
             params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         else:

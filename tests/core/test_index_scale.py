@@ -121,11 +121,14 @@ def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
 
 
 @pytest.mark.slow
-def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch):
+@pytest.mark.parametrize("scan_share,kind", [(0.10, "flat"), (0.0, "hnsw")])
+def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, scan_share: float, kind: str):
     """articleType follows the region of the space (as in real catalogs), so a type's matches sit far from most
-    queries; each large type block gets its own graph, persisted with the index."""
+    queries; each large type block gets its own structure, persisted with the index: with sq8, blocks up to
+    SCAN_PARTITION_MAX_SHARE of the index are code scans, larger ones graphs (both tried here)."""
     monkeypatch.setattr(faiss_index, "EXACT_SUBSET_MAX", 1_000)  # the ANN path and partitions at test size
     monkeypatch.setattr(faiss_index, "PARTITION_MIN_ROWS", 1_000)
+    monkeypatch.setattr(faiss_index, "SCAN_PARTITION_MAX_SHARE", scan_share)
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
     labels = rng.integers(0, CLUSTERS, size=N)
@@ -137,13 +140,15 @@ def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch):
     index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
     counts = np.bincount(types)
     assert set(index._partitions) == {f"t{t}" for t in range(12) if counts[t] > 1_000}
+    assert counts.max() <= 0.10 * N and {part.kind for part in index._partitions.values()} == {kind}
     queries = vectors[rng.choice(N, 20, replace=False)]  # mostly from other types' regions
     for flt in (SearchFilter.build(articleType="t3"), SearchFilter.build(articleType="t3", gender="Men")):
         assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
     assert _recall(index, data, SearchFilter.build(articleType="t3,t4"), queries) >= 0.95  # two partitions, merged
 
     reloaded = FaissIndex(tmp_path)
-    monkeypatch.setattr(FaissIndex, "_new_ann", lambda *_: pytest.fail("partitions rebuilt instead of loaded"))
+    for build in ("_new_ann", "_new_code_scan"):
+        monkeypatch.setattr(FaissIndex, build, lambda *_: pytest.fail("partitions rebuilt instead of loaded"))
     flt = SearchFilter.build(articleType="t5")
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
     assert {name: (p.lo, p.hi) for name, p in reloaded._partitions.items()} == \

@@ -17,10 +17,8 @@ from fashion_core.catalog.reader import read_catalog
 from fashion_core.model.encoder import ClipEncoder
 from fashion_core.settings import Settings
 from training.data import split_products
-from training.losses import LossWeights
 from training.metrics import mrr, recall_at_k
-from training.optim import OptimConfig
-from training.trainer import TrainConfig, train
+from training.trainer import train
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -82,14 +80,10 @@ def test_encoder_service_on_cuda_serves_concurrent_callers(tiny_model_dir, cuda_
 
 def test_mixed_precision_fine_tune_on_cuda_learns(tiny_model_dir, tiny_encoder, tmp_path) -> None:
     from fashion_core.catalog.synthetic import generate_catalog
-    from tests.training.test_learning import SPLIT, t2i_ranks
+    from tests.training.test_learning import SPLIT, fine_tune_config, t2i_ranks
 
     products = read_catalog(generate_catalog(tmp_path / "catalog", n=420, seed=3)).products
-    cfg = TrainConfig(base=str(tiny_model_dir), out_dir=tmp_path / "ckpt", caption_modes=("template", "enriched"),
-                      losses=LossWeights(clip=1.0, supcon=0.3), sampler="pk", pk_p=8, pk_k=4, epochs=16,
-                      batch_size=32, seed=0, split=SPLIT, patience=16,
-                      optim=OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=5), progress=False)
-    result = train(cfg, products)
+    result = train(fine_tune_config(tiny_model_dir, tmp_path / "ckpt"), products)  # device "auto": the GPU
     hyper = result.card["hyperparameters"]
     assert hyper["amp"] is True and hyper["device"] == "cuda"
     assert all(np.isfinite(row["loss"]) for row in result.history[1:])  # GradScaler kept fp16 from overflowing

@@ -30,15 +30,20 @@ def t2i_ranks(model_dir: Path, products) -> np.ndarray:
     return first_relevant_ranks(texts @ images.T, np.eye(len(products), dtype=bool))
 
 
+def fine_tune_config(base: Path, out_dir: Path) -> TrainConfig:
+    """The short fine-tune both this test and the CUDA one (tests/gpu) run on the tiny model."""
+    return TrainConfig(base=str(base), out_dir=out_dir, caption_modes=("template", "enriched"),
+                       losses=LossWeights(clip=1.0, supcon=0.3), sampler="pk", pk_p=8, pk_k=4, epochs=16,
+                       batch_size=32, seed=0, split=SPLIT, patience=16,
+                       optim=OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=5), progress=False,
+                       data_note="synthetic test catalog")
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir: Path, train_catalog: Path, tmp_path_factory: pytest.TempPathFactory):
     products = read_catalog(train_catalog).products
-    cfg = TrainConfig(base=str(tiny_model_dir), out_dir=tmp_path_factory.mktemp("run") / "ckpt",
-                      caption_modes=("template", "enriched"), losses=LossWeights(clip=1.0, supcon=0.3),
-                      sampler="pk", pk_p=8, pk_k=4, epochs=16, batch_size=32, seed=0, split=SPLIT, patience=16,
-                      optim=OptimConfig(lr=2e-3, weight_decay=0.05, warmup_steps=5), progress=False,
-                      data_note="synthetic test catalog")
-    return train(cfg, products), split_products(products, SPLIT)["test"]
+    result = train(fine_tune_config(tiny_model_dir, tmp_path_factory.mktemp("run") / "ckpt"), products)
+    return result, split_products(products, SPLIT)["test"]
 
 
 def test_fine_tune_beats_the_untrained_model_on_held_out_products(trained, tiny_model_dir: Path) -> None:
