@@ -175,7 +175,7 @@ def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Pat
     faiss.omp_set_num_threads(1)
     if index.params().index_type == "flat":
         return index, build_s, 0
-    structures = [ann, *(part.ann for part in index._partitions.values())]  # articleType partitions count too
+    structures = [ann, *(part.ann for part in [*index._partitions.values(), *index._value_parts.values()])]
     return index, build_s, sum(int(faiss.serialize_index(s).nbytes) for s in structures)
 
 

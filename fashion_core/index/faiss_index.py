@@ -54,11 +54,19 @@ GATHER_COST = 4  # per-row cost of gathering scattered rows over reading them in
 # (baseColour) with ef 192 x 4.8 gave recall 0.960 at 27x brute force, with ef 320 x 4.8 0.974 at 15x; capped
 # at 2x, ef 448 x 2 gave 0.960 at 49x: past ~2x the unfiltered ef the extra width buys recall no one needs.
 HNSW_FILTER_BOOST_MAX = 2
-# With sq8/pq, a partition of at most this share of the index is its block's codes scanned whole (no graph),
-# then re-ranked: recall ~1.0, and an sq8 scan reads a quarter of float32's bytes, so a 10% block costs
-# ~1/26 of a brute-force pass. Measured at 1M, a 54k-row type: HNSW partition 76x brute force at recall 0.82,
-# sq8 code scan ~33x at recall ~1.0. Larger blocks keep an HNSW partition.
+# With sq8/pq, a block of more than VALUE_PARTITION_MIN_ROWS rows and at most this share of the index is a
+# partition of its codes scanned whole (no graph), then re-ranked: recall ~1.0, and an sq8 scan reads a quarter
+# of float32's bytes, so a 10% block costs ~1/26 of a brute-force pass. Measured at 1M, a 54k-row type: HNSW
+# partition 76x brute force at recall 0.82, sq8 code scan ~33x at recall ~1.0. Larger blocks keep an HNSW
+# partition (over PARTITION_MIN_ROWS); at 100k a 5.4k-row type's float32 slice scan ran 14.6x-46x by the day.
 SCAN_PARTITION_MAX_SHARE = 0.10
+# Fields whose values are scattered across the articleType-grouped rows get, with sq8/pq, a code scan of every
+# value with more than VALUE_PARTITION_MIN_ROWS rows (and at most SCAN_PARTITION_MAX_SHARE of the index): like
+# Qdrant's per-value graph links, it costs one more code per row. At 100k a scattered 4.4% colour was 3-5x
+# brute force as an exact gather, 0.78-0.85 recall as a selector walk, 25-35x at recall 1.0 as a code scan.
+VALUE_PARTITION_FIELDS = ("baseColour",)
+PQ_TRAIN_ROWS = 10_000
+VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see FaissIndex._cluster)
 # Below this fraction of the index, a graph/list walk with a selector visits mostly non-matching items
 # (slow, and recall drops), so the matches are ranked exactly unless there are very many of them.
@@ -82,6 +90,14 @@ class Partition:
         """"hnsw", "ivf" or "flat" (every code scanned), read off the FAISS structure (it survives reloads)."""
         ann = faiss.downcast_index(self.ann)
         return "hnsw" if isinstance(ann, faiss.IndexHNSW) else "ivf" if isinstance(ann, faiss.IndexIVF) else "flat"
+
+
+@dataclass(frozen=True)
+class ValuePartition:
+    """The quantized codes of the rows holding one value of a field (rows ascending), scanned whole."""
+
+    rows: np.ndarray
+    ann: faiss.Index
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -115,6 +131,8 @@ class FaissIndex:
         self._row: dict[int, int] = {}
         self._ann: faiss.Index | None = None
         self._partitions: dict[str, Partition] = {}
+        self._value_parts: dict[tuple[str, str], ValuePartition] = {}
+        self._pq_codebook: faiss.Index | None = None  # shared by pq code scans of one build
         self._blocks: dict[str, tuple[int, int]] = {}  # articleType -> rows lo:hi, set by _cluster
         self._columns: dict[str, np.ndarray] | None = None
         self._clustered = False
@@ -135,9 +153,10 @@ class FaissIndex:
         with (self.dir / PAYLOADS_FILE).open(encoding="utf-8") as fh:
             self.payloads = [json.loads(line) for line in fh]
         self._row = {int(i): r for r, i in enumerate(self.ids)}
+        self._columns = None  # rebuilt from these payloads when first needed
         ann_path = self.dir / ANN_FILE
         self._ann = faiss.read_index(str(ann_path)) if ann_path.is_file() and len(self.ids) else None
-        self._partitions = {}
+        self._partitions, self._value_parts = {}, {}
         if self._ann is not None and (self.dir / PARTITIONS_FILE).is_file():
             self._cluster()  # the saved rows are already grouped: this only finds the blocks
             with np.load(self.dir / PARTITIONS_FILE) as saved:
@@ -145,7 +164,12 @@ class FaissIndex:
                                                         strict=True)):
                     if self._blocks.get(name) == (lo, hi):
                         self._partitions[name] = Partition(lo, hi, faiss.deserialize_index(saved[f"ann{i}"]))
-        self._columns = None
+                for i, key in enumerate(saved["value_keys"].tolist() if "value_keys" in saved else []):
+                    field, value = key.split("=", 1)
+                    rows = saved[f"vrows{i}"]
+                    if np.array_equal(rows, self._value_rows(field, value)):  # still the rows holding it
+                        self._value_parts[(field, value)] = ValuePartition(rows, faiss.deserialize_index(
+                            saved[f"vann{i}"]))
 
     def save(self) -> None:
         meta = self._require()
@@ -158,12 +182,15 @@ class FaissIndex:
         ann = self._ensure_ann()
         if ann is not None:
             _atomic_write(self.dir / ANN_FILE, lambda p: faiss.write_index(ann, str(p)))
-        if self._partitions:
-            parts = list(self._partitions.items())
+        if self._partitions or self._value_parts:
+            parts, values = list(self._partitions.items()), list(self._value_parts.items())
             _atomic_write(self.dir / PARTITIONS_FILE, lambda p: np.savez(
-                p.open("wb"), names=np.array([name for name, _ in parts]),
-                bounds=np.array([(part.lo, part.hi) for _, part in parts], dtype=np.int64),
-                **{f"ann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(parts)}))
+                p.open("wb"), names=np.array([name for name, _ in parts], dtype=str),
+                bounds=np.array([(part.lo, part.hi) for _, part in parts], dtype=np.int64).reshape(-1, 2),
+                **{f"ann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(parts)},
+                value_keys=np.array([f"{field}={value}" for (field, value), _ in values], dtype=str),
+                **{f"vrows{i}": part.rows for i, (_, part) in enumerate(values)},
+                **{f"vann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(values)}))
         else:
             (self.dir / PARTITIONS_FILE).unlink(missing_ok=True)
         # meta.json last: readers treat it as the commit marker of a complete index.
@@ -241,6 +268,12 @@ class FaissIndex:
         matches = int(np.count_nonzero(mask))
         if not matches:
             return []
+        if not exact and self._kind() != "flat" and matches > VALUE_PARTITION_MIN_ROWS \
+                and not flt.equals.get(CLUSTER_FIELD):  # articleType filters have their blocks, below
+            self._ensure_ann()
+            rows = self._search_values(q, k, mask, flt)
+            if rows is not None and len(rows) >= min(k, matches):
+                return self._hits(q, rows)
         if exact or self._kind() == "flat" or self._exact_is_cheaper(matches, n):
             return self._hits(q, self._exact(q, k, np.flatnonzero(mask)))
         self._ensure_ann()  # builds the partitions too: the first query after an update must find them
@@ -275,7 +308,7 @@ class FaissIndex:
     # -- internals ---------------------------------------------------------------------------------
     def _invalidate(self) -> None:
         self._ann = None
-        self._partitions = {}
+        self._partitions, self._value_parts = {}, {}
         self._params = None
         self._columns = None
         self._clustered = False
@@ -296,7 +329,7 @@ class FaissIndex:
                 self.payloads = [self.payloads[i] for i in order]
                 self._row = {int(i): r for r, i in enumerate(self.ids)}
                 self._ann = None
-                self._partitions = {}
+                self._partitions, self._value_parts = {}, {}
                 self._columns = None
             sizes = np.bincount(inverse, minlength=len(names))
             self._blocks = {str(name): (int(end - size), int(end))
@@ -336,11 +369,41 @@ class FaissIndex:
             lo, hi = self._blocks.get(name, (0, 0))
             matches = int(np.count_nonzero(mask[lo:hi]))
             part = self._partitions.get(name)
-            if part is not None and matches > PARTITION_MIN_ROWS:
+            if part is not None and matches > (PARTITION_MIN_ROWS if part.kind == "hnsw" else VALUE_PARTITION_MIN_ROWS):
                 found.append(self._ann_search(q, k, mask, matches, part))
             elif matches:
                 found.append(lo + np.flatnonzero(mask[lo:hi]))
         return self._exact(q, k, np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+
+    def _search_values(self, q: np.ndarray, k: int, mask: np.ndarray, flt: SearchFilter) -> np.ndarray | None:
+        """Top rows of a filter on a partitioned field's value(s): each value's codes scanned (with the rest of
+        the filter as a selector), small values' rows taken as they are, the candidates re-ranked exactly.
+        None when the filter names no such field, or a value too large to have a partition."""
+        field = next((f for f in VALUE_PARTITION_FIELDS if flt.equals.get(f)), None)
+        if field is None:
+            return None
+        found = []
+        for value in flt.equals[field]:
+            part = self._value_parts.get((field, value))
+            if part is None:
+                rows = self._value_rows(field, value)
+                if len(rows) > VALUE_PARTITION_MIN_ROWS:
+                    return None
+                found.append(rows[mask[rows]])
+                continue
+            local = mask[part.rows]
+            matches = int(np.count_nonzero(local))
+            if not matches:
+                continue
+            packed = np.packbits(local, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(part.rows), faiss.swig_ptr(packed)) if matches < len(part.rows) \
+                else None
+            ivf = isinstance(faiss.downcast_index(part.ann), faiss.IndexIVF)  # a pq scan: one list
+            params = faiss.SearchParametersIVF(nprobe=1, sel=selector) if ivf else faiss.SearchParameters(sel=selector)
+            _, got = part.ann.search(q.reshape(1, -1), k * self.rescore_factor, params=params)
+            found.append(part.rows[got[0][got[0] >= 0]])
+        rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        return self._exact(q, k, rows) if len(rows) else rows
 
     def _kind(self) -> str:
         return self.params().index_type
@@ -409,26 +472,60 @@ class FaissIndex:
         p = self.params()
         ann = self._new_ann(self.vectors, p)
         log.info("built FAISS %s (%s) over %d items: %s", p.index_type, self.quantization, len(self.ids), p)
-        partitions = {}
+        partitions, self._pq_codebook = {}, None
         if p.index_type != "flat":
             for name, (lo, hi) in self._blocks.items():
-                if hi - lo > PARTITION_MIN_ROWS:
-                    block = self.vectors[lo:hi]
-                    scan = self.quantization != "none" and hi - lo <= SCAN_PARTITION_MAX_SHARE * len(self.ids)
-                    part = self._new_code_scan(block) if scan else self._new_ann(block, self._params_for(hi - lo))
-                    partitions[name] = Partition(lo, hi, part)
+                block = self.vectors[lo:hi]
+                if self._scans_codes(hi - lo):
+                    partitions[name] = Partition(lo, hi, self._new_code_scan(block))
+                elif hi - lo > PARTITION_MIN_ROWS:
+                    partitions[name] = Partition(lo, hi, self._new_ann(block, self._params_for(hi - lo)))
             if partitions:
                 log.info("built %d articleType partitions over %d items", len(partitions),
                          sum(part.hi - part.lo for part in partitions.values()))
-        self._ann, self._partitions = ann, partitions
+        values = {}
+        if p.index_type != "flat" and self.quantization != "none":
+            for field in VALUE_PARTITION_FIELDS:
+                for value in self._column_codes(field):
+                    rows = self._value_rows(field, value)
+                    if self._scans_codes(len(rows)):
+                        values[(field, value)] = ValuePartition(rows, self._new_code_scan(self.vectors[rows]))
+            if values:
+                log.info("built %d value partitions (%s) over %d rows", len(values),
+                         ", ".join(VALUE_PARTITION_FIELDS), sum(len(v.rows) for v in values.values()))
+        self._ann, self._partitions, self._value_parts, self._pq_codebook = ann, partitions, values, None
         return ann
+
+    def _scans_codes(self, rows: int) -> bool:
+        """Whether a block or value of this many rows gets a code-scan partition (sq8/pq indexes only)."""
+        return self.quantization != "none" and VALUE_PARTITION_MIN_ROWS < rows <= SCAN_PARTITION_MAX_SHARE * len(
+            self.ids)
+
+    def _column_codes(self, field: str) -> dict[str, int]:
+        if self._columns is None:
+            self._columns = self._build_columns()
+        return self._codes[field]
+
+    def _value_rows(self, field: str, value: str) -> np.ndarray:
+        code = self._column_codes(field).get(value)
+        return np.zeros(0, dtype=np.int64) if code is None else np.flatnonzero(self._columns[field] == code)
 
     def _new_code_scan(self, vectors: np.ndarray) -> faiss.Index:
         """The rows' quantized codes alone, searched by scanning them all (a scan partition)."""
         dim, ip = self._require().dim, faiss.METRIC_INNER_PRODUCT
-        ann = (faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, ip) if self.quantization == "sq8"
-               else faiss.IndexPQ(dim, _pq_subquantizers(dim), 8, ip))
-        ann.train(vectors)
+        if self.quantization == "sq8":
+            ann = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, ip)
+            ann.train(vectors)
+        else:
+            if self._pq_codebook is None:  # trained once per build on the whole index, then copied: training
+                # 128 sub-quantizers per partition took minutes, and small partitions lack the ~10k rows it needs
+                # one inverted list holding every code: unlike IndexPQ, IVF search takes a selector
+                book = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, 1, _pq_subquantizers(dim), 8, ip)
+                pick = np.random.default_rng(0).choice(len(self.vectors), size=min(len(self.vectors), PQ_TRAIN_ROWS),
+                                                       replace=False)
+                book.train(np.ascontiguousarray(self.vectors[np.sort(pick)]))
+                self._pq_codebook = book
+            ann = faiss.clone_index(self._pq_codebook)
         ann.add(vectors)
         return ann
 

@@ -121,8 +121,10 @@ def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scan_share,kind", [(0.10, "flat"), (0.0, "hnsw")])
-def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, scan_share: float, kind: str):
+@pytest.mark.parametrize("quantization,scan_share,kind", [("sq8", 0.10, "flat"), ("sq8", 0.0, "hnsw"),
+                                                         ("pq", 0.10, "ivf")])  # a pq code scan is a 1-list IVF
+def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, quantization: str,
+                                                         scan_share: float, kind: str):
     """articleType follows the region of the space (as in real catalogs), so a type's matches sit far from most
     queries; each large type block gets its own structure, persisted with the index: with sq8, blocks up to
     SCAN_PARTITION_MAX_SHARE of the index are code scans, larger ones graphs (both tried here)."""
@@ -137,7 +139,7 @@ def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, 
     types = np.where(rng.random(N) < 0.9, labels % 12, rng.integers(0, 12, size=N))
     payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{t}", "year": 2010} for i, t in enumerate(types)]
     data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
-    index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
+    index = _build(tmp_path, data, index_type="hnsw", quantization=quantization)
     counts = np.bincount(types)
     assert set(index._partitions) == {f"t{t}" for t in range(12) if counts[t] > 1_000}
     assert counts.max() <= 0.10 * N and {part.kind for part in index._partitions.values()} == {kind}
@@ -153,3 +155,43 @@ def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, 
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
     assert {name: (p.lo, p.hi) for name, p in reloaded._partitions.items()} == \
         {name: (p.lo, p.hi) for name, p in index._partitions.items()}
+
+
+@pytest.mark.parametrize("quantization", ["sq8", "pq"])
+def test_scattered_colour_filters_scan_their_own_codes(tmp_path, monkeypatch, quantization: str):
+    """A colour is spread over every articleType block, so no contiguous slice holds it: with sq8 or pq, each colour
+    has a scan of its own codes. It answers colour filters (alone, with another condition, several colours)
+    at recall >= 0.95, is saved and loaded with the index, and is rebuilt after the rows change."""
+    monkeypatch.setattr(faiss_index, "VALUE_PARTITION_MIN_ROWS", 200)
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
+    labels = rng.integers(0, CLUSTERS, size=N)
+    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    colours = rng.integers(0, 14, size=N)  # ~7% each, independent of the region
+    payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{label % 12}", "baseColour": f"c{c}", "year": 2010}
+                for i, (label, c) in enumerate(zip(labels, colours, strict=True))]
+    data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
+    index = _build(tmp_path, data, index_type="hnsw", quantization=quantization)
+    assert set(index._value_parts) == {("baseColour", f"c{c}") for c in range(14)}
+    answered = []
+    original = FaissIndex._search_values
+    monkeypatch.setattr(FaissIndex, "_search_values",
+                        lambda self, *a: answered.append(original(self, *a)) or answered[-1])
+    queries = vectors[rng.choice(N, 20, replace=False)]
+    for flt in (SearchFilter.build(baseColour="c3"), SearchFilter.build(baseColour="c3", gender="Men"),
+                SearchFilter.build(baseColour="c3,c4")):
+        assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
+    assert answered and all(rows is not None for rows in answered)  # the code scans answered, not a fallback
+
+    reloaded = FaissIndex(tmp_path)
+    assert set(reloaded._value_parts) == set(index._value_parts)
+    monkeypatch.setattr(FaissIndex, "_new_code_scan", lambda *_: pytest.fail("value partitions rebuilt on load"))
+    flt = SearchFilter.build(baseColour="c5")
+    assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
+    monkeypatch.undo()
+
+    reloaded.delete([int(data[0][0])])  # rows change: the scans are dropped, then rebuilt for the next query
+    assert not reloaded._value_parts
+    reloaded.search(queries[0], 10, flt)
+    assert len(reloaded._value_parts) == 14
