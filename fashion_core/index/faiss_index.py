@@ -11,8 +11,9 @@ payload-aware sub-graphs): a filter on that articleType searches its partition, 
 or most of the items, instead of walking the global graph past 95% non-matching nodes (measured recall@10
 ~0.7 at 5% selectivity with a selector, even with ef widened 4.5x). With sq8/pq, a block of at most
 ``SCAN_PARTITION_MAX_SHARE`` of the index is a scan of its codes rather than a graph (recall ~1.0 after the
-re-rank, where a graph over an off-centre type fell to 0.82 at 1M). Partitions cost extra memory for the
-rows they cover (their own codes, and links for graphs).
+re-rank, where a graph over an off-centre type fell to 0.82 at 1M). Fields scattered over those blocks
+(``VALUE_PARTITION_FIELDS``: baseColour) get the same code scan per value. Partitions cost extra memory for
+the rows they cover (their own codes, and links for graphs).
 
 ``index_type="auto"`` and unset ``hnsw_m``/``ef_search``/``nprobe`` take size-based defaults from
 ``ann_params``. ``quantization`` ("sq8" or "pq") shrinks the ANN structure; its candidates
