@@ -101,6 +101,14 @@ class ValuePartition:
     ann: faiss.Index
 
 
+class _BitmapSelector:
+    """A FAISS selector over a row mask; holds the packed bits, which FAISS reads but does not own."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.bits = np.packbits(mask, bitorder="little")
+        self.faiss = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(self.bits))
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
@@ -396,11 +404,10 @@ class FaissIndex:
             matches = int(np.count_nonzero(local))
             if not matches:
                 continue
-            packed = np.packbits(local, bitorder="little")
-            selector = faiss.IDSelectorBitmap(len(part.rows), faiss.swig_ptr(packed)) if matches < len(part.rows) \
-                else None
+            selector = _BitmapSelector(local) if matches < len(part.rows) else None
+            sel = selector.faiss if selector else None
             ivf = isinstance(faiss.downcast_index(part.ann), faiss.IndexIVF)  # a pq scan: one list
-            params = faiss.SearchParametersIVF(nprobe=1, sel=selector) if ivf else faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParametersIVF(nprobe=1, sel=sel) if ivf else faiss.SearchParameters(sel=sel)
             _, got = part.ann.search(q.reshape(1, -1), k * self.rescore_factor, params=params)
             found.append(part.rows[got[0][got[0] >= 0]])
         rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
@@ -579,8 +586,8 @@ class FaissIndex:
         selectivity = matches / max(1, size)
         selector = None
         if mask is not None and matches < size:
-            packed = np.packbits(mask, bitorder="little")
-            selector = faiss.IDSelectorBitmap(size, faiss.swig_ptr(packed))
+            bitmap = _BitmapSelector(mask)
+            selector = bitmap.faiss
         fetch = k * self.rescore_factor if self.quantization != "none" else k
         if kind == "hnsw":
             ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity, HNSW_FILTER_BOOST_MAX)

@@ -78,7 +78,7 @@ def test_encoder_service_on_cuda_serves_concurrent_callers(tiny_model_dir, cuda_
         servicer.close()
 
 
-def test_mixed_precision_fine_tune_on_cuda_learns(tiny_model_dir, tiny_encoder, tmp_path) -> None:
+def test_mixed_precision_fine_tune_on_cuda_learns(tiny_model_dir, tmp_path) -> None:
     from fashion_core.catalog.synthetic import generate_catalog
     from tests.training.test_learning import SPLIT, fine_tune_config, t2i_ranks
 
