@@ -46,6 +46,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- fetch-dataset ---------------------------------------------------------------------------------
+def cmd_fetch_dataset(args: argparse.Namespace) -> int:
+    from fashion_core.catalog.fetch import HF_DATASET, fetch_from_hub, fetch_from_kaggle
+
+    dest = Path(args.dest)
+    if (dest / "styles.csv").exists():
+        raise InvalidInputError(f"{dest} already holds a styles.csv; choose an empty folder")
+    if args.source == "kaggle":
+        console.print("downloading with the Kaggle CLI ...")
+        count = fetch_from_kaggle(dest)
+    else:
+        with progress_bar() as bar:
+            task = bar.add_task(f"{HF_DATASET} -> {dest}", total=None)
+            count = fetch_from_hub(dest, on_row=lambda n: bar.update(task, completed=n))
+    console.print(f"{count} products in {dest} (styles.csv + images/); use it with --catalog {dest} or "
+                  f"FASHION_CATALOG={dest}")
+    return 0
+
+
 # -- index -----------------------------------------------------------------------------------------
 def print_index_report(report: IndexReport, report_file: Path | None) -> None:
     console.print(f"[green]indexed {report.indexed}[/green], skipped {len(report.skipped)} "
@@ -130,6 +149,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--dirty", action="store_true", help="append rows like the real file's bad ones")
     p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("fetch-dataset", help="download the public Fashion Product Images (small) dataset into "
+                       "the Kaggle layout (needs network)")
+    p.add_argument("dest", help="an empty folder")
+    p.add_argument("--source", choices=["hf", "kaggle"], default="hf",
+                   help="hf: the Hugging Face copy (needs pyarrow); kaggle: the Kaggle CLI (needs a token)")
+    p.set_defaults(handler=cmd_fetch_dataset)
 
     p = sub.add_parser("index", help="embed a catalog and write it to the index")
     p.add_argument("catalog_dir")

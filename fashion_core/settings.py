@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Model: explicit checkpoint dir or hub id > cached checkpoint > bootstrapped model.
     model: str | None = Field(default=None, description="CLIP checkpoint directory or Hugging Face hub id")
     home: Path = Field(default_factory=default_home, description="cache root: bootstrapped models, data")
+    catalog: Path | None = Field(default=None, description="the real catalog (styles.csv + images/); None = look "
+                                                         "for ../shared/datasets/fashion-product-images-small")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     encode_batch_size: int = Field(default=32, gt=0)
 
@@ -76,7 +78,7 @@ class Settings(BaseSettings):
     encoder_max_items: int = Field(default=256, gt=0, description="texts or images in one call")
     rpc_timeout_s: float = Field(default=30.0, gt=0, description="default deadline of client calls")
 
-    @field_validator("model", "qdrant_url", "redis_url", "encoder_address", mode="before")
+    @field_validator("model", "catalog", "qdrant_url", "redis_url", "encoder_address", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

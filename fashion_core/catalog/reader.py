@@ -1,8 +1,9 @@
 """Reader for the "Fashion Product Images" layout: ``styles.csv`` + ``images/<id>.jpg``.
 
 The real file is dirty: productDisplayName holds stray commas (so a row has more than 10 fields), fields are
-empty, years are not numbers, some ids have no image, and the encoding is not always UTF-8. Rows that cannot
-become a product are reported with a reason, never dropped silently and never fatal.
+empty or hold the literal ``NA``, years are not numbers, some ids have no image, a load-test row sits among the
+products, and the encoding is not always UTF-8. Rows that cannot become a product are reported with their line
+and a reason, never dropped silently and never fatal: every data row of the file is either a product or a skip.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +25,11 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # Fields a product cannot be searched or filtered without.
 REQUIRED_FIELDS = ("gender", "masterCategory", "articleType", "productDisplayName")
+# Values that mean "unknown" in the real file (the literal ``NA`` in usage, baseColour and productDisplayName):
+# read as a missing value, so they are never a colour or a usage a user can filter on, nor words in a caption.
+MISSING_VALUES = frozenset({"", "na", "n/a", "null", "none", "nan"})
+# Rows left in the catalog by load tests of the shop, not products (the real file has ``RTV_LoadTest``).
+TEST_ROW_NAME = re.compile(r"(?i)^\s*(rtv_\w*|\w*load_?test\w*)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +91,13 @@ def _parse_row(fields_: list[str], header: list[str]) -> dict[str, str]:
     n = len(header)
     if len(fields_) > n and header[-1] == "productDisplayName":
         fields_ = [*fields_[: n - 1], ",".join(fields_[n - 1 :])]
-    return {name: value.strip() for name, value in zip(header, fields_, strict=False)}
+    return {name: missing_to_empty(value) for name, value in zip(header, fields_, strict=False)}
+
+
+def missing_to_empty(value: str) -> str:
+    """The stripped value, or "" for the file's markers of a missing value (``NA`` and the like)."""
+    value = value.strip()
+    return "" if value.lower() in MISSING_VALUES else value
 
 
 def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) -> Product | str:
@@ -95,6 +108,8 @@ def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) ->
     for name in REQUIRED_FIELDS:
         if not row.get(name):
             return f"missing field: {name}"
+    if TEST_ROW_NAME.match(row["productDisplayName"]):
+        return f"test row: productDisplayName {row['productDisplayName']!r}"
     year_text = row.get("year", "")
     year: int | None = None
     if year_text:

@@ -247,6 +247,9 @@ DIRTY_LINES = (
     "{id},Men,Footwear,Shoes,Casual Shoes,Brown,Winter,2013,Casual,Fila Men Brown Casual Shoes",  # no image
     "{id},Men,Footwear,Shoes",  # truncated row
     "{id},Women,Apparel,Dress,Dresses,Red,Summer,2014,Party,Caf\xe9 Women Red Dress",  # cp1252 byte
+    "{id},Women,Accessories,Bags,Handbags,NA,Summer,2012,NA,Baggit Women Handbag",  # literal NA: missing values
+    "{id},Men,Footwear,Sandal,Sandals,Brown,Winter,2018,,RTV_LoadTest",  # a load-test row, not a product
+    "{id},Women,Accessories,Bags,Clutches,Maroon,Summer,2012,Casual,NA",  # no name
 )
 
 
@@ -289,6 +292,9 @@ def _append_dirty_rows(out: Path, first_id: int) -> None:
     draw_product("Shirts", "Blue", rng).save(out / "images" / f"{bad_year_id}.jpg")
     for i in (2, 5):
         draw_product("Dresses", "Red", rng).save(out / "images" / f"{first_id + i}.jpg")
+    draw_product("Handbags", "Black", rng).save(out / "images" / f"{first_id + 6}.jpg")
+    for i in (7, 8):  # rows skipped for what they say, not for a missing image
+        draw_product("Sandals", "Brown", rng).save(out / "images" / f"{first_id + i}.jpg")
     # A row whose image exists but is not an image at all.
     corrupt_id = first_id + len(lines)
     with (out / "styles.csv").open("ab") as fh:

@@ -85,5 +85,9 @@ def test_synthetic_catalog_is_deterministic_and_covers_types_and_colours(tmp_pat
 
 def test_synthetic_dirty_rows_are_all_reported(synthetic_catalog: Path) -> None:
     result = read_catalog(synthetic_catalog)
-    assert len(result.products) == 140 + 3  # stray-comma row, the cp1252 row, the corrupt-image row
-    assert result.reasons() == {"bad year": 1, "missing field": 1, "missing image": 1, "too few fields": 1}
+    # stray-comma row, the cp1252 row, the NA row and the corrupt-image row (the indexer reports that one)
+    assert len(result.products) == 140 + 4
+    assert result.reasons() == {"bad year": 1, "missing field": 2, "missing image": 1, "too few fields": 1,
+                                "test row": 1}
+    na_row = next(p for p in result.products if p.productDisplayName == "Baggit Women Handbag")
+    assert na_row.baseColour == "" and na_row.usage == ""

@@ -1,0 +1,75 @@
+"""The dataset fetcher's conversion, on small local files in the same schemas (no network in tests)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fashion_cli.main import main as cli
+from fashion_core.catalog.fetch import convert_parquet, layout_download
+from fashion_core.catalog.reader import read_catalog
+from fashion_core.errors import InvalidInputError
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+def _jpeg(colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (60, 80), colour).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+ROWS = [  # as the Hugging Face copy stores them: year a float, image a struct of JPEG bytes and a path
+    {"id": 15970, "gender": "Men", "masterCategory": "Apparel", "subCategory": "Topwear", "articleType": "Shirts",
+     "baseColour": "Navy Blue", "season": "Fall", "year": 2011.0, "usage": "Casual",
+     "productDisplayName": "Turtle Check Men Navy Blue Shirt", "image": {"bytes": _jpeg((0, 0, 128)), "path": None}},
+    {"id": 23101, "gender": "Men", "masterCategory": "Accessories", "subCategory": "Accessories",
+     "articleType": "Accessory Gift Set", "baseColour": "Pink", "season": "Fall", "year": 2011.0, "usage": "Formal",
+     "productDisplayName": "Turtle Men Formal Pink Tie, Cufflink and Pocket Square Combo Set",
+     "image": {"bytes": _jpeg((255, 180, 200)), "path": None}},
+    {"id": 52029, "gender": "Unisex", "masterCategory": "Apparel", "subCategory": "Topwear",
+     "articleType": "Rain Jacket", "baseColour": "NA", "season": "Summer", "year": None, "usage": "NA",
+     "productDisplayName": "Just Natural Unisex Charcoal Rain Jacket", "image": {"bytes": None, "path": None}},
+]
+
+
+def test_parquet_converts_to_the_kaggle_layout(tmp_path: Path) -> None:
+    files = []
+    for i, chunk in enumerate((ROWS[:2], ROWS[2:])):  # two files, as on the hub
+        files.append(tmp_path / f"train-{i}.parquet")
+        pq.write_table(pa.Table.from_pylist(chunk), files[-1])
+    seen: list[int] = []
+    assert convert_parquet(files, tmp_path / "catalog", on_row=seen.append) == 3 and seen == [1, 2, 3]
+    result = read_catalog(tmp_path / "catalog")
+    by_id = {p.id: p for p in result.products}
+    assert sorted(by_id) == [15970, 23101]
+    assert by_id[23101].productDisplayName == ROWS[1]["productDisplayName"]  # the comma survives
+    assert by_id[15970].year == 2011 and by_id[15970].baseColour == "Navy Blue"
+    assert Image.open(by_id[15970].image_path).size == (60, 80)
+    assert [(s.product_id, s.reason.split(":")[0]) for s in result.skipped] == [("52029", "missing image")]
+
+
+def test_a_file_without_the_columns_is_refused(tmp_path: Path) -> None:
+    pq.write_table(pa.Table.from_pylist([{"id": 1, "name": "x"}]), tmp_path / "bad.parquet")
+    with pytest.raises(InvalidInputError, match="missing columns"):
+        convert_parquet([tmp_path / "bad.parquet"], tmp_path / "out")
+
+
+def test_a_kaggle_archive_is_laid_out(tmp_path: Path) -> None:
+    nested = tmp_path / "zip" / "myntradataset"
+    (nested / "images").mkdir(parents=True)
+    (nested / "styles.csv").write_text("id,gender,masterCategory,subCategory,articleType,baseColour,season,year,"
+                                       "usage,productDisplayName\n15970,Men,Apparel,Topwear,Shirts,Navy Blue,Fall,"
+                                       "2011,Casual,Turtle Check Men Navy Blue Shirt\n")
+    (nested / "images" / "15970.jpg").write_bytes(_jpeg((0, 0, 128)))
+    assert layout_download(tmp_path / "zip", tmp_path / "catalog") == 1
+    assert [p.id for p in read_catalog(tmp_path / "catalog").products] == [15970]
+
+
+def test_fetch_into_a_used_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "styles.csv").write_text("id\n")
+    assert cli(["fetch-dataset", str(tmp_path)]) == 2
