@@ -45,6 +45,14 @@ def singular(text: str) -> str:
     return " ".join([*words[:-1], last])
 
 
+def shopper_query(gender: str, article_type: str, colour: str) -> str:
+    """An attribute query in a shopper's words: ("Women", "Dresses", "Red") -> "red dress for women";
+    unisex products are "unisex black backpack"."""
+    what = f"{clean_text(colour)} {singular(clean_text(article_type))}".strip()
+    word = _GENDER_WORDS.get(gender, clean_text(gender))
+    return f"unisex {what}" if word == "unisex" else f"{what} for {word}"
+
+
 def _limit(text: str) -> str:
     return " ".join(text.split()[:MAX_CAPTION_WORDS])
 

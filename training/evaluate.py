@@ -1,14 +1,28 @@
-"""Evaluate one or several checkpoints side by side on the same test split.
+"""Evaluate one or several checkpoints side by side on the same test split, the way the seeds measure.
 
-Text->image and image->text retrieval (the product's own caption is the match), image->image retrieval by
-class, zero-shot classification with prompt templates, a linear probe on frozen image embeddings; results as
-JSON and as Markdown tables shaped like the FashionCLIP paper's, plus a similarity heatmap PNG per model.
+Protocols (FashionCLIP, Chia et al. 2022, Scientific Reports 12:18958; its Table 2 and Table 3):
+- **Name queries** (text->image): each test product's productDisplayName queries the test images; its own
+  image is the one relevant item. Recall@1/5/10/50, MRR, mean rank and NDCG@10, both in galleries of 100
+  (the seeds' batch protocol: the split shuffled with a fixed seed and cut into batches of 100, each query
+  ranked within its batch) and over the whole split.
+- **Attribute queries** in a shopper's words ("red dress for women"): one per gender x articleType x baseColour
+  combination with at least ``attribute_min_products`` test products; precision@10 on articleType and on all
+  three attributes.
+- **Zero-shot classification** (Table 2): image vs the prompts of every value of a field, weighted F1 next to
+  the majority-class prior, on articleType, subCategory, masterCategory, baseColour and gender.
+- **Image->image**: each test image queries the others; precision@10 of the same articleType (and mAP).
+- **Linear probe** (Table 3): multinomial logistic regression on frozen image embeddings of training products,
+  scored on the test split, beside zero-shot.
+- The 10 worst articleTypes and grids of failures (PNG), a similarity heatmap per model.
+
+``evaluate_checkpoints`` writes ``results.json`` and ``results.md`` and the PNGs into one folder.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,37 +31,56 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fashion_core.captions import caption, clean_text
+from fashion_core.captions import clean_text, shopper_query
 from fashion_core.catalog.schema import Product
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
 from fashion_core.model.encoder import ClipEncoder, Encoder
+from fashion_core.pictures import Tile, render_rows
 from fashion_core.zeroshot import label_embeddings
 from training.data import split_products
-from training.metrics import classification_report, image_to_image_metrics, retrieval_metrics
+from training.metrics import (
+    classification_report,
+    image_to_image_metrics,
+    majority_prior,
+    precision_at_k,
+    retrieval_metrics,
+)
 from training.probe import linear_probe
 
 log = logging.getLogger(__name__)
 
-ZEROSHOT_FIELDS = ("articleType", "baseColour", "gender", "masterCategory")
+ZEROSHOT_FIELDS = ("articleType", "subCategory", "masterCategory", "baseColour", "gender")
 ZEROSHOT_TEMPLATES: dict[str, tuple[str, ...]] = {
     "articleType": ("a photo of a {}", "{}"),
+    "subCategory": ("a photo of a {} product", "{}"),
     "baseColour": ("a photo of a {} product", "{}"),
     "gender": ("a photo of a product for {}", "for {}"),
     "masterCategory": ("a photo of a {} product", "{}"),
+}
+# The issue's bars, measured on the test split (metric path in results.json -> minimum).
+BARS: dict[str, float] = {
+    "zero_shot.articleType.weighted_f1": 0.70,
+    "attribute_queries.precision@10_articleType": 0.85,
+    "attribute_queries.precision@10_all": 0.50,
+    "image_to_image.precision@10_articleType": 0.85,
+    "name_queries.whole_split.R@10": 0.50,
 }
 
 
 @dataclass
 class EvalConfig:
-    caption_mode: str = "template"
-    fields: tuple[str, ...] = ZEROSHOT_FIELDS
-    probe_field: str = "articleType"
-    probe_train_max: int = 2000
     ks: tuple[int, ...] = (1, 5, 10, 50)
+    gallery_size: int = 100
+    fields: tuple[str, ...] = ZEROSHOT_FIELDS
+    probe_fields: tuple[str, ...] = ZEROSHOT_FIELDS
+    probe_train_max: int = 8000
+    attribute_min_products: int = 5
     heatmap_pairs: int = 12
+    failure_rows: int = 8
     split: tuple[float, float] = (0.8, 0.1)
     split_salt: str = "fashion-split"
+    seed: int = 0
     templates: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(ZEROSHOT_TEMPLATES))
 
 
@@ -77,51 +110,172 @@ def label_prompt(value: str) -> str:
 
 def zero_shot(encoder: Encoder, image_vecs: np.ndarray, products: Sequence[Product], field_name: str,
               templates: Sequence[str]) -> dict[str, Any]:
-    truth = [str(getattr(p, field_name)) for p in products]
+    """Zero-shot report for one field (products with no value for it are left out), with the majority prior."""
+    keep = [i for i, p in enumerate(products) if str(getattr(p, field_name) or "")]
+    truth = [str(getattr(products[i], field_name)) for i in keep]
     names = sorted(set(truth))
     if len(names) < 2:
         return {}
     label_vecs = label_embeddings(encoder, [label_prompt(n) for n in names], templates)
-    pred = [names[i] for i in (image_vecs @ label_vecs.T).argmax(axis=1)]
-    return classification_report(truth, pred, names)
+    pred = [names[i] for i in (image_vecs[keep] @ label_vecs.T).argmax(axis=1)]
+    return {**classification_report(truth, pred, names), "n_classes": len(names), "prior": majority_prior(truth)}
+
+
+def name_queries(text_vecs: np.ndarray, image_vecs: np.ndarray, ks: Sequence[int], gallery: int, seed: int
+                 ) -> dict[str, dict[str, float]]:
+    """Retrieval metrics of query i -> image i over the whole split and in shuffled galleries of ``gallery``."""
+    n = len(image_vecs)
+    ks = tuple(k for k in ks if k <= n) or (1,)
+    whole = retrieval_metrics(text_vecs @ image_vecs.T, np.eye(n, dtype=bool), ks)
+    order = np.random.default_rng(seed).permutation(n)
+    sums: dict[str, float] = {}
+    counted = 0
+    for start in range(0, n - gallery + 1, gallery):  # full galleries only, as in the batch protocol
+        idx = order[start:start + gallery]
+        part = retrieval_metrics(text_vecs[idx] @ image_vecs[idx].T, np.eye(len(idx), dtype=bool),
+                                 tuple(k for k in ks if k <= gallery))
+        for key, value in part.items():
+            sums[key] = sums.get(key, 0.0) + value * len(idx)
+        counted += len(idx)
+    batched = {k: v / counted for k, v in sums.items()} if counted else {}
+    return {"whole_split": whole, f"gallery_{gallery}": batched}
+
+
+def attribute_queries(encoder: Encoder, image_vecs: np.ndarray, products: Sequence[Product], min_products: int,
+                      k: int = 10) -> dict[str, Any]:
+    """Shopper-worded gender x articleType x baseColour queries; precision@k on articleType and on all three."""
+    combos = Counter((p.gender, p.articleType, p.baseColour) for p in products if p.baseColour)
+    queries = sorted(c for c, count in combos.items() if count >= min_products)
+    if not queries:
+        return {"n_queries": 0}
+    texts = [shopper_query(*q) for q in queries]
+    top = np.argsort(-(encoder.encode_texts(texts) @ image_vecs.T), axis=1, kind="stable")[:, :k]
+    attrs = np.array([(p.gender, p.articleType, p.baseColour) for p in products], dtype=object)
+    rows = []
+    for text, (gender, article, colour), hits in zip(texts, queries, top, strict=True):
+        same_type = attrs[hits, 1] == article
+        all_three = same_type & (attrs[hits, 0] == gender) & (attrs[hits, 2] == colour)
+        rows.append({"query": text, "gender": gender, "articleType": article, "baseColour": colour,
+                     "products": combos[(gender, article, colour)], "precision@10_articleType": float(same_type.mean()),
+                     "precision@10_all": float(all_three.mean()), "top": [int(products[i].id) for i in hits]})
+    return {"n_queries": len(rows),
+            "precision@10_articleType": float(np.mean([r["precision@10_articleType"] for r in rows])),
+            "precision@10_all": float(np.mean([r["precision@10_all"] for r in rows])),
+            "queries": rows}
+
+
+def worst_article_types(report: dict[str, Any], i2i_by_type: dict[str, float], n: int = 10, min_support: int = 5
+                        ) -> list[dict[str, Any]]:
+    """The ``n`` articleTypes with the lowest zero-shot F1 (support >= ``min_support``), worst first."""
+    per_class = report.get("per_class", {})
+    rows = [{"articleType": name, "support": s["support"], "zero_shot_f1": s["f1"],
+             "zero_shot_precision": s["precision"], "zero_shot_recall": s["recall"],
+             "image_to_image_precision@10": i2i_by_type.get(name)}
+            for name, s in per_class.items() if s["support"] >= min_support]
+    return sorted(rows, key=lambda r: (r["zero_shot_f1"], -r["support"]))[:n]
 
 
 def evaluate_encoder(encoder: Encoder, test: Sequence[Product], train: Sequence[Product] = (),
-                     cfg: EvalConfig | None = None, heatmap: Path | None = None) -> dict[str, Any]:
+                     cfg: EvalConfig | None = None, out_dir: Path | None = None, tag: str = "model"
+                     ) -> dict[str, Any]:
+    """Every protocol of the module docstring on ``test`` (probe fitted on ``train``); PNGs go to ``out_dir``."""
     cfg = cfg or EvalConfig()
-    texts = [caption(p, cfg.caption_mode) for p in test]  # type: ignore[arg-type]
+    test = list(test)
+    names = [p.productDisplayName for p in test]
     image_vecs = encoder.encode_images(load_images(test))
-    text_vecs = encoder.encode_texts(texts)
-    same_text = np.asarray(texts, dtype=object)
-    identity = np.eye(len(test), dtype=bool)
-    ks = tuple(k for k in cfg.ks if k <= len(test)) or (1,)
-    sim = text_vecs @ image_vecs.T
+    text_vecs = encoder.encode_texts(names)
+    i2i_p10 = precision_at_k(image_vecs, [p.articleType for p in test], 10)
+    types = np.array([p.articleType for p in test], dtype=object)
     result: dict[str, Any] = {
         "model": encoder.info.model_id,
         "version": encoder.info.version,
         "n_test": len(test),
-        "caption_mode": cfg.caption_mode,
-        "text_to_image": retrieval_metrics(sim, identity, ks),
-        # Products with identical captions are indistinguishable to a query; count them as matches too.
-        "text_to_image_same_caption": retrieval_metrics(sim, same_text[:, None] == same_text[None, :], ks),
-        "image_to_text": retrieval_metrics(sim.T, identity, ks),
-        "image_to_image": {f: image_to_image_metrics(image_vecs, [getattr(p, f) for p in test])
-                           for f in ("articleType", "baseColour")},
+        "name_queries": name_queries(text_vecs, image_vecs, cfg.ks, cfg.gallery_size, cfg.seed),
+        "attribute_queries": attribute_queries(encoder, image_vecs, test, cfg.attribute_min_products),
         "zero_shot": {f: zero_shot(encoder, image_vecs, test, f, cfg.templates.get(f, ("a photo of a {}",)))
                       for f in cfg.fields},
+        "image_to_image": {"precision@10_articleType": float(i2i_p10.mean()),
+                           **image_to_image_metrics(image_vecs, list(types))},
     }
-    if train:
+    i2i_by_type = {t: float(i2i_p10[types == t].mean()) for t in set(types.tolist())}
+    result["worst_articleTypes"] = worst_article_types(result["zero_shot"].get("articleType", {}), i2i_by_type)
+    if train and cfg.probe_fields:
         sample = list(train)[: cfg.probe_train_max]
         train_vecs = encoder.encode_images(load_images(sample))
-        result["linear_probe"] = {cfg.probe_field: linear_probe(
-            train_vecs, [str(getattr(p, cfg.probe_field)) for p in sample], image_vecs,
-            [str(getattr(p, cfg.probe_field)) for p in test])}
-    if heatmap is not None:
+        result["linear_probe"] = {}
+        for name in cfg.probe_fields:
+            fit = [i for i, p in enumerate(sample) if getattr(p, name)]
+            score = [i for i, p in enumerate(test) if getattr(p, name)]
+            result["linear_probe"][name] = linear_probe(
+                train_vecs[fit], [str(getattr(sample[i], name)) for i in fit], image_vecs[score],
+                [str(getattr(test[i], name)) for i in score])
+    result["bars"] = bars(result)
+    if out_dir is not None:
         n = min(cfg.heatmap_pairs, len(test))
-        similarity_heatmap(sim[:n, :n], texts[:n], [str(p.id) for p in test[:n]], heatmap,
-                           title=Path(encoder.info.model_id).name)
-        result["heatmap"] = str(heatmap)
+        result["pictures"] = {
+            "heatmap": str(similarity_heatmap((text_vecs @ image_vecs.T)[:n, :n], names[:n],
+                                              [str(p.id) for p in test[:n]], out_dir / f"similarity_{tag}.png",
+                                              title=tag)),
+            **failure_grids(result, test, text_vecs, image_vecs, out_dir, tag, cfg.failure_rows),
+        }
     return result
+
+
+def metric(result: dict[str, Any], path: str) -> float | None:
+    """A value of ``result`` by dotted path ("zero_shot.articleType.weighted_f1"), None when absent."""
+    node: Any = result
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node)
+
+
+def bars(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path, minimum in BARS.items():
+        value = metric(result, path)
+        out[path] = {"value": value, "bar": minimum, "met": value is not None and value >= minimum}
+    return out
+
+
+def failure_grids(result: dict[str, Any], test: Sequence[Product], text_vecs: np.ndarray, image_vecs: np.ndarray,
+                  out_dir: Path, tag: str, rows: int) -> dict[str, str]:
+    """Two PNGs: the worst attribute queries with their top 6 (green = all three attributes right), and name
+    queries whose product ranked worst (the wanted product, then the top 5)."""
+    by_id = {p.id: p for p in test}
+    out: dict[str, str] = {}
+    queries = sorted(result["attribute_queries"].get("queries", []),
+                     key=lambda r: (r["precision@10_all"], r["precision@10_articleType"]))[:rows]
+    if queries:
+        grid = []
+        for q in queries:
+            tiles = [Tile(f"{q['query']} (type {q['precision@10_articleType']:.1f}, all {q['precision@10_all']:.1f})",
+                          text=q["query"], is_query=True)]
+            for pid in q["top"][:6]:
+                p = by_id[pid]
+                ok = (p.gender, p.articleType, p.baseColour) == (q["gender"], q["articleType"], q["baseColour"])
+                tiles.append(Tile(f"{p.gender} {p.baseColour} {p.articleType}", image_path=p.image_path, ok=ok))
+            grid.append(tiles)
+        out["attribute_failures"] = str(render_rows(
+            grid, out_dir / f"failures_attribute_queries_{tag}.png",
+            f"{tag}: worst attribute queries (green: gender, type and colour all right)"))
+    sim = text_vecs @ image_vecs.T
+    ranks = (sim > np.diag(sim)[:, None]).sum(axis=1) + 1
+    worst = np.argsort(-ranks, kind="stable")[:rows]
+    grid = []
+    for i in worst:
+        top = np.argsort(-sim[i], kind="stable")[:5]
+        tiles = [Tile(test[i].productDisplayName, text=test[i].productDisplayName, is_query=True),
+                 Tile(f"wanted, rank {ranks[i]}", image_path=test[i].image_path, ok=True)]
+        tiles += [Tile(f"#{r + 1} {test[j].productDisplayName}", image_path=test[j].image_path,
+                       ok=test[j].articleType == test[i].articleType) for r, j in enumerate(top)]
+        grid.append(tiles)
+    if grid:
+        out["name_failures"] = str(render_rows(
+            grid, out_dir / f"failures_name_queries_{tag}.png",
+            f"{tag}: name queries ranked worst (green: same articleType as the wanted product)"))
+    return out
 
 
 def similarity_heatmap(sim: np.ndarray, texts: Sequence[str], image_names: Sequence[str], out: Path,
@@ -153,51 +307,74 @@ def _pct(x: float | None) -> str:
 
 
 def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
-    """Rows = models, columns = metrics (percentages, mean rank as is)."""
-    names = [Path(r["model"]).name or r["model"] for r in results]
-    lines = [f"Test split: {results[0]['n_test']} products, captions: {results[0]['caption_mode']}", ""]
+    """Rows = models, columns = metrics (percentages; mean rank as is)."""
+    names = [r.get("tag") or Path(r["model"]).name or r["model"] for r in results]
+    rows_of = list(zip(names, results, strict=True))
+    lines = [f"Test split: {results[0]['n_test']} products.", ""]
 
     def table(title: str, cols: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        lines.extend([f"### {title}", "", "| model | " + " | ".join(cols) + " |",
-                      "|---|" + "---|" * len(cols)])
+        lines.extend([f"### {title}", "", "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)])
         lines.extend("| " + " | ".join(row) + " |" for row in rows)
         lines.append("")
 
-    for key, title in (("text_to_image", "Text -> image retrieval"), ("image_to_text", "Image -> text retrieval")):
-        cols = list(results[0][key])
-        table(title, cols, [[n, *[f"{r[key][c]:.1f}" if c == "MeanRank" else _pct(r[key][c]) for c in cols]]
-                            for n, r in zip(names, results, strict=True)])
-    fields = list(results[0]["zero_shot"])
-    table("Zero-shot classification (accuracy / weighted F1 / macro F1)", fields,
-          [[n, *[" / ".join(_pct(r["zero_shot"][f].get(m)) for m in ("accuracy", "weighted_f1", "macro_f1"))
-                 for f in fields]] for n, r in zip(names, results, strict=True)])
-    i2i = [(f, m) for f in results[0]["image_to_image"] for m in results[0]["image_to_image"][f]]
-    table("Image -> image retrieval (relevant = same class)", [f"{f} {m}" for f, m in i2i],
-          [[n, *[_pct(r["image_to_image"][f].get(m)) for f, m in i2i]] for n, r in zip(names, results, strict=True)])
+    def fmt(key: str, value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}" if key == "MeanRank" else _pct(value)
+
+    table("Bars (test split)", [f"{p} >= {b}" for p, b in BARS.items()],
+          [[n, *[f"{fmt('', r['bars'][p]['value'])} {'ok' if r['bars'][p]['met'] else 'BELOW'}" for p in BARS]]
+           for n, r in rows_of])
+    for protocol in results[0]["name_queries"]:
+        cols = list(results[0]["name_queries"][protocol])
+        table(f"Name queries, text -> image ({protocol.replace('_', ' ')})", cols,
+              [[n, *[fmt(c, r["name_queries"][protocol].get(c)) for c in cols]] for n, r in rows_of])
+    attr = results[0]["attribute_queries"]
+    table(f"Attribute queries in a shopper's words ({attr.get('n_queries', 0)} gender x articleType x baseColour "
+          "combinations)", ["precision@10 articleType", "precision@10 all three"],
+          [[n, _pct(r["attribute_queries"].get("precision@10_articleType")),
+            _pct(r["attribute_queries"].get("precision@10_all"))] for n, r in rows_of])
+    fields = [f for f in results[0]["zero_shot"] if results[0]["zero_shot"][f]]
+    table("Zero-shot classification: weighted F1 (majority-class prior) / accuracy / macro F1", fields,
+          [[n, *[f"{_pct(r['zero_shot'][f].get('weighted_f1'))} ({_pct(r['zero_shot'][f]['prior']['weighted_f1'])})"
+                 f" / {_pct(r['zero_shot'][f].get('accuracy'))} / {_pct(r['zero_shot'][f].get('macro_f1'))}"
+                 for f in fields]] for n, r in rows_of])
+    table("Image -> image (relevant = same articleType)", ["precision@10", "mAP", "Rank-1"],
+          [[n, _pct(r["image_to_image"]["precision@10_articleType"]), _pct(r["image_to_image"].get("mAP")),
+            _pct(r["image_to_image"].get("Rank-1"))] for n, r in rows_of])
     if all("linear_probe" in r for r in results):
-        probe_fields = list(results[0]["linear_probe"])
-        table("Linear probe on frozen image embeddings (accuracy / weighted F1 / macro F1)", probe_fields,
-              [[n, *[" / ".join(_pct(r["linear_probe"][f][m]) for m in ("accuracy", "weighted_f1", "macro_f1"))
-                     for f in probe_fields]] for n, r in zip(names, results, strict=True)])
+        probe = list(results[0]["linear_probe"])
+        table("Linear probe vs zero-shot, weighted F1 (FashionCLIP Table 3)", probe,
+              [[n, *[f"{_pct(r['linear_probe'][f]['weighted_f1'])} vs {_pct(r['zero_shot'][f].get('weighted_f1'))}"
+                     for f in probe]] for n, r in rows_of])
+    for n, r in rows_of:
+        table(f"10 worst articleTypes by zero-shot F1 ({n})",
+              ["support", "zero-shot F1", "precision", "recall", "image->image precision@10"],
+              [[w["articleType"], str(w["support"]), _pct(w["zero_shot_f1"]), _pct(w["zero_shot_precision"]),
+                _pct(w["zero_shot_recall"]), _pct(w["image_to_image_precision@10"])]
+               for w in r["worst_articleTypes"]])
     return "\n".join(lines)
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str], products: Sequence[Product], out_dir: Path,
-                         cfg: EvalConfig | None = None, device: str = "auto", probe: bool = True
-                         ) -> list[dict[str, Any]]:
-    """Every checkpoint on the same test split; writes results.json, results.md and one heatmap per model."""
+                         cfg: EvalConfig | None = None, device: str = "auto", probe: bool = True,
+                         split: str = "test") -> list[dict[str, Any]]:
+    """Every checkpoint on the same split ("test" to report, "val" to select); writes results.json,
+    results.md and the PNGs into ``out_dir``. Raises ValueError when the split has fewer than 2 products."""
     cfg = cfg or EvalConfig()
     splits = split_products(usable(products), cfg.split, cfg.split_salt)
-    if len(splits["test"]) < 2:
-        raise ValueError(f"the test split has {len(splits['test'])} products; need at least 2")
+    chosen = splits[split]  # type: ignore[index]
+    if len(chosen) < 2:
+        raise ValueError(f"the {split} split has {len(chosen)} products; need at least 2")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for i, ckpt in enumerate(checkpoints):
+    tags: Counter[str] = Counter()
+    for ckpt in checkpoints:
         encoder = ClipEncoder.from_pretrained(ckpt, device=device)
-        log.info("evaluating %s on %d test products", ckpt, len(splits["test"]))
-        result = evaluate_encoder(encoder, splits["test"], splits["train"] if probe else (), cfg,
-                                  heatmap=out_dir / f"similarity_{i}_{Path(ckpt).name or 'model'}.png")
-        result["card"] = encoder.info.card
+        base = Path(ckpt).name or "model"
+        tags[base] += 1
+        tag = base if tags[base] == 1 else f"{base}-{tags[base]}"
+        log.info("evaluating %s on %d %s products", ckpt, len(chosen), split)
+        result = evaluate_encoder(encoder, chosen, splits["train"] if probe else (), cfg, out_dir, tag)
+        result |= {"tag": tag, "split": split, "card": encoder.info.card}
         results.append(result)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out_dir / "results.md").write_text(markdown_tables(results))

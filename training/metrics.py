@@ -110,3 +110,26 @@ def classification_report(y_true: Sequence[str], y_pred: Sequence[str],
         "weighted_f1": float((f1s * supports).sum() / supports.sum()) if supports.sum() else 0.0,
         "per_class": per_class,
     }
+
+
+def precision_at_k(vectors: np.ndarray, labels: Sequence[object], k: int = 10) -> np.ndarray:
+    """Leave-one-out precision@k per query: the share of each item's k nearest other items (cosine, on
+    L2-normalised ``vectors`` of shape (N, d)) with its label. Shape (N,), float64. Needs N > k."""
+    if len(vectors) <= k:
+        raise ValueError(f"precision@{k} needs more than {k} items, got {len(vectors)}")
+    sim = vectors @ vectors.T
+    np.fill_diagonal(sim, -np.inf)
+    top = np.argpartition(-sim, k, axis=1)[:, :k]  # the k best, in any order: precision ignores it
+    lab = np.asarray(labels, dtype=object)
+    return (lab[top] == lab[:, None]).mean(axis=1)
+
+
+def majority_prior(y_true: Sequence[str]) -> dict[str, object]:
+    """The majority-class baseline of a classification (FashionCLIP Table 2 lists it beside zero-shot): its
+    class, accuracy and weighted F1 (only that class is ever predicted: F1 = 2s/(1+s) on it, s its share)."""
+    counts: dict[str, int] = {}
+    for value in y_true:
+        counts[value] = counts.get(value, 0) + 1
+    label, count = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    share = count / len(y_true)
+    return {"class": label, "accuracy": share, "weighted_f1": share * 2 * share / (1 + share)}

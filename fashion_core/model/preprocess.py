@@ -6,6 +6,11 @@ below the GPU's rate. Its "fast" sibling does this in torch but needs torchvisio
 the CPU torch build this project pins. So: resize and crop with PIL exactly as the processor does, ship uint8
 to the device (a quarter of float32's bytes), rescale and normalise there. The output is the processor's, bit
 for bit (tests compare them); configurations this does not cover fall back to the processor itself.
+
+A crop larger than the resized image pads it with zeros, as ``transformers.image_transforms.center_crop`` does
+(PIL's ``crop`` fills outside the image with 0 at the same offsets). The project's own real-catalog models use
+that layout to keep the catalog's 60x80 portrait photos whole: shortest edge 60, crop 80x80, so a photo is
+centred between two bars instead of being squashed or cut.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ class ClipPixels:
         size, crop = processor.size or {}, processor.crop_size or {}
         self.shortest_edge = int(size.get("shortest_edge", 0))
         self.crop = (int(crop.get("height", 0)), int(crop.get("width", 0)))
-        # Only the layout CLIP checkpoints use: shortest-edge resize, then a crop that fits inside it.
+        # The layout CLIP checkpoints use: shortest-edge resize, then a centre crop (padding where it is larger).
         self.supported = bool(processor.do_resize and processor.do_center_crop and self.shortest_edge
-                              and self.shortest_edge >= max(self.crop) and min(self.crop) > 0)
+                              and min(self.crop) > 0)
         try:
             self.resample = Image.Resampling(int(processor.resample))
         except (TypeError, ValueError):  # e.g. a torchvision interpolation mode from a "fast" processor
@@ -52,7 +57,7 @@ class ClipPixels:
         new_w, new_h = (self.shortest_edge, new_long) if width <= height else (new_long, self.shortest_edge)
         image = image.resize((new_w, new_h), resample=self.resample)
         crop_h, crop_w = self.crop
-        top, left = (new_h - crop_h) // 2, (new_w - crop_w) // 2
+        top, left = (new_h - crop_h) // 2, (new_w - crop_w) // 2  # negative where the crop pads
         return np.asarray(image.crop((left, top, left + crop_w, top + crop_h)))
 
     def __call__(self, images: Sequence[Image.Image], device: torch.device | str = "cpu",

@@ -18,7 +18,8 @@ def _images(shapes, seed: int = 0) -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in shapes]
 
 
-@pytest.mark.parametrize("edge,crop", [(224, (224, 224)), (32, (32, 32)), (256, (224, 200))])
+@pytest.mark.parametrize("edge,crop", [(224, (224, 224)), (32, (32, 32)), (256, (224, 200)),
+                                       (60, (80, 80)), (16, (32, 20))])  # crops larger than the image pad it
 def test_pixels_equal_the_processors(edge: int, crop: tuple[int, int]) -> None:
     processor = CLIPImageProcessor(size={"shortest_edge": edge}, crop_size={"height": crop[0], "width": crop[1]})
     pixels = ClipPixels(processor)
@@ -37,8 +38,19 @@ def test_other_rescale_factors_stay_bit_exact() -> None:
     assert torch.equal(ClipPixels(processor)(images), processor(images, return_tensors="pt")["pixel_values"])
 
 
+def test_the_real_catalogs_portraits_are_kept_whole_between_bars() -> None:
+    processor = CLIPImageProcessor(size={"shortest_edge": 60}, crop_size={"height": 80, "width": 80})
+    photo = Image.new("RGB", (60, 80), (255, 255, 255))  # a 60x80 studio shot on white
+    raw = (ClipPixels(processor)([photo]) * torch.tensor(processor.image_std).view(1, 3, 1, 1)
+           + torch.tensor(processor.image_mean).view(1, 3, 1, 1))[0]
+    assert raw.shape == (3, 80, 80)
+    assert torch.allclose(raw[:, :, 10:70], torch.ones(3, 80, 60), atol=1e-5)  # every pixel of the photo kept
+    assert torch.allclose(raw[:, :, :10], torch.zeros(3, 80, 10), atol=1e-5)  # 10 px bars left and right
+    assert torch.allclose(raw[:, :, 70:], torch.zeros(3, 80, 10), atol=1e-5)
+
+
 def test_other_layouts_fall_back_to_the_processor() -> None:
-    processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 32, "width": 32})  # pads
+    processor = CLIPImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)  # a squashing resize
     pixels = ClipPixels(processor)
     assert not pixels.supported
     images = _images([(20, 12), (9, 30)])

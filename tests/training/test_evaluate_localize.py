@@ -11,27 +11,39 @@ from PIL import Image
 from fashion_cli.main import main as cli
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.localization import heatmap_png, occlusion_map
-from training.evaluate import EvalConfig, evaluate_checkpoints
+from training.evaluate import BARS, EvalConfig, evaluate_checkpoints
 
 
 def test_evaluate_two_checkpoints(tiny_model_dir: Path, train_catalog: Path, tmp_path: Path) -> None:
     products = read_catalog(train_catalog).products
     results = evaluate_checkpoints([str(tiny_model_dir), str(tiny_model_dir)], products, tmp_path,
-                                   EvalConfig(split=(0.7, 0.1)))
+                                   EvalConfig(split=(0.6, 0.1), attribute_min_products=2,
+                                              probe_fields=("articleType",)))
     assert len(results) == 2
     first, second = results
     assert first["n_test"] == second["n_test"] > 50
-    assert first["text_to_image"] == second["text_to_image"]  # same model, same split, same numbers
-    for key in ("R@1", "R@5", "R@10", "R@50", "MRR", "NDCG@10"):
-        assert 0.0 <= first["text_to_image"][key] <= 1.0
-    assert first["text_to_image"]["R@1"] <= first["text_to_image"]["R@5"] <= first["text_to_image"]["R@50"]
-    assert set(first["zero_shot"]) == {"articleType", "baseColour", "gender", "masterCategory"}
+    assert first["name_queries"] == second["name_queries"]  # same model, same split, same numbers
+    for protocol in ("whole_split", "gallery_100"):
+        metrics = first["name_queries"][protocol]
+        for key in ("R@1", "R@5", "R@10", "R@50", "MRR", "NDCG@10"):
+            assert 0.0 <= metrics[key] <= 1.0, (protocol, key)
+        assert metrics["R@1"] <= metrics["R@5"] <= metrics["R@50"]
+    assert set(first["zero_shot"]) == {"articleType", "subCategory", "baseColour", "gender", "masterCategory"}
     assert first["zero_shot"]["articleType"]["per_class"]["Dresses"]["support"] > 0
+    assert 0 < first["zero_shot"]["articleType"]["prior"]["weighted_f1"] < 1
     assert 0 <= first["linear_probe"]["articleType"]["accuracy"] <= 1
+    attr = first["attribute_queries"]
+    assert attr["n_queries"] == len(attr["queries"]) > 0 and all(q["products"] >= 2 for q in attr["queries"])
+    assert 0 <= attr["precision@10_all"] <= attr["precision@10_articleType"] <= 1
+    assert 0 <= first["image_to_image"]["precision@10_articleType"] <= 1
+    assert len(first["worst_articleTypes"]) == min(10, len(first["zero_shot"]["articleType"]["per_class"]))
+    assert set(first["bars"]) == set(BARS) and all(isinstance(b["met"], bool) for b in first["bars"].values())
     md = (tmp_path / "results.md").read_text()
-    assert "### Text -> image retrieval" in md and md.count("| tiny-clip") >= 2 * 4
+    assert "### Name queries" in md and "### Bars" in md and md.count("| tiny-clip") >= 2 * 4
     assert json.loads((tmp_path / "results.json").read_text())[0]["n_test"] == first["n_test"]
-    assert len(list(tmp_path.glob("similarity_*.png"))) == 2
+    for name in ("similarity", "failures_attribute_queries", "failures_name_queries"):
+        pictures = sorted(tmp_path.glob(f"{name}_*.png"))
+        assert len(pictures) == 2 and all(Image.open(p).size[0] > 300 for p in pictures), name
 
 
 def test_occlusion_map_finds_the_changed_region(tiny_encoder) -> None:

@@ -80,3 +80,23 @@ def test_classification_report() -> None:
     assert report["accuracy"] == pytest.approx(0.6)
     assert report["macro_f1"] == pytest.approx((0.5 + 0.8 + 0) / 3)
     assert report["weighted_f1"] == pytest.approx((0.5 * 2 + 0.8 * 2) / 5)
+
+
+def test_precision_at_k_leave_one_out() -> None:
+    from training.metrics import precision_at_k
+
+    vectors = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [0.14, 0.99], [0.7, 0.71]])
+    labels = ["a", "a", "b", "b", "a"]
+    # item 0's two nearest others are 1 (a) and 4 (a); item 2's are 3 (b) and 4 (a)
+    assert precision_at_k(vectors, labels, 2).tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5, 0.5])
+    with pytest.raises(ValueError):
+        precision_at_k(vectors, labels, 5)
+
+
+def test_majority_prior_weighted_f1() -> None:
+    from training.metrics import majority_prior
+
+    prior = majority_prior(["a", "a", "a", "b"])
+    # predicting "a" everywhere: F1(a) = 2 * 0.75 * 1 / 1.75, F1(b) = 0; weighted by support
+    assert prior == pytest.approx({"class": "a", "accuracy": 0.75, "weighted_f1": 0.75 * (1.5 / 1.75)})
+    assert prior["weighted_f1"] == pytest.approx(classification_report(["a", "a", "a", "b"], ["a"] * 4)["weighted_f1"])

@@ -1,0 +1,76 @@
+"""Pictures people would rather look at than read: rows of product tiles with a query cell in front.
+
+One home for drawing them: the CLI's results grids, the demo's grids and the evaluation report's failure grids
+all call ``render_rows``. Pillow only (no display needed).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+TILE, CAPTION_H, TITLE_H = 160, 54, 30
+QUERY_COLOUR = (220, 120, 0)
+NEUTRAL, RIGHT, WRONG = (60, 120, 200), (40, 160, 60), (210, 40, 40)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One cell: a product image (or a text or a PIL image as the query), a caption, and a verdict colour.
+
+    ``ok`` True draws a green frame (a right answer), False a red one, None the neutral blue.
+    """
+
+    caption: str
+    image_path: str | Path | None = None
+    image: Image.Image | None = None
+    text: str | None = None
+    ok: bool | None = None
+    is_query: bool = False
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _picture(tile: Tile) -> Image.Image:
+    cell = Image.new("RGB", (TILE, TILE), (250, 245, 230) if tile.text is not None else (235, 235, 235))
+    image = tile.image
+    if image is None and tile.image_path and Path(tile.image_path).is_file():
+        image = Image.open(tile.image_path)
+    if image is not None:
+        image = image.convert("RGB")
+        image.thumbnail((TILE, TILE))
+        cell.paste(image, ((TILE - image.width) // 2, (TILE - image.height) // 2))
+    elif tile.text is not None:
+        for j, line in enumerate(textwrap.wrap(tile.text, 16)[:8]):
+            ImageDraw.Draw(cell).text((8, 10 + 18 * j), line, fill=(0, 0, 0), font=_font(15))
+    else:
+        ImageDraw.Draw(cell).text((10, TILE // 2), "no image", fill=(120, 120, 120), font=_font(14))
+    return cell
+
+
+def render_rows(rows: Sequence[Sequence[Tile]], out: Path | str, title: str = "", columns: int | None = None
+                ) -> Path:
+    """Draw ``rows`` of tiles (a long row wraps after ``columns`` tiles) under a title; returns the PNG path."""
+    columns = columns or max((len(r) for r in rows), default=1)
+    lines: list[Sequence[Tile]] = [row[i:i + columns] for row in rows for i in range(0, max(1, len(row)), columns)]
+    canvas = Image.new("RGB", (columns * TILE, TITLE_H + len(lines) * (TILE + CAPTION_H)), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 6), title or "fashion-search", fill=(0, 0, 0), font=_font(16))
+    for r, line in enumerate(lines):
+        for c, tile in enumerate(line):
+            x, y = c * TILE, TITLE_H + r * (TILE + CAPTION_H)
+            canvas.paste(_picture(tile), (x, y))
+            colour = QUERY_COLOUR if tile.is_query else NEUTRAL if tile.ok is None else RIGHT if tile.ok else WRONG
+            draw.rectangle((x, y, x + TILE - 1, y + TILE - 1), outline=colour, width=3)
+            for j, text in enumerate(textwrap.wrap(tile.caption, 26)[:4]):
+                draw.text((x + 4, y + TILE + 2 + 12 * j), text, fill=(20, 20, 20), font=_font(11))
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
