@@ -14,6 +14,7 @@ import numpy as np
 from fashionsearch.v1 import encoder_pb2, encoder_pb2_grpc
 
 from fashion_core.errors import DeadlineExceededError
+from fashion_core.images import SourceImage
 from fashion_core.model.encoder import ImageInput, ModelInfo
 from services.status import raise_for_rpc_error
 
@@ -32,8 +33,11 @@ def call_deadline(seconds: float | None) -> Iterator[None]:
 
 
 def _as_bytes(image: ImageInput) -> bytes:
+    """The file bytes of an image as they are; only an image made in memory is encoded (as lossless PNG)."""
     if isinstance(image, bytes):
         return image
+    if isinstance(image, SourceImage):
+        return image.data
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="PNG")
     return buf.getvalue()

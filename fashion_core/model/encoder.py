@@ -20,13 +20,14 @@ from PIL import Image
 from transformers import CLIPModel, CLIPProcessor
 
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import decode_image
+from fashion_core.images import SourceImage, decode_image, to_rgb
 from fashion_core.model.factory import CARD_FILE
 from fashion_core.model.preprocess import ClipPixels
 
 log = logging.getLogger(__name__)
 
-ImageInput = Image.Image | bytes
+# bytes = an encoded file; SourceImage = decoded, with its file bytes (sent as they are to the encoder service)
+ImageInput = Image.Image | bytes | SourceImage
 MAX_TEXT_CHARS = 1000
 
 
@@ -80,8 +81,14 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 
 def as_images(images: Sequence[ImageInput]) -> list[Image.Image]:
-    return [img.convert("RGB") if isinstance(img, Image.Image) else decode_image(img, name=f"image #{i}")
-            for i, img in enumerate(images)]
+    """RGB images through the one decoder (fashion_core.images). Raises InvalidInputError for a bad image."""
+    out = []
+    for i, img in enumerate(images):
+        if isinstance(img, SourceImage | Image.Image):
+            out.append(to_rgb(img.image if isinstance(img, SourceImage) else img, name=f"image #{i}"))
+        else:
+            out.append(decode_image(img, name=f"image #{i}"))
+    return out
 
 
 class ClipEncoder:
