@@ -15,6 +15,7 @@ from rich.table import Table
 
 from fashion_cli.console import console
 from fashion_cli.options import add_settings_options, settings_from
+from fashion_core.catalog.schema import parse_product_id
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, JobStatus
@@ -37,10 +38,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
 def _ids(text: str | None) -> list[int]:
     if not text:
         return []
-    try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise InvalidInputError(f"expected comma-separated product ids, got {text!r}") from None
+    return [parse_product_id(part) for part in text.replace(" ", "").split(",") if part]
 
 
 # -- status display --------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_core.catalog.reader import read_catalog
-from fashion_core.catalog.schema import Product
+from fashion_core.catalog.schema import Product, parse_product_id
 from fashion_core.errors import (
     DeadlineExceededError,
     InvalidInputError,
@@ -71,7 +71,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
         ids = [p.id for p in catalog.products]
         failures = [Failure(row.product_id, row.reason, row.line) for row in catalog.skipped]
     else:
-        wanted = list(dict.fromkeys(int(i) for i in upsert_ids))
+        wanted = list(dict.fromkeys(parse_product_id(i, "id to add") for i in upsert_ids))
         known = {p.id for p in catalog.products}
         ids = [i for i in wanted if i in known]
         failures = [Failure(str(i), "not in catalog (or rejected by the reader)") for i in wanted if i not in known]
@@ -82,7 +82,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                    version=index if in_place else alias.new_version_name(index), backend=settings.index_backend,
                    staging_dir=str(staging_dir(settings, job_id).resolve()),
                    chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
-                   delete_ids=sorted({int(i) for i in delete_ids}))
+                   delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
     store.create(spec, failures)
     log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
              len(ids), spec.chunks_total)

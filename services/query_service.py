@@ -16,7 +16,7 @@ import grpc
 from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 from PIL import Image
 
-from fashion_core.catalog.schema import KEYWORD_FIELDS
+from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import decode_image, load_image
 from fashion_core.index.base import SearchHit, VectorIndex
@@ -112,9 +112,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return k
 
     def _response(self, hits: list[SearchHit], index: str) -> query_pb2.SearchResponse:
+        # An index built before ids were checked may hold one no message can carry: leave it out, and let
+        # everyone else's searches work.
+        bad = [h.id for h in hits if product_id_problem(h.id) is not None]
+        if bad:
+            log.warning("index %r holds ids outside 1..2^63-1, left out of results: %s", index, bad)
         return query_pb2.SearchResponse(
             hits=[common_pb2.Hit(id=h.id, score=h.score, product=product_to_proto(h.id, h.payload))
-                  for h in hits],
+                  for h in hits if h.id not in bad],
             index=self.indexes.name(index), model_version=self.encoder.info.version)
 
     @rpc("query")
@@ -136,7 +141,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def SearchSimilar(self, request, context):  # noqa: N802
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
-            hits = engine.more_like_this(request.product_id, self._k(request.k), flt)
+            hits = engine.more_like_this(parse_product_id(request.product_id), self._k(request.k), flt)
         return self._response(hits, request.index)
 
     @rpc("query")
@@ -152,8 +157,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     @rpc("query")
     def GetProduct(self, request, context):  # noqa: N802
+        product_id = parse_product_id(request.product_id)
         with self._engine(request.index, context) as engine:
-            return product_to_proto(request.product_id, engine.get_product(request.product_id))
+            return product_to_proto(product_id, engine.get_product(product_id))
 
     @rpc("query")
     def ListModels(self, request, context):  # noqa: N802
@@ -185,10 +191,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     @rpc("query")
     def Localize(self, request, context):  # noqa: N802
+        product_id = parse_product_id(request.product_id)
         with self._engine(request.index, context) as engine:
-            payload = engine.get_product(request.product_id)
+            payload = engine.get_product(product_id)
             if not payload.get("image"):
-                raise NotFoundError(f"product {request.product_id} has no image")
+                raise NotFoundError(f"product {product_id} has no image")
             image: Image.Image = load_image(payload["image"])
             loc = occlusion_map(self.encoder, image, request.query)
         x0, y0, x1, y1 = loc.box
