@@ -62,6 +62,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
     """Record a job and return it with its chunks of product ids (nothing is enqueued yet)."""
     if kind not in {"reindex", "update"}:
         raise InvalidInputError(f"unknown job kind {kind!r}")
+    alias.check_index_name(index)
     size = chunk_size or settings.index_chunk_size
     if size <= 0:
         raise InvalidInputError(f"chunk size must be positive, got {size}")
@@ -83,6 +84,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                    staging_dir=str(staging_dir(settings, job_id).resolve()),
                    chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
                    delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
+    alias.check_index_name(spec.version)  # the name plus its version stamp must still be a name
     store.create(spec, failures)
     log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
              len(ids), spec.chunks_total)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
@@ -19,6 +20,8 @@ from PIL import Image
 from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import decode_image, load_image
+from fashion_core.index import alias
+from fashion_core.index.alias import check_index_name
 from fashion_core.index.base import SearchHit, VectorIndex
 from fashion_core.index.factory import open_index
 from fashion_core.localization import heatmap_png, occlusion_map
@@ -34,6 +37,8 @@ from services.server import GrpcServer
 
 log = logging.getLogger(__name__)
 SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
+MAX_OPEN_INDEXES = 8
+T = TypeVar("T")
 
 
 class LockedIndex:
@@ -57,14 +62,25 @@ class LockedIndex:
 
         return locked
 
+    def run(self, fn: Callable[[VectorIndex], T]) -> T:
+        """``fn(index)`` under the lock: for work on the wrapped index's own attributes (its client)."""
+        with self._lock:
+            return fn(self._index)
+
 
 class IndexRegistry:
-    """Open indexes by name, once each (embedded Qdrant allows one client per store)."""
+    """The indexes this service answers for, opened on first use, once each (embedded Qdrant allows one client
+    per store).
 
-    def __init__(self, settings: Settings, encoder: Encoder) -> None:
+    A requested name must be an index name (never a path: INVALID_ARGUMENT) that the store serves (a plain index
+    or a re-indexed name, not a version: else NOT_FOUND). At most ``max_open`` are open at a time; the least
+    recently used one is closed to make room."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, max_open: int = MAX_OPEN_INDEXES) -> None:
         self.settings = settings
         self.encoder = encoder
-        self._engines: dict[str, SearchEngine] = {}
+        self.max_open = max_open
+        self._engines: OrderedDict[str, SearchEngine] = OrderedDict()
         self._guard = threading.Lock()
         # Servers (Qdrant URL) take concurrent calls themselves; local stores get a lock.
         self._serialise = settings.index_backend == "faiss" or settings.qdrant_url is None
@@ -72,8 +88,38 @@ class IndexRegistry:
     def name(self, requested: str) -> str:
         return requested or self.settings.collection
 
+    def served(self) -> list[str]:
+        """The names the store serves (FAISS dirs and pointers; Qdrant collections and aliases), sorted."""
+        if self.settings.index_backend == "faiss":
+            return alias.serving_names(self.settings)
+        if self.settings.qdrant_url:
+            from qdrant_client import QdrantClient
+
+            client = QdrantClient(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key)
+            try:
+                return alias.serving_names(self.settings, client)
+            finally:
+                client.close()
+        # embedded Qdrant: one client per store, the default index's
+        try:
+            default = self.engine("")
+        except NotFoundError:
+            return []
+        index = default.index
+        if isinstance(index, LockedIndex):
+            return index.run(lambda i: alias.serving_names(self.settings, i.client))
+        return alias.serving_names(self.settings, index.client)  # type: ignore[attr-defined]
+
     def engine(self, requested: str) -> SearchEngine:
-        name = self.name(requested)
+        """The engine of ``requested`` (empty = the default index). Raises InvalidInputError for a name that is
+        not one, NotFoundError for an index this service does not serve."""
+        name = check_index_name(self.name(requested))
+        with self._guard:
+            if name in self._engines:
+                self._engines.move_to_end(name)
+                return self._engines[name]
+        if name != self.settings.collection and name not in self.served():
+            raise NotFoundError(f"index {name!r} does not exist")
         with self._guard:
             if name not in self._engines:
                 index: VectorIndex = open_index(self.settings, name)
@@ -82,6 +128,11 @@ class IndexRegistry:
                     raise NotFoundError(f"index {name!r} does not exist")
                 served = LockedIndex(index) if self._serialise else index
                 self._engines[name] = SearchEngine(self.encoder, served)  # type: ignore[arg-type]
+                while len(self._engines) > self.max_open:
+                    evicted, old = self._engines.popitem(last=False)
+                    log.info("closing index %r: more than %d open", evicted, self.max_open)
+                    old.index.close()
+            self._engines.move_to_end(name)
             return self._engines[name]
 
     def open_names(self) -> list[str]:
@@ -89,8 +140,10 @@ class IndexRegistry:
             return list(self._engines)
 
     def close(self) -> None:
-        for engine in self._engines.values():
-            engine.index.close()
+        with self._guard:
+            for engine in self._engines.values():
+                engine.index.close()
+            self._engines.clear()
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -168,7 +221,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     @rpc("query")
     def ListIndexes(self, request, context):  # noqa: N802
-        names = list(dict.fromkeys([self.settings.collection, *self.indexes.open_names()]))
+        # what the store serves, by name: never a path, never a name someone merely asked for
+        names = list(dict.fromkeys([self.settings.collection, *self.indexes.served()]))
         infos = []
         for name in names:
             try:
