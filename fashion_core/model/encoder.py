@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +70,23 @@ def _weights_version(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+# What renders as nothing: controls, format characters (zero-width space/joiners, BOM, bidi marks, word
+# joiner), separators, combining marks without a base, and the Hangul and Braille fillers (letters/symbols).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+_INVISIBLE_CHARS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, or only whitespace and invisible characters."""
+    return all(unicodedata.category(c) in _INVISIBLE_CATEGORIES or c in _INVISIBLE_CHARS for c in text)
+
+
 def check_texts(texts: Sequence[str]) -> list[str]:
+    """The texts, stripped. Raises InvalidInputError for one that is not a string, shows nothing (only
+    whitespace or zero-width/invisible characters) or is over MAX_TEXT_CHARS."""
     cleaned = []
     for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or is_blank(text):
             raise InvalidInputError(f"text #{i} is empty")
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"text #{i} has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
