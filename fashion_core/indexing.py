@@ -18,7 +18,7 @@ import numpy as np
 from fashion_core.catalog.reader import CatalogReadResult, SkippedRow, read_catalog
 from fashion_core.catalog.schema import Product, product_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import load_image
+from fashion_core.images import read_image
 from fashion_core.index.base import IndexMeta, VectorIndex
 from fashion_core.model.encoder import Encoder
 
@@ -65,7 +65,7 @@ def embed_products(products: Sequence[Product], encoder: Encoder) -> EmbeddedBat
             skipped.append(SkippedRow(0, str(product.id), "missing image"))
             continue
         try:
-            images.append(load_image(product.image_path))
+            images.append(read_image(product.image_path))  # decoded here, sent as file bytes to a service
             good.append(product)
         except (InvalidInputError, NotFoundError) as exc:
             skipped.append(SkippedRow(0, str(product.id), f"unreadable image: {exc}"))

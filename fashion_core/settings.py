@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     encoder_queue_size: int = Field(default=256, gt=0, description="queued requests before RESOURCE_EXHAUSTED")
     encoder_max_items: int = Field(default=256, gt=0, description="texts or images in one call")
     rpc_timeout_s: float = Field(default=30.0, gt=0, description="default deadline of client calls")
+    grpc_max_message_mb: float = Field(default=64.0, gt=0, description="largest gRPC message the servers take and "
+                                       "the clients send; the encoder client splits image batches to fit it")
+
+    @property
+    def grpc_max_message_bytes(self) -> int:
+        return int(self.grpc_max_message_mb * 1024 * 1024)
 
     @field_validator("model", "qdrant_url", "redis_url", "encoder_address", mode="before")
     @classmethod

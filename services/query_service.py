@@ -19,7 +19,7 @@ from PIL import Image
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import decode_image, load_image
+from fashion_core.images import SourceImage, decode_image, load_image
 from fashion_core.index import alias
 from fashion_core.index.alias import check_index_name
 from fashion_core.index.base import SearchHit, VectorIndex
@@ -185,7 +185,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     @rpc("query")
     def SearchImage(self, request, context):  # noqa: N802
         flt = filter_from_proto(request.filter)
-        image = decode_image(request.image, name="query image")
+        image = SourceImage(request.image, decode_image(request.image, name="query image"))
         with self._engine(request.index, context) as engine:
             hits = engine.search_image(image, self._k(request.k), flt)
         return self._response(hits, request.index)
@@ -202,7 +202,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         from fashion_core.zeroshot import classify
 
         with call_deadline(context.time_remaining()):
-            image = decode_image(request.image, name="image")
+            image = SourceImage(request.image, decode_image(request.image, name="image"))
             scores = classify(self.encoder, image, list(request.labels),
                               list(request.templates) or list(DEFAULT_TEMPLATES))
             return query_pb2.ClassifyResponse(scores=[query_pb2.LabelScore(label=s.label, probability=s.probability)
@@ -259,7 +259,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
 def build_encoder(settings: Settings) -> Encoder:
     if settings.encoder_address:
-        return EncoderClient(settings.encoder_address, timeout_s=settings.rpc_timeout_s)
+        return EncoderClient.from_settings(settings)
     from fashion_core.model.resolve import resolve_model
 
     return ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device,
@@ -274,5 +274,6 @@ def start_query_server(settings: Settings, address: str = "127.0.0.1:0", encoder
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
         return [SERVICE]
 
-    return GrpcServer(add, address, metrics_port=metrics_port), servicer
+    return GrpcServer(add, address, metrics_port=metrics_port,
+                      max_message_bytes=settings.grpc_max_message_bytes), servicer
 
