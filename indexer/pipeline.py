@@ -85,10 +85,11 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                    chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
                    delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
     alias.check_index_name(spec.version)  # the name plus its version stamp must still be a name
-    store.create(spec, failures)
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    store.create(spec, failures, chunks)
     log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
              len(ids), spec.chunks_total)
-    return spec, [ids[i:i + size] for i in range(0, len(ids), size)]
+    return spec, chunks
 
 
 # -- chunk -----------------------------------------------------------------------------------------------
@@ -112,11 +113,15 @@ def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks
     """Embed one chunk into its shard and record it; True when this made the job's last chunk complete.
 
     Transient errors (encoder/index unavailable) propagate for the caller to retry; a bad item is a failure
-    row and the chunk goes on.
+    row and the chunk goes on. A chunk already recorded (a redelivery) is not embedded again; one that
+    completes after its job ended (a duplicate delivery racing the finalize) removes the shard it wrote.
     """
     if store.get_state(job_id) in TERMINAL_STATES:
         log.info("job %s already ended: chunk %d skipped", job_id, chunk)
         return False
+    if store.chunk_done(job_id, chunk):
+        log.info("job %s chunk %d: already recorded (a redelivery)", job_id, chunk)
+        return store.complete_chunk(job_id, chunk, indexed=0, processed=0, failures=[]) >= chunks_total
     products_by_id = catalog_products(catalog_dir)
     products, failures = [], []
     for pid in ids:
@@ -231,6 +236,8 @@ def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") 
         status = store.get(job_id)
         spec = status.spec
         if status.state in TERMINAL_STATES:
+            if not status.over:
+                return status  # failed before all its chunks were queued: its shards wait for resume or cancel
             if status.state != "succeeded":
                 _cleanup(settings, spec, drop_version=True)
             return status
