@@ -39,7 +39,7 @@ from fashion_core.indexing import embed_products
 from fashion_core.model.encoder import Encoder
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
-from indexer.shards import Shard, iter_shards, write_shard
+from indexer.shards import Shard, iter_shards, remove_shard, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,12 @@ def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks
     write_shard(Path(staging), chunk, Shard(batch.ids, batch.vectors, batch.payloads, info.dim, info.model_id,
                                             info.version))
     complete = store.complete_chunk(job_id, chunk, indexed=len(batch.ids), processed=len(ids), failures=failures)
+    # The job ends (state first, then its staging dir is removed) only after every chunk completed, so a shard
+    # written by a duplicate while it ended is either removed by that cleanup or seen here.
+    if store.is_over(job_id):
+        log.info("job %s ended while chunk %d ran (a duplicate delivery): its shard removed", job_id, chunk)
+        remove_shard(Path(staging), chunk)
+        return False
     return complete >= chunks_total
 
 
