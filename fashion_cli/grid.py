@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from fashion_core.errors import FashionSearchError
+from fashion_core.images import load_image
 from fashion_core.index.base import SearchHit
 
 TILE, CAPTION_H, COLUMNS = 160, 54, 5
@@ -19,8 +21,11 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 def _tile_image(path: str | None) -> Image.Image:
     tile = Image.new("RGB", (TILE, TILE), (235, 235, 235))
-    if path and Path(path).is_file():
-        image = Image.open(path).convert("RGB")
+    try:  # the one decoder: shown as the model saw it (upright, 8-bit, on white)
+        image = load_image(path) if path else None
+    except FashionSearchError:
+        image = None
+    if image is not None:
         image.thumbnail((TILE, TILE))
         tile.paste(image, ((TILE - image.width) // 2, (TILE - image.height) // 2))
     else:

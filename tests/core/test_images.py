@@ -175,3 +175,13 @@ def test_read_image_keeps_the_file_bytes(tmp_path) -> None:
     path.write_bytes(_encode(_upright(), "JPEG"))
     source = read_image(path)
     assert source.data == path.read_bytes() and source.image.mode == "RGB" and source.image.size == (64, 48)
+
+
+def test_cli_refuses_an_elongated_image_in_one_line(tmp_path, tiny_model_dir, capsys) -> None:
+    from fashion_cli.main import main
+
+    strip = tmp_path / "strip.png"
+    strip.write_bytes(_encode(Image.new("L", (2_000_000, 1), 128), "PNG"))
+    assert main(["classify", str(strip), "--labels", "sandal,heels", "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "aspect ratio of 2000000:1" in err and len(err.strip().splitlines()) == 1
