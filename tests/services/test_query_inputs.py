@@ -69,7 +69,8 @@ def test_index_is_a_served_name_never_a_path(served, served_store, service_setti
 
     listed = stub.ListIndexes(query_pb2.ListIndexesRequest(), timeout=30).indexes
     assert [i.name for i in listed] == ["products", "other", "shop"]  # default first, then the store's names
-    assert all(i.size == 142 for i in listed) and [i.is_default for i in listed] == [True, False, False]
+    assert listed[0].size > 100 and all(i.size == listed[0].size for i in listed)  # copies of one index
+    assert [i.is_default for i in listed] == [True, False, False]
     assert set(servicer.indexes.open_names()) <= {"products", "other", "shop"}
 
 
