@@ -1,6 +1,7 @@
-"""Indexing-job commands: reindex, index-update, status, cancel, worker, serve-admin.
+"""Indexing-job commands: reindex, index-update, status, resume, cancel, worker, serve-admin.
 
 With ``--redis-url`` (or FASHION_REDIS_URL) jobs go to Celery workers; without, they run in this process.
+Redis unreachable (after ``FASHION_INDEXER_REDIS_RETRY_S``) is a one-line error and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from fashion_cli.console import console
 from fashion_cli.options import add_settings_options, settings_from
+from fashion_core.catalog.schema import parse_product_id
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, JobStatus
@@ -37,10 +39,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
 def _ids(text: str | None) -> list[int]:
     if not text:
         return []
-    try:
-        return [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise InvalidInputError(f"expected comma-separated product ids, got {text!r}") from None
+    return [parse_product_id(part) for part in text.replace(" ", "").split(",") if part]
 
 
 # -- status display --------------------------------------------------------------------------------------
@@ -142,6 +141,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    from indexer.distributors import resume_job
+
+    settings = _settings(args)
+    in_process = not settings.redis_url
+    status = resume_job(settings, args.job_id, background=in_process)
+    console.print(f"job {args.job_id}: {status.state}, {status.chunks_complete} of {status.spec.chunks_total} "
+                  "chunks already complete, the rest queued again")
+    if not (args.wait or in_process):
+        return 0
+    status = follow(settings, args.job_id)
+    print_status(status)
+    return 0 if status.state == "succeeded" else 1
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     from indexer.distributors import cancel_job
 
@@ -203,6 +217,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     _job_options(p)
     p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("resume", help="queue again the chunks of a job that failed while queueing (or is stuck)")
+    p.add_argument("job_id")
+    p.add_argument("--wait", action="store_true", help="follow the job live until it ends")
+    _job_options(p)
+    p.set_defaults(handler=cmd_resume)
 
     p = sub.add_parser("cancel", help="cancel an indexing job; the serving index stays as it was")
     p.add_argument("job_id")

@@ -14,7 +14,7 @@ def open_encoder(settings: Settings) -> Encoder:
     if settings.encoder_address:
         from services.encoder_client import EncoderClient
 
-        return EncoderClient(settings.encoder_address)
+        return EncoderClient.from_settings(settings)
     return ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device,
                                        batch_size=settings.encode_batch_size)
 

@@ -9,6 +9,11 @@ class InvalidInputError(FashionSearchError, ValueError):
     """The caller gave something unusable: empty query, corrupt image, unknown filter value, k <= 0."""
 
 
+class TooLargeError(InvalidInputError):
+    """An input over a size limit (an upload, a request body, a gRPC message): the same input will never fit,
+    so it is not retried. HTTP 413; over gRPC it is INVALID_ARGUMENT like any bad input."""
+
+
 class NotFoundError(FashionSearchError, LookupError):
     """A product, index, checkpoint or file that was asked for does not exist."""
 

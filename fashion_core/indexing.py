@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from fashion_core.catalog.reader import CatalogReadResult, SkippedRow, read_catalog
-from fashion_core.catalog.schema import Product
+from fashion_core.catalog.schema import Product, product_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import load_image
+from fashion_core.images import read_image
 from fashion_core.index.base import IndexMeta, VectorIndex
 from fashion_core.model.encoder import Encoder
 
@@ -54,14 +54,18 @@ def product_payload(product: Product) -> dict[str, Any]:
 
 
 def embed_products(products: Sequence[Product], encoder: Encoder) -> EmbeddedBatch:
-    """Load and validate each image, embed the good ones in one call, report the bad ones."""
+    """Load and validate each image, embed the good ones in one call, report the bad ones (an id or a year out of
+    range, a missing or unreadable image)."""
     images, good, skipped = [], [], []
     for product in products:
+        if (problem := product_problem(product)) is not None:
+            skipped.append(SkippedRow(0, str(product.id), problem))
+            continue
         if product.image_path is None:
             skipped.append(SkippedRow(0, str(product.id), "missing image"))
             continue
         try:
-            images.append(load_image(product.image_path))
+            images.append(read_image(product.image_path))  # decoded here, sent as file bytes to a service
             good.append(product)
         except (InvalidInputError, NotFoundError) as exc:
             skipped.append(SkippedRow(0, str(product.id), f"unreadable image: {exc}"))

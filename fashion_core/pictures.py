@@ -13,6 +13,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from fashion_core.errors import FashionSearchError
+from fashion_core.images import load_image
+
 TILE, CAPTION_H, TITLE_H = 160, 54, 30
 QUERY_COLOUR = (220, 120, 0)
 NEUTRAL, RIGHT, WRONG = (60, 120, 200), (40, 160, 60), (210, 40, 40)
@@ -40,8 +43,11 @@ def _font(size: int) -> ImageFont.ImageFont:
 def _picture(tile: Tile) -> Image.Image:
     cell = Image.new("RGB", (TILE, TILE), (250, 245, 230) if tile.text is not None else (235, 235, 235))
     image = tile.image
-    if image is None and tile.image_path and Path(tile.image_path).is_file():
-        image = Image.open(tile.image_path)
+    if image is None and tile.image_path:
+        try:  # the one decoder: shown as the model saw it (upright, 8-bit, on white)
+            image = load_image(tile.image_path)
+        except FashionSearchError:
+            image = None
     if image is not None:
         image = image.convert("RGB")
         image.thumbnail((TILE, TILE))

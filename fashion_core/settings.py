@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     indexer_visibility_timeout_s: int = Field(default=3600, gt=0,
                                               description="seconds before Redis redelivers an unacknowledged task")
     indexer_max_retries: int = Field(default=5, ge=0, description="retries of a chunk on transient failures")
+    indexer_redis_retry_s: float = Field(default=30.0, gt=0, description="how long the CLI and admin service "
+                                         "retry Redis (job store and broker) before answering UNAVAILABLE")
+    indexer_stall_s: float | None = Field(default=None, gt=0, description="a job with no chunk completed for this "
+                                          "long gets its incomplete chunks queued again by the workers (a message "
+                                          "the broker lost); None = the visibility timeout")
+    indexer_worker_redis_wait_s: float = Field(default=600.0, gt=0, description="how long a worker waits for "
+                                               "Redis before handing its chunk back to the queue")
 
     # Encoder service: dynamic batching and limits.
     encoder_max_batch: int = Field(default=32, gt=0, description="items per model batch")
@@ -77,6 +84,12 @@ class Settings(BaseSettings):
     encoder_queue_size: int = Field(default=256, gt=0, description="queued requests before RESOURCE_EXHAUSTED")
     encoder_max_items: int = Field(default=256, gt=0, description="texts or images in one call")
     rpc_timeout_s: float = Field(default=30.0, gt=0, description="default deadline of client calls")
+    grpc_max_message_mb: float = Field(default=64.0, gt=0, description="largest gRPC message the servers take and "
+                                       "the clients send; the encoder client splits image batches to fit it")
+
+    @property
+    def grpc_max_message_bytes(self) -> int:
+        return int(self.grpc_max_message_mb * 1024 * 1024)
 
     @field_validator("model", "catalog", "qdrant_url", "redis_url", "encoder_address", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.model.encoder import Encoder, ImageInput
+from fashion_core.model.encoder import Encoder, ImageInput, is_blank
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "a product photo of a {}", "{}")
 MAX_LABELS = 1000
@@ -28,7 +28,7 @@ def label_embeddings(encoder: Encoder, labels: Sequence[str],
         raise InvalidInputError("zero-shot classification needs at least two labels")
     if len(labels) > MAX_LABELS:
         raise InvalidInputError(f"{len(labels)} labels; the limit is {MAX_LABELS}")
-    if any(not label for label in labels) or len(set(labels)) != len(labels):
+    if any(is_blank(label) for label in labels) or len(set(labels)) != len(labels):
         raise InvalidInputError("labels must be non-empty and distinct")
     templates = list(templates) or ["{}"]
     if any("{}" not in t for t in templates):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_core.catalog.reader import read_catalog
-from fashion_core.catalog.schema import Product
+from fashion_core.catalog.schema import Product, parse_product_id
 from fashion_core.errors import (
     DeadlineExceededError,
     InvalidInputError,
@@ -39,7 +39,7 @@ from fashion_core.indexing import embed_products
 from fashion_core.model.encoder import Encoder
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
-from indexer.shards import Shard, iter_shards, write_shard
+from indexer.shards import Shard, iter_shards, remove_shard, write_shard
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
     """Record a job and return it with its chunks of product ids (nothing is enqueued yet)."""
     if kind not in {"reindex", "update"}:
         raise InvalidInputError(f"unknown job kind {kind!r}")
+    alias.check_index_name(index)
     size = chunk_size or settings.index_chunk_size
     if size <= 0:
         raise InvalidInputError(f"chunk size must be positive, got {size}")
@@ -71,7 +72,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
         ids = [p.id for p in catalog.products]
         failures = [Failure(row.product_id, row.reason, row.line) for row in catalog.skipped]
     else:
-        wanted = list(dict.fromkeys(int(i) for i in upsert_ids))
+        wanted = list(dict.fromkeys(parse_product_id(i, "id to add") for i in upsert_ids))
         known = {p.id for p in catalog.products}
         ids = [i for i in wanted if i in known]
         failures = [Failure(str(i), "not in catalog (or rejected by the reader)") for i in wanted if i not in known]
@@ -82,11 +83,13 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                    version=index if in_place else alias.new_version_name(index), backend=settings.index_backend,
                    staging_dir=str(staging_dir(settings, job_id).resolve()),
                    chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
-                   delete_ids=sorted({int(i) for i in delete_ids}))
-    store.create(spec, failures)
+                   delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
+    alias.check_index_name(spec.version)  # the name plus its version stamp must still be a name
+    chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+    store.create(spec, failures, chunks)
     log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
              len(ids), spec.chunks_total)
-    return spec, [ids[i:i + size] for i in range(0, len(ids), size)]
+    return spec, chunks
 
 
 # -- chunk -----------------------------------------------------------------------------------------------
@@ -110,11 +113,15 @@ def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks
     """Embed one chunk into its shard and record it; True when this made the job's last chunk complete.
 
     Transient errors (encoder/index unavailable) propagate for the caller to retry; a bad item is a failure
-    row and the chunk goes on.
+    row and the chunk goes on. A chunk already recorded (a redelivery) is not embedded again; one that
+    completes after its job ended (a duplicate delivery racing the finalize) removes the shard it wrote.
     """
     if store.get_state(job_id) in TERMINAL_STATES:
         log.info("job %s already ended: chunk %d skipped", job_id, chunk)
         return False
+    if store.chunk_done(job_id, chunk):
+        log.info("job %s chunk %d: already recorded (a redelivery)", job_id, chunk)
+        return store.complete_chunk(job_id, chunk, indexed=0, processed=0, failures=[]) >= chunks_total
     products_by_id = catalog_products(catalog_dir)
     products, failures = [], []
     for pid in ids:
@@ -129,6 +136,12 @@ def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks
     write_shard(Path(staging), chunk, Shard(batch.ids, batch.vectors, batch.payloads, info.dim, info.model_id,
                                             info.version))
     complete = store.complete_chunk(job_id, chunk, indexed=len(batch.ids), processed=len(ids), failures=failures)
+    # The job ends (state first, then its staging dir is removed) only after every chunk completed, so a shard
+    # written by a duplicate while it ended is either removed by that cleanup or seen here.
+    if store.is_over(job_id):
+        log.info("job %s ended while chunk %d ran (a duplicate delivery): its shard removed", job_id, chunk)
+        remove_shard(Path(staging), chunk)
+        return False
     return complete >= chunks_total
 
 
@@ -229,6 +242,8 @@ def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") 
         status = store.get(job_id)
         spec = status.spec
         if status.state in TERMINAL_STATES:
+            if not status.over:
+                return status  # failed before all its chunks were queued: its shards wait for resume or cancel
             if status.state != "succeeded":
                 _cleanup(settings, spec, drop_version=True)
             return status

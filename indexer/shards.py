@@ -6,6 +6,7 @@ shard instead of adding a second one. Payloads travel as JSON text inside the ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -42,6 +43,15 @@ def write_shard(staging: Path, chunk: int, shard: Shard) -> Path:
                                            "model_version": shard.model_version})))
     os.replace(tmp, path)
     return path
+
+
+def remove_shard(staging: Path, chunk: int) -> None:
+    """Delete a chunk's shard (and the staging dir once empty): for a chunk that finished after its job did."""
+    shard_path(staging, chunk).unlink(missing_ok=True)
+    for tmp in staging.glob(f".{shard_path(staging, chunk).name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # other shards still there (or gone): finalize's cleanup owns the dir
+        staging.rmdir()
 
 
 def read_shard(path: Path) -> Shard:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fashionsearch.v1 import common_pb2
 
+from fashion_core.catalog.schema import year_problem
 from fashion_core.index.filters import SearchFilter
 
 # proto field -> catalog field
@@ -38,8 +39,9 @@ def filter_to_proto(flt: SearchFilter | None) -> common_pb2.Filter:
 def product_to_proto(product_id: int, payload: dict[str, Any]) -> common_pb2.Product:
     msg = common_pb2.Product(id=product_id, **{proto: str(payload.get(catalog) or "")
                                                for proto, catalog in PRODUCT_FIELDS.items()})
-    if payload.get("year") is not None:
-        msg.year = int(payload["year"])
+    year = payload.get("year")
+    if year is not None and year_problem(year) is None:  # an out-of-range year (old index) is left unset
+        msg.year = int(year)
     return msg
 
 

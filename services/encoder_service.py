@@ -112,4 +112,5 @@ def start_encoder_server(settings: Settings, address: str = "127.0.0.1:0", encod
         encoder_pb2_grpc.add_EncoderServiceServicer_to_server(servicer, server)
         return [SERVICE]
 
-    return GrpcServer(add, address, metrics_port=metrics_port), servicer
+    return GrpcServer(add, address, metrics_port=metrics_port,
+                      max_message_bytes=settings.grpc_max_message_bytes), servicer

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 from PIL import Image
 
-from fashion_core.catalog.schema import KEYWORD_FIELDS
+from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import decode_image, load_image
+from fashion_core.images import SourceImage, decode_image, load_image
+from fashion_core.index import alias
+from fashion_core.index.alias import check_index_name
 from fashion_core.index.base import SearchHit, VectorIndex
 from fashion_core.index.factory import open_index
 from fashion_core.localization import heatmap_png, occlusion_map
@@ -34,6 +37,8 @@ from services.server import GrpcServer
 
 log = logging.getLogger(__name__)
 SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
+MAX_OPEN_INDEXES = 8
+T = TypeVar("T")
 
 
 class LockedIndex:
@@ -57,14 +62,25 @@ class LockedIndex:
 
         return locked
 
+    def run(self, fn: Callable[[VectorIndex], T]) -> T:
+        """``fn(index)`` under the lock: for work on the wrapped index's own attributes (its client)."""
+        with self._lock:
+            return fn(self._index)
+
 
 class IndexRegistry:
-    """Open indexes by name, once each (embedded Qdrant allows one client per store)."""
+    """The indexes this service answers for, opened on first use, once each (embedded Qdrant allows one client
+    per store).
 
-    def __init__(self, settings: Settings, encoder: Encoder) -> None:
+    A requested name must be an index name (never a path: INVALID_ARGUMENT) that the store serves (a plain index
+    or a re-indexed name, not a version: else NOT_FOUND). At most ``max_open`` are open at a time; the least
+    recently used one is closed to make room."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, max_open: int = MAX_OPEN_INDEXES) -> None:
         self.settings = settings
         self.encoder = encoder
-        self._engines: dict[str, SearchEngine] = {}
+        self.max_open = max_open
+        self._engines: OrderedDict[str, SearchEngine] = OrderedDict()
         self._guard = threading.Lock()
         # Servers (Qdrant URL) take concurrent calls themselves; local stores get a lock.
         self._serialise = settings.index_backend == "faiss" or settings.qdrant_url is None
@@ -72,8 +88,38 @@ class IndexRegistry:
     def name(self, requested: str) -> str:
         return requested or self.settings.collection
 
+    def served(self) -> list[str]:
+        """The names the store serves (FAISS dirs and pointers; Qdrant collections and aliases), sorted."""
+        if self.settings.index_backend == "faiss":
+            return alias.serving_names(self.settings)
+        if self.settings.qdrant_url:
+            from qdrant_client import QdrantClient
+
+            client = QdrantClient(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key)
+            try:
+                return alias.serving_names(self.settings, client)
+            finally:
+                client.close()
+        # embedded Qdrant: one client per store, the default index's
+        try:
+            default = self.engine("")
+        except NotFoundError:
+            return []
+        index = default.index
+        if isinstance(index, LockedIndex):
+            return index.run(lambda i: alias.serving_names(self.settings, i.client))
+        return alias.serving_names(self.settings, index.client)  # type: ignore[attr-defined]
+
     def engine(self, requested: str) -> SearchEngine:
-        name = self.name(requested)
+        """The engine of ``requested`` (empty = the default index). Raises InvalidInputError for a name that is
+        not one, NotFoundError for an index this service does not serve."""
+        name = check_index_name(self.name(requested))
+        with self._guard:
+            if name in self._engines:
+                self._engines.move_to_end(name)
+                return self._engines[name]
+        if name != self.settings.collection and name not in self.served():
+            raise NotFoundError(f"index {name!r} does not exist")
         with self._guard:
             if name not in self._engines:
                 index: VectorIndex = open_index(self.settings, name)
@@ -82,6 +128,11 @@ class IndexRegistry:
                     raise NotFoundError(f"index {name!r} does not exist")
                 served = LockedIndex(index) if self._serialise else index
                 self._engines[name] = SearchEngine(self.encoder, served)  # type: ignore[arg-type]
+                while len(self._engines) > self.max_open:
+                    evicted, old = self._engines.popitem(last=False)
+                    log.info("closing index %r: more than %d open", evicted, self.max_open)
+                    old.index.close()
+            self._engines.move_to_end(name)
             return self._engines[name]
 
     def open_names(self) -> list[str]:
@@ -89,8 +140,10 @@ class IndexRegistry:
             return list(self._engines)
 
     def close(self) -> None:
-        for engine in self._engines.values():
-            engine.index.close()
+        with self._guard:
+            for engine in self._engines.values():
+                engine.index.close()
+            self._engines.clear()
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
@@ -112,9 +165,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return k
 
     def _response(self, hits: list[SearchHit], index: str) -> query_pb2.SearchResponse:
+        # An index built before ids were checked may hold one no message can carry: leave it out, and let
+        # everyone else's searches work.
+        bad = [h.id for h in hits if product_id_problem(h.id) is not None]
+        if bad:
+            log.warning("index %r holds ids outside 1..2^63-1, left out of results: %s", index, bad)
         return query_pb2.SearchResponse(
             hits=[common_pb2.Hit(id=h.id, score=h.score, product=product_to_proto(h.id, h.payload))
-                  for h in hits],
+                  for h in hits if h.id not in bad],
             index=self.indexes.name(index), model_version=self.encoder.info.version)
 
     @rpc("query")
@@ -127,7 +185,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     @rpc("query")
     def SearchImage(self, request, context):  # noqa: N802
         flt = filter_from_proto(request.filter)
-        image = decode_image(request.image, name="query image")
+        image = SourceImage(request.image, decode_image(request.image, name="query image"))
         with self._engine(request.index, context) as engine:
             hits = engine.search_image(image, self._k(request.k), flt)
         return self._response(hits, request.index)
@@ -136,7 +194,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def SearchSimilar(self, request, context):  # noqa: N802
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
-            hits = engine.more_like_this(request.product_id, self._k(request.k), flt)
+            hits = engine.more_like_this(parse_product_id(request.product_id), self._k(request.k), flt)
         return self._response(hits, request.index)
 
     @rpc("query")
@@ -144,7 +202,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         from fashion_core.zeroshot import classify
 
         with call_deadline(context.time_remaining()):
-            image = decode_image(request.image, name="image")
+            image = SourceImage(request.image, decode_image(request.image, name="image"))
             scores = classify(self.encoder, image, list(request.labels),
                               list(request.templates) or list(DEFAULT_TEMPLATES))
             return query_pb2.ClassifyResponse(scores=[query_pb2.LabelScore(label=s.label, probability=s.probability)
@@ -152,8 +210,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     @rpc("query")
     def GetProduct(self, request, context):  # noqa: N802
+        product_id = parse_product_id(request.product_id)
         with self._engine(request.index, context) as engine:
-            return product_to_proto(request.product_id, engine.get_product(request.product_id))
+            return product_to_proto(product_id, engine.get_product(product_id))
 
     @rpc("query")
     def ListModels(self, request, context):  # noqa: N802
@@ -162,7 +221,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     @rpc("query")
     def ListIndexes(self, request, context):  # noqa: N802
-        names = list(dict.fromkeys([self.settings.collection, *self.indexes.open_names()]))
+        # what the store serves, by name: never a path, never a name someone merely asked for
+        names = list(dict.fromkeys([self.settings.collection, *self.indexes.served()]))
         infos = []
         for name in names:
             try:
@@ -185,10 +245,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
     @rpc("query")
     def Localize(self, request, context):  # noqa: N802
+        product_id = parse_product_id(request.product_id)
         with self._engine(request.index, context) as engine:
-            payload = engine.get_product(request.product_id)
+            payload = engine.get_product(product_id)
             if not payload.get("image"):
-                raise NotFoundError(f"product {request.product_id} has no image")
+                raise NotFoundError(f"product {product_id} has no image")
             image: Image.Image = load_image(payload["image"])
             loc = occlusion_map(self.encoder, image, request.query)
         x0, y0, x1, y1 = loc.box
@@ -198,7 +259,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
 
 def build_encoder(settings: Settings) -> Encoder:
     if settings.encoder_address:
-        return EncoderClient(settings.encoder_address, timeout_s=settings.rpc_timeout_s)
+        return EncoderClient.from_settings(settings)
     from fashion_core.model.resolve import resolve_model
 
     return ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device,
@@ -213,5 +274,6 @@ def start_query_server(settings: Settings, address: str = "127.0.0.1:0", encoder
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
         return [SERVICE]
 
-    return GrpcServer(add, address, metrics_port=metrics_port), servicer
+    return GrpcServer(add, address, metrics_port=metrics_port,
+                      max_message_bytes=settings.grpc_max_message_bytes), servicer
 

@@ -22,10 +22,11 @@ class GrpcServer:
     """A started gRPC server on ``address`` (port 0 = a free port; see ``.port``)."""
 
     def __init__(self, add_servicers: Callable[[grpc.Server], Sequence[str]], address: str,
-                 max_workers: int = 32, metrics_port: int | None = None) -> None:
+                 max_workers: int = 32, metrics_port: int | None = None,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
         ])
         service_names = list(add_servicers(self.server))
         self.health = health.HealthServicer()

@@ -10,6 +10,7 @@ from fashion_core.errors import (
     InvalidInputError,
     NotFoundError,
     ResourceExhaustedError,
+    TooLargeError,
     UnavailableError,
 )
 
@@ -47,6 +48,9 @@ def raise_for_rpc_error(exc: grpc.RpcError, service: str, address: str) -> None:
         raise UnavailableError(f"{service} at {address} is unavailable: {details}") from exc
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         raise DeadlineExceededError(f"{service} at {address}: deadline exceeded ({details})") from exc
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        # gRPC's own message-size limit (either side): the same request never fits, so it is no "retry later"
+        raise TooLargeError(f"{service} at {address}: {details}") from exc
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         from fashion_core.search import ModelMismatchError
 

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fashion_core.catalog.schema import CSV_COLUMNS, Product
+from fashion_core.catalog.schema import CSV_COLUMNS, Product, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,8 @@ def missing_to_empty(value: str) -> str:
 def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) -> Product | str:
     """A product, or the reason this row cannot be one."""
     raw_id = row.get("id", "")
-    if not raw_id.isdigit():
-        return f"bad id: {raw_id!r}"
+    if (id_problem := product_id_problem(raw_id)) is not None:
+        return f"bad id: {id_problem}"
     for name in REQUIRED_FIELDS:
         if not row.get(name):
             return f"missing field: {name}"

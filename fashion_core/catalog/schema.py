@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from fashion_core.errors import InvalidInputError
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
@@ -30,6 +33,57 @@ KEYWORD_FIELDS: tuple[str, ...] = (
     "usage",
 )
 FILTER_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, "year")
+
+# Product ids are plain positive 64-bit decimal integers: FAISS stores int64, the gRPC messages carry int64.
+MAX_PRODUCT_ID = 2**63 - 1
+# Years (catalog rows and year filters) fit the int32 of the gRPC messages with room to spare.
+MIN_YEAR, MAX_YEAR = 1, 9999
+
+
+def product_id_problem(value: object) -> str | None:
+    """Why ``value`` is not a product id (an int or a string of ASCII digits, 1..2^63-1), or None if it is.
+
+    The one check of ids: the catalog reader, the indexer, the query service and the web gateway use it.
+    """
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            return f"{value!r} is not a plain decimal integer"
+        if len(value.lstrip("0")) > len(str(MAX_PRODUCT_ID)):  # before int(): no huge conversions
+            return f"{value!r} is out of range 1..{MAX_PRODUCT_ID}"
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy integers are ids too
+        return f"{value!r} is not an integer"
+    value = int(value)
+    if not 1 <= value <= MAX_PRODUCT_ID:
+        return f"{value} is out of range 1..{MAX_PRODUCT_ID}"
+    return None
+
+
+def parse_product_id(value: object, what: str = "product id") -> int:
+    """``value`` as a product id. Raises InvalidInputError naming ``what`` when it is not one."""
+    problem = product_id_problem(value)
+    if problem is not None:
+        raise InvalidInputError(f"{what}: {problem}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def year_problem(value: object) -> str | None:
+    """Why ``value`` is not a year (an int in MIN_YEAR..MAX_YEAR), or None if it is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return f"{value!r} is not an integer"
+    if not MIN_YEAR <= value <= MAX_YEAR:
+        return f"{value} is out of range {MIN_YEAR}..{MAX_YEAR}"
+    return None
+
+
+def product_problem(product: Product) -> str | None:
+    """Why ``product`` cannot be indexed and served (its id or year out of range), or None; a skip reason."""
+    problem = product_id_problem(product.id)
+    if problem is not None:
+        return f"bad id: {problem}"
+    if product.year is not None and (problem := year_problem(product.year)) is not None:
+        return f"bad year: {problem}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,23 @@ A re-index builds ``<name>__v<stamp>`` next to the serving index, then points ``
   :func:`serving_version` is cheap enough to poll for that.
 
 A name with neither an alias nor a pointer is a plain index (what ``fashion-search index`` writes).
+
+An index name is a name, never a path: :func:`check_index_name` is applied wherever a name enters (opening an
+index, planning a job), and :func:`serving_names` lists what a store serves (plain indexes and aliases, not
+their versions), which is all the query service answers for.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fashion_core.errors import InvalidInputError
 from fashion_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,6 +35,38 @@ log = logging.getLogger(__name__)
 
 VERSION_SEP = "__v"
 POINTER_SUFFIX = ".alias"
+# Letters, digits, "_", "-" and "." (not first): no "/" or "\\", so never a path, "..", or a hidden file.
+INDEX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+_VERSION = re.compile(re.escape(VERSION_SEP) + r"\d{20}$")
+
+
+def check_index_name(name: str) -> str:
+    """``name`` when it is an index name; raises InvalidInputError otherwise (paths, "..", empty, odd chars)."""
+    if not isinstance(name, str) or not INDEX_NAME.fullmatch(name):
+        raise InvalidInputError(f"{name!r} is not an index name: up to 255 letters, digits, '_', '-' or '.', "
+                                "starting with a letter or digit")
+    return name
+
+
+def is_version(name: str) -> bool:
+    """Whether ``name`` is a built version (``<name>__v<stamp>``) rather than a serving name."""
+    return _VERSION.search(name) is not None
+
+
+def serving_names(settings: Settings, client: QdrantClient | None = None) -> list[str]:
+    """The names a store serves, sorted: plain indexes and re-indexed names (aliases, FAISS pointers), never
+    their versions. Qdrant needs ``client``."""
+    if settings.index_backend == "faiss":
+        root = faiss_root(settings)
+        if not root.is_dir():
+            return []
+        names = {p.name for p in root.iterdir() if p.is_dir() and (p / "meta.json").is_file()}
+        names |= {p.name.removesuffix(POINTER_SUFFIX) for p in root.glob(f"*{POINTER_SUFFIX}") if p.is_file()}
+    else:
+        if client is None:
+            raise ValueError("a Qdrant client is needed to list Qdrant collections")
+        names = {c.name for c in client.get_collections().collections} | set(_qdrant_aliases(client))
+    return sorted(n for n in names if INDEX_NAME.fullmatch(n) and not is_version(n))
 
 
 def new_version_name(name: str) -> str:
@@ -46,12 +84,12 @@ def faiss_pointer(settings: Settings, name: str) -> Path:
 
 def resolve_faiss(settings: Settings, name: str) -> str:
     """The FAISS dir name that serves ``name``: the pointer's target, else ``name`` itself."""
-    pointer = faiss_pointer(settings, name)
+    pointer = faiss_pointer(settings, check_index_name(name))
     try:
         target = pointer.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return name
-    return target or name
+    return check_index_name(target) if target else name
 
 
 def _qdrant_aliases(client: QdrantClient) -> dict[str, str]:

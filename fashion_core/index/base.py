@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fashion_core.catalog.schema import MAX_PRODUCT_ID, product_id_problem
 from fashion_core.errors import InvalidInputError
 from fashion_core.index.filters import SearchFilter
 
@@ -75,8 +76,22 @@ def check_query(vector: np.ndarray, k: int, dim: int) -> np.ndarray:
 
 
 def check_batch(ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]], dim: int) -> None:
+    """Raises InvalidInputError for mismatched sizes, another dim, or an id that is not a product id."""
+    _check_ids(ids)
     if not (len(ids) == len(vectors) == len(payloads)):
         raise InvalidInputError(f"upsert sizes differ: {len(ids)} ids, {len(vectors)} vectors, "
                                 f"{len(payloads)} payloads")
     if len(ids) and vectors.shape[1] != dim:
         raise InvalidInputError(f"vectors have dim {vectors.shape[1]}, index has {dim}")
+
+
+def _check_ids(ids: Sequence[int]) -> None:
+    """Raises InvalidInputError unless every id is a product id (1..2^63-1): one bad row must not make the
+    whole batch overflow (FAISS int64) or become a point no gRPC message can carry (Qdrant takes u64)."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
+        if len(ids) and (int(ids.min()) < 1 or int(ids.max()) > MAX_PRODUCT_ID):
+            raise InvalidInputError(f"bad product id in upsert: ids must be in 1..{MAX_PRODUCT_ID}")
+        return
+    bad = next((problem for i in ids if (problem := product_id_problem(i)) is not None), None)
+    if bad is not None:
+        raise InvalidInputError(f"bad product id in upsert: {bad}")

@@ -7,7 +7,12 @@ from fashion_core.settings import Settings
 
 
 def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
-    collection = name or settings.collection
+    """The index (or version) ``name`` of the configured backend, default ``settings.collection``.
+
+    Raises InvalidInputError when ``name`` is not an index name (a path, "..", ...)."""
+    from fashion_core.index.alias import check_index_name
+
+    collection = check_index_name(name or settings.collection)
     if settings.index_backend == "faiss":
         from fashion_core.index.alias import resolve_faiss
         from fashion_core.index.faiss_index import FaissIndex

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fashion_core.catalog.schema import KEYWORD_FIELDS
+from fashion_core.catalog.schema import KEYWORD_FIELDS, year_problem
 from fashion_core.errors import InvalidInputError
 
 
@@ -29,12 +29,17 @@ class SearchFilter:
     @classmethod
     def build(cls, year_min: int | None = None, year_max: int | None = None,
               **values: str | Iterable[str] | None) -> SearchFilter:
-        """From keyword arguments named like the catalog fields; a comma-separated string means any-of."""
+        """From keyword arguments named like the catalog fields; a comma-separated string means any-of.
+
+        Raises InvalidInputError for an unknown field, a year outside 1..9999 or an empty year range."""
         unknown = set(values) - set(KEYWORD_FIELDS)
         if unknown:
             raise InvalidInputError(f"unknown filter field(s): {', '.join(sorted(unknown))}; "
                                     f"known: {', '.join(KEYWORD_FIELDS)}, year range")
         equals = {name: vals for name in KEYWORD_FIELDS if (vals := _as_tuple(values.get(name)))}
+        for name, year in (("year_min", year_min), ("year_max", year_max)):
+            if year is not None and (problem := year_problem(year)) is not None:
+                raise InvalidInputError(f"{name}: {problem}")
         if year_min is not None and year_max is not None and year_min > year_max:
             raise InvalidInputError(f"year range is empty: {year_min} > {year_max}")
         return cls(equals=equals, year_min=year_min, year_max=year_max)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,14 @@ from PIL import Image
 from transformers import CLIPModel, CLIPProcessor
 
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import decode_image
+from fashion_core.images import SourceImage, decode_image, to_rgb
 from fashion_core.model.factory import CARD_FILE
 from fashion_core.model.preprocess import ClipPixels
 
 log = logging.getLogger(__name__)
 
-ImageInput = Image.Image | bytes
+# bytes = an encoded file; SourceImage = decoded, with its file bytes (sent as they are to the encoder service)
+ImageInput = Image.Image | bytes | SourceImage
 MAX_TEXT_CHARS = 1000
 
 
@@ -68,10 +70,23 @@ def _weights_version(path: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+# What renders as nothing: controls, format characters (zero-width space/joiners, BOM, bidi marks, word
+# joiner), separators, combining marks without a base, and the Hangul and Braille fillers (letters/symbols).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+_INVISIBLE_CHARS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, or only whitespace and invisible characters."""
+    return all(unicodedata.category(c) in _INVISIBLE_CATEGORIES or c in _INVISIBLE_CHARS for c in text)
+
+
 def check_texts(texts: Sequence[str]) -> list[str]:
+    """The texts, stripped. Raises InvalidInputError for one that is not a string, shows nothing (only
+    whitespace or zero-width/invisible characters) or is over MAX_TEXT_CHARS."""
     cleaned = []
     for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or is_blank(text):
             raise InvalidInputError(f"text #{i} is empty")
         if len(text) > MAX_TEXT_CHARS:
             raise InvalidInputError(f"text #{i} has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
@@ -80,8 +95,14 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 
 def as_images(images: Sequence[ImageInput]) -> list[Image.Image]:
-    return [img.convert("RGB") if isinstance(img, Image.Image) else decode_image(img, name=f"image #{i}")
-            for i, img in enumerate(images)]
+    """RGB images through the one decoder (fashion_core.images). Raises InvalidInputError for a bad image."""
+    out = []
+    for i, img in enumerate(images):
+        if isinstance(img, SourceImage | Image.Image):
+            out.append(to_rgb(img.image if isinstance(img, SourceImage) else img, name=f"image #{i}"))
+        else:
+            out.append(decode_image(img, name=f"image #{i}"))
+    return out
 
 
 class ClipEncoder:

@@ -17,13 +17,16 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive
 
 from fashion_core.catalog.reader import IMAGE_SUFFIXES
+from fashion_core.catalog.schema import parse_product_id, product_id_problem
 from fashion_core.errors import (
     FashionSearchError,
     InvalidInputError,
     NotFoundError,
     ResourceExhaustedError,
+    TooLargeError,
     UnavailableError,
 )
 from fashion_core.index.base import SearchHit
@@ -35,29 +38,74 @@ STATIC_DIR = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
 
-STATUS = {InvalidInputError: 400, NotFoundError: 404, ResourceExhaustedError: 429, UnavailableError: 503}
+MULTIPART_OVERHEAD = MAX_JSON_BYTES + 16 * 1024  # the form's params field, boundaries and part headers
+
+# Project errors -> HTTP status, first match wins (TooLargeError is an InvalidInputError).
+STATUS = {TooLargeError: 413, InvalidInputError: 400, NotFoundError: 404, ResourceExhaustedError: 429,
+          UnavailableError: 503}
+
+
+class BodyLimit:
+    """An ASGI ``receive`` that raises TooLargeError once more than ``limit`` body bytes came in, so that no
+    reader (JSON, the multipart parser and its spooled files) ever gets a byte past the limit, with or without
+    a Content-Length (chunked uploads)."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive, self.limit, self.received = receive, limit, 0
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.limit:
+                raise TooLargeError(f"request body over the limit of {self.limit} bytes")
+        return message
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+# JSON fields are taken as the types they are, never coerced: ["red"] is not the text "['red']", 3.7 is not 3.
 def _filter(data: dict[str, Any]) -> SearchFilter:
     raw = data.get("filters") or {}
     if not isinstance(raw, dict):
         raise InvalidInputError("filters must be an object")
     values = {k: v for k, v in raw.items() if k not in ("year_min", "year_max")}
+    for name, value in values.items():
+        if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            raise InvalidInputError(f"filter {name} must be a string or a list of strings, got {value!r}")
+        for text in [value] if isinstance(value, str) else value:
+            _text(text, f"filter {name}")
     return SearchFilter.build(year_min=_opt_int(raw.get("year_min"), "year_min"),
                               year_max=_opt_int(raw.get("year_max"), "year_max"), **values)
 
 
 def _opt_int(value: Any, name: str) -> int | None:
-    if value in (None, ""):
+    """A JSON integer (None when absent); InvalidInputError for anything else (floats, strings, booleans)."""
+    if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
+def _str(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be a string, got {value!r}")
+    return _text(value, name)
+
+
+def _text(value: str, name: str) -> str:
+    """``value`` if it is valid Unicode text (JSON allows lone surrogates, which no gRPC message can carry)."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be an integer, got {value!r}") from None
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{name} is not valid Unicode text") from None
+    return value
 
 
 def _k(data: dict[str, Any]) -> int:
@@ -71,14 +119,18 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
                max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Starlette:
     roots = [Path(r).resolve() for r in catalog_roots]
 
-    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        """Size limit on the request, and project errors turned into JSON errors the page shows."""
+    upload_limit = max_upload_bytes + MULTIPART_OVERHEAD
+
+    def guarded(handler: Callable[[Request], Awaitable[Response]],
+                body_limit: int = MAX_JSON_BYTES) -> Callable[[Request], Awaitable[Response]]:
+        """Size limit on the request body (413 from Content-Length before reading, or while reading once the
+        limit is passed), and project errors turned into JSON errors the page shows."""
 
         async def wrapper(request: Request) -> Response:
             length = request.headers.get("content-length")
-            limit = max_upload_bytes if "multipart" in request.headers.get("content-type", "") else MAX_JSON_BYTES
-            if length and length.isdigit() and int(length) > limit + 4096:
-                return _error(413, f"request of {int(length)} bytes is over the limit of {limit} bytes")
+            if length and length.isdigit() and int(length) > body_limit:
+                return _error(413, f"request of {int(length)} bytes is over the limit of {body_limit} bytes")
+            request = Request(request.scope, BodyLimit(request.receive, body_limit))
             try:
                 return await handler(request)
             except FashionSearchError as exc:
@@ -92,22 +144,21 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         return wrapper
 
     async def read_json(request: Request) -> dict[str, Any]:
-        body = await request.body()
-        if len(body) > MAX_JSON_BYTES:
-            raise InvalidInputError(f"request body over {MAX_JSON_BYTES} bytes")
+        body = await request.body()  # BodyLimit stops it at MAX_JSON_BYTES
         data = json.loads(body or b"{}")
         if not isinstance(data, dict):
             raise InvalidInputError("request body must be a JSON object")
         return data
 
     async def read_upload(request: Request) -> tuple[bytes, dict[str, Any]]:
-        form = await request.form(max_files=1, max_fields=10, max_part_size=max_upload_bytes)
+        # the body is cut at upload_limit by BodyLimit; the image part itself must fit max_upload_bytes
+        form = await request.form(max_files=1, max_fields=10, max_part_size=MAX_JSON_BYTES)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise InvalidInputError("no image uploaded (form field 'image')")
         data = await upload.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
-            raise InvalidInputError(f"image over the limit of {max_upload_bytes} bytes")
+            raise TooLargeError(f"image over the limit of {max_upload_bytes} bytes")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         return data, fields
 
@@ -133,10 +184,10 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
     async def search_text(request: Request) -> Response:
         started = time.perf_counter()
         data = await read_json(request)
-        query = str(data.get("query") or "").strip()
+        query = _str(data, "query").strip()
         if not query:
             raise InvalidInputError("the text query is empty")
-        index = str(data.get("index") or "")
+        index = _str(data, "index")
         hits = await run_in_threadpool(backend.search_text, query, _k(data), _filter(data), index)
         return hits_json(hits, started, index)
 
@@ -144,17 +195,19 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         started = time.perf_counter()
         image, fields = await read_upload(request)
         data = json.loads(fields.get("params") or "{}")
-        index = str(data.get("index") or "")
+        if not isinstance(data, dict):
+            raise InvalidInputError("params must be a JSON object")
+        index = _str(data, "index")
         hits = await run_in_threadpool(backend.search_image, image, _k(data), _filter(data), index)
         return hits_json(hits, started, index)
 
     async def similar(request: Request) -> Response:
         started = time.perf_counter()
         data = await read_json(request)
-        product_id = _opt_int(data.get("id"), "id")
-        if product_id is None:
+        if data.get("id") is None:
             raise InvalidInputError("no product id given")
-        index = str(data.get("index") or "")
+        product_id = parse_product_id(data["id"], "id")
+        index = _str(data, "index")
         hits = await run_in_threadpool(backend.similar, product_id, _k(data), _filter(data), index)
         return hits_json(hits, started, index)
 
@@ -165,18 +218,18 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         return JSONResponse({"labels": [asdict(s) for s in scores]})
 
     async def localize(request: Request) -> Response:
-        product_id = _opt_int(request.query_params.get("id"), "id")
-        query = request.query_params.get("query", "").strip()
-        if product_id is None or not query:
+        raw_id, query = request.query_params.get("id", ""), request.query_params.get("query", "").strip()
+        if not raw_id or not query:
             raise InvalidInputError("localize needs id and query")
+        product_id = parse_product_id(raw_id, "id")
         png = await run_in_threadpool(backend.localize, product_id, query, request.query_params.get("index", ""))
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=300"})
 
     async def product_image(request: Request) -> Response:
-        try:
-            product_id = int(request.path_params["product_id"])
-        except ValueError:
-            raise NotFoundError("no such product image") from None
+        raw_id = request.path_params["product_id"]
+        if product_id_problem(raw_id) is not None:
+            raise NotFoundError("no such product image")
+        product_id = int(raw_id)
         product = await run_in_threadpool(backend.product, product_id, request.query_params.get("index", ""))
         path = Path(str(product.get("image") or ""))
         resolved = path.resolve() if str(path) else None
@@ -190,9 +243,9 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         Route("/", page),
         Route("/api/meta", guarded(meta)),
         Route("/api/search/text", guarded(search_text), methods=["POST"]),
-        Route("/api/search/image", guarded(search_image), methods=["POST"]),
+        Route("/api/search/image", guarded(search_image, upload_limit), methods=["POST"]),
         Route("/api/similar", guarded(similar), methods=["POST"]),
-        Route("/api/classify", guarded(classify), methods=["POST"]),
+        Route("/api/classify", guarded(classify, upload_limit), methods=["POST"]),
         Route("/api/localize", guarded(localize)),
         Route("/images/{product_id}", guarded(product_image)),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

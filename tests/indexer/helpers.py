@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REDIS_URL = "redis://127.0.0.1:6379/9"  # a db of its own, flushed around every test that uses it
+# a db of its own, flushed around every test that uses it; TEST_REDIS_URL points a run at another server
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,7 +79,8 @@ def worker_env(redis_url: str, model_dir: Path, index_dir: Path, home: Path, **e
     env = {k: v for k, v in os.environ.items() if not k.startswith("FASHION_")}
     env.update(FASHION_REDIS_URL=redis_url, FASHION_MODEL=str(model_dir), FASHION_INDEX_BACKEND="faiss",
                FASHION_INDEX_DIR=str(index_dir), FASHION_HOME=str(home), FASHION_DEVICE="cpu",
-               FASHION_INDEXER_VISIBILITY_TIMEOUT_S="4", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
+               FASHION_INDEXER_VISIBILITY_TIMEOUT_S="4", FASHION_INDEXER_STALL_S="20", OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false",
                HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
     env.update(extra)
     return env
@@ -122,3 +124,54 @@ def edit_catalog(src: Path, dst: Path, drop: set[int] = frozenset(), rename: dic
         shutil.copy(src / "images" / f"{old_id}.jpg", dst / "images" / f"{new_id}.jpg")
     (dst / "styles.csv").write_bytes(("\n".join(out) + "\n").encode("latin-1"))
     return dst
+
+
+class RedisServer:
+    """A throwaway redis-server of this test (never the shared one) on a free port, persisting to ``data_dir``
+    (append-only file, fsync always) so that a restart keeps jobs, queues and unacked messages."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import socket
+
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        import redis
+
+        log = (self.data_dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), timeout_s=20)
+
+    def stop(self) -> None:
+        """Shut down as an operator restarting Redis would (SIGTERM: the append-only file is complete)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+        self.proc = None
+
+    def restart(self, down_s: float) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+def _pings(client) -> bool:
+    import redis
+
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False

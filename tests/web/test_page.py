@@ -14,27 +14,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def query_service(tmp_path_factory, tiny_model_dir, synthetic_catalog):
-    """The real query service (encoder in-process) over a FAISS index of the synthetic catalog."""
-    from fashion_core.index.factory import open_index
-    from fashion_core.indexing import index_catalog
-    from fashion_core.model.encoder import ClipEncoder
-    from fashion_core.settings import Settings
-    from services.query_service import start_query_server
-
-    settings = Settings(model=str(tiny_model_dir), index_backend="faiss",
-                        index_dir=tmp_path_factory.mktemp("web-index"), home=tmp_path_factory.mktemp("home"))
-    encoder = ClipEncoder.from_pretrained(tiny_model_dir, device="cpu")
-    index = open_index(settings)
-    index_catalog(synthetic_catalog, encoder, index)
-    index.close()
-    server, servicer = start_query_server(settings, encoder=encoder)
-    yield server
-    server.stop(0)
-    servicer.indexes.close()
-
-
-@pytest.fixture(scope="module")
 def gateway(query_service, synthetic_catalog):
     """The page and its API, talking to the query service over gRPC."""
     from services.gateway.app import create_app
