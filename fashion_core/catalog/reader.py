@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fashion_core.catalog.schema import CSV_COLUMNS, Product, product_id_problem
+from fashion_core.catalog.schema import CSV_COLUMNS, Product, product_id_problem, year_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,10 @@ def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) ->
     if year_text:
         try:
             year = int(float(year_text))
-        except ValueError:
+        except (ValueError, OverflowError):  # "20x1", "inf"
             return f"bad year: {year_text!r}"
+        if (problem := year_problem(year)) is not None:  # "1e12": a number, not a year
+            return f"bad year: {problem}"
     product_id = int(raw_id)
     image = find_image(images_dir, product_id)
     if image is None and require_image:

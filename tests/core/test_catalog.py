@@ -32,6 +32,8 @@ def test_dirty_rows_are_reported_with_reasons_not_dropped(tmp_path: Path) -> Non
         b"6,Men,Footwear\n"  # truncated
         b"7,Women,Apparel,Dress,Dresses,Red,Summer,,Party,Caf\xe9 Women Red Dress\n"  # cp1252, empty year
         b"x8,Women,Apparel,Dress,Dresses,Red,Summer,2014,Party,Bad id\n"
+        b"9,Women,Apparel,Dress,Dresses,Red,Summer,inf,Party,Year too big for an int\n"
+        b"10,Women,Apparel,Dress,Dresses,Red,Summer,1e12,Party,A number but not a year\n"
         b"1,Men,Apparel,Topwear,Tshirts,Navy Blue,Fall,2011,Casual,duplicate of 1\n"
         b"\n"
     )
@@ -50,15 +52,16 @@ def test_dirty_rows_are_reported_with_reasons_not_dropped(tmp_path: Path) -> Non
     assert reasons["5"].startswith("missing image")
     assert reasons["6"].startswith("too few fields")
     assert reasons["x8"].startswith("bad id")
+    assert reasons["9"].startswith("bad year") and reasons["10"].startswith("bad year")
     assert reasons["1"].startswith("duplicate id")
     # every non-empty data row is either a product or a reported skip
-    assert len(result.products) + len(result.skipped) == 9
-    assert {s.line for s in result.skipped} == {4, 5, 6, 7, 9, 10}
+    assert len(result.products) + len(result.skipped) == 11
+    assert {s.line for s in result.skipped} == {4, 5, 6, 7, 9, 10, 11, 12}
 
     report = tmp_path / "report.json"
     result.write_report(report)
     data = json.loads(report.read_text())
-    assert data["skipped"] == 6 and data["reasons"]["bad year"] == 1
+    assert data["skipped"] == 8 and data["reasons"]["bad year"] == 3
 
 
 def test_missing_catalog_and_bad_header_are_clear_errors(tmp_path: Path) -> None:
