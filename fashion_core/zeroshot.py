@@ -11,6 +11,15 @@ from fashion_core.errors import InvalidInputError
 from fashion_core.model.encoder import Encoder, ImageInput, is_blank
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "a product photo of a {}", "{}")
+# How each catalog field's values are prompted, shared by evaluation (zero-shot reports average the templates'
+# embeddings) and training (the label-prompt loss uses the first): "a photo of a casual shoes", "for women".
+FIELD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "articleType": ("a photo of a {}", "{}"),
+    "subCategory": ("a photo of a {} product", "{}"),
+    "baseColour": ("a photo of a {} product", "{}"),
+    "gender": ("a photo of a product for {}", "for {}"),
+    "masterCategory": ("a photo of a {} product", "{}"),
+}
 MAX_LABELS = 1000
 
 

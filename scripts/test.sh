@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs everything from the project's files into .venv, makes sure Redis is up, runs
-# ruff, the stale-stub check and pytest. Extra arguments go to pytest.
+# ruff, trains the models the tests share with the demo (once per machine: cached by recipe fingerprint, so
+# no training runs inside a test's timeout) and pytest. Extra arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -9,4 +10,5 @@ cd "$ROOT"
 bash "$ROOT/scripts/ensure-redis.sh"
 bash "$ROOT/scripts/ensure-chromium.sh"
 ruff check .
+fashion-search prepare-models
 python -m pytest "$@"

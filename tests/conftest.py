@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+# The model cache the demo and `fashion-search prepare-models` use (read before any test isolates FASHION_*):
+# trained recipes are shared with the tests, never trained twice on one machine.
+SHARED_HOME = Path(os.environ.get("FASHION_HOME") or Path.home() / ".cache" / "fashion-search")
 
 
 @pytest.fixture(scope="session")
@@ -43,17 +46,20 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FASHION_INDEX_DIR", str(tmp_path / "index"))
 
 
+def shared_settings():
+    from fashion_core.settings import Settings
+
+    return Settings(home=SHARED_HOME)
+
+
 @pytest.fixture(scope="session")
 def bootstrap_model_dir() -> Path:
-    """The bootstrapped fashion CLIP (training/bootstrap.py), trained once into a cache reused across runs.
+    """The synthetic recipe's model (training/bootstrap.py) from the shared cache ($FASHION_HOME/models).
 
-    FASHION_BOOTSTRAP_CACHE picks the cache (default ~/.cache/fashion-search/test-bootstrap); the first run on
-    a fresh machine trains it (a few minutes on 2 cores), later runs load it. Delete the folder to retrain.
+    `scripts/test.sh` trains it before pytest starts (`fashion-search prepare-models`), outside any test's
+    timeout; run directly, pytest trains it here on the first use. Cached by the recipe's fingerprint, so a
+    changed recipe trains anew instead of reusing a stale model.
     """
-    from fashion_core.settings import Settings
-    from training.bootstrap import bootstrap_model, recipe_fingerprint
+    from training.bootstrap import bootstrap_model
 
-    cache = Path(os.environ.get("FASHION_BOOTSTRAP_CACHE")
-                 or Path.home() / ".cache" / "fashion-search" / "test-bootstrap")
-    # keyed on the recipe: a changed bootstrap config or architecture trains anew instead of reusing a stale model
-    return bootstrap_model(Settings(home=cache / recipe_fingerprint()), progress=False)
+    return bootstrap_model(shared_settings(), progress=False)

@@ -8,14 +8,10 @@ noise of multithreaded CPU kernels (runs differ by a few points of zero-shot acc
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,13 +28,13 @@ from fashion_core.catalog.schema import Product
 from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.model.encoder import ClipEncoder, Encoder
 from fashion_core.model.factory import CARD_FILE, TinyClipSpec, build_tiny_clip
-from fashion_core.model.resolve import bootstrap_dir
 from fashion_core.model.tokenizer import fashion_corpus
 from fashion_core.settings import Settings
 from training.evaluate import ZEROSHOT_TEMPLATES, load_images, zero_shot
 from training.losses import LossWeights
 from training.metrics import first_relevant_ranks, mrr, recall_at_k
 from training.optim import OptimConfig
+from training.recipes import ensure_trained
 from training.trainer import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -46,7 +42,7 @@ log = logging.getLogger(__name__)
 SPEC = TinyClipSpec(image_size=64, patch_size=16, vision_width=128, vision_layers=3, text_width=128, text_layers=3,
                     heads=4, projection_dim=128, max_text_len=32, vocab_size=1000)
 # Bumped when a change to the training code alters the weights the same config produces.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 # The quality bar of the issue: a model below it is reported, not hidden.
 TARGETS = {"zero_shot_baseColour": 0.9, "zero_shot_articleType": 0.8, "t2i_R@10": 0.5}
 
@@ -57,12 +53,16 @@ class BootstrapConfig:
     n_products: int = 3000
     n_heldout: int = 500
     heldout_seed_offset: int = 1000  # the held-out catalog is drawn with seed + offset, ids far from training's
-    epochs: int = 50
+    epochs: int = 20
     batch_size: int = 112
     lr: float = 1e-3
     caption_modes: tuple[str, ...] = ("template", "enriched")
     partial_captions: float = 0.3  # one-/two-attribute captions: what zero-shot prompts and short queries look like
     supcon: float = 0.5
+    # label prompts (UniCL) and class proxies (NormFace), as in the real recipe: with them 20 epochs beat the
+    # 50 of InfoNCE + SupCon alone on zero-shot type and colour (0.92 / 0.97 vs 0.89 / 0.96) in 101 s vs ~180 s
+    label: float = 1.0
+    proxy: float = 2.0
     threads: int = 2
 
 
@@ -104,72 +104,66 @@ def quality_table(metrics: dict[str, float]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+class SyntheticRecipe:
+    """The bootstrap as a recipe (``training/recipes.py``): cached as ``models/synthetic-<fingerprint>``."""
+
+    name = "synthetic"
+
+    def __init__(self, config: BootstrapConfig | None = None) -> None:
+        self.config = config or BootstrapConfig()
+
+    def fingerprint(self) -> str:
+        return recipe_fingerprint(self.config)
+
+    def train(self, out: Path, progress: bool) -> Path:
+        return _bootstrap(out, self.config, progress)
+
+
 def bootstrap_model(settings: Settings, config: BootstrapConfig | None = None, force: bool = False,
                     progress: bool = True) -> Path:
-    """Train and save the bootstrap checkpoint into ``bootstrap_dir(settings)``; skipped when it exists."""
-    cfg = config or BootstrapConfig()
-    out = bootstrap_dir(settings)
-    if (out / "config.json").is_file() and not force:
-        log.info("bootstrap model already at %s", out)
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out.parent / ".bootstrap.lock"):  # two processes (test runs, services) never train twice
-        if (out / "config.json").is_file() and not force:
-            return out
-        return _bootstrap(out, cfg, progress)
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path):
-    with lock_path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """The synthetic recipe's checkpoint in ``settings.models_dir``, trained first when missing."""
+    return ensure_trained(SyntheticRecipe(config), settings, force, progress)
 
 
 def _bootstrap(out: Path, cfg: BootstrapConfig, progress: bool) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     started = time.perf_counter()
+    out.mkdir(parents=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="bootstrap-", dir=out.parent) as tmp_name:
-            tmp = Path(tmp_name)
-            products = read_catalog(generate_catalog(tmp / "catalog", n=cfg.n_products, seed=cfg.seed)).products
-            heldout = read_catalog(generate_catalog(
-                tmp / "heldout", n=cfg.n_heldout, seed=cfg.seed + cfg.heldout_seed_offset,
-                start_id=10_000_000)).products
-            corpus = [caption(p, m) for p in products for m in ("raw", "enriched", "template")]  # type: ignore[arg-type]
-            base = build_tiny_clip(tmp / "base", SPEC, seed=cfg.seed, corpus=[*corpus, *fashion_corpus()])
-            train_cfg = TrainConfig(
-                base=str(base), out_dir=tmp / "model", caption_modes=cfg.caption_modes,
-                partial_captions=cfg.partial_captions,
-                losses=LossWeights(clip=1.0, supcon=cfg.supcon), sampler="pk" if cfg.supcon else "random",
-                pk_p=14, pk_k=cfg.batch_size // 14, class_field="articleType", epochs=cfg.epochs,
-                batch_size=cfg.batch_size, seed=cfg.seed, device="cpu", patience=cfg.epochs,
-                optim=OptimConfig(lr=cfg.lr, weight_decay=0.05, warmup_steps=30, schedule="cosine"),
-                progress=progress, data_note=f"synthetic catalog, {cfg.n_products} products, seed {cfg.seed}")
-            result = train(train_cfg, products)
-            encoder = ClipEncoder.from_pretrained(result.out_dir, device="cpu")
-            quality = bootstrap_quality(encoder, heldout)
-            card: dict[str, Any] = {
-                **result.card, "name": "fashion-search bootstrap (synthetic catalog)",
-                "base": "random init (trained from scratch)", "architecture": asdict(SPEC),
-                "bootstrap": asdict(cfg),
-                "quality": {"heldout": f"synthetic catalog, {cfg.n_heldout} products, seed "
-                                       f"{cfg.seed + cfg.heldout_seed_offset}",
-                            "queries": "a {colour} {articleType} for {gender}",
-                            "metrics": {k: round(v, 4) for k, v in quality.items()},
-                            "targets": TARGETS,
-                            "met": all(quality[k] >= t for k, t in TARGETS.items())},
-                "train_seconds": round(time.perf_counter() - started, 1),
-            }
-            (result.out_dir / CARD_FILE).write_text(json.dumps(card, indent=2))
-            if out.exists():
-                shutil.rmtree(out)
-            shutil.move(str(result.out_dir), out)
+        products = read_catalog(generate_catalog(out / "catalog", n=cfg.n_products, seed=cfg.seed)).products
+        heldout = read_catalog(generate_catalog(
+            out / "heldout", n=cfg.n_heldout, seed=cfg.seed + cfg.heldout_seed_offset,
+            start_id=10_000_000)).products
+        corpus = [caption(p, m) for p in products for m in ("raw", "enriched", "template")]  # type: ignore[arg-type]
+        base = build_tiny_clip(out / "base", SPEC, seed=cfg.seed, corpus=[*corpus, *fashion_corpus()])
+        train_cfg = TrainConfig(
+            base=str(base), out_dir=out / "model", caption_modes=cfg.caption_modes,
+            partial_captions=cfg.partial_captions,
+            losses=LossWeights(clip=1.0, supcon=cfg.supcon, label=cfg.label, proxy=cfg.proxy),
+            sampler="pk" if cfg.supcon else "random",
+            pk_p=14, pk_k=cfg.batch_size // 14, class_field="articleType", epochs=cfg.epochs,
+            batch_size=cfg.batch_size, seed=cfg.seed, device="cpu", patience=cfg.epochs,
+            optim=OptimConfig(lr=cfg.lr, weight_decay=0.05, warmup_steps=30, schedule="cosine"),
+            progress=progress, data_note=f"synthetic catalog, {cfg.n_products} products, seed {cfg.seed}")
+        result = train(train_cfg, products)
+        encoder = ClipEncoder.from_pretrained(result.out_dir, device="cpu")
+        quality = bootstrap_quality(encoder, heldout)
+        card: dict[str, Any] = {
+            **result.card, "name": "fashion-search bootstrap (synthetic catalog)",
+            "base": "random init (trained from scratch)", "architecture": asdict(SPEC),
+            "recipe": {"name": SyntheticRecipe.name, "fingerprint": recipe_fingerprint(cfg)},
+            "bootstrap": asdict(cfg),
+            "quality": {"heldout": f"synthetic catalog, {cfg.n_heldout} products, seed "
+                                   f"{cfg.seed + cfg.heldout_seed_offset}",
+                        "queries": "a {colour} {articleType} for {gender}",
+                        "metrics": {k: round(v, 4) for k, v in quality.items()},
+                        "targets": TARGETS,
+                        "met": all(quality[k] >= t for k, t in TARGETS.items())},
+            "train_seconds": round(time.perf_counter() - started, 1),
+        }
+        (result.out_dir / CARD_FILE).write_text(json.dumps(card, indent=2))
     finally:
         torch.set_num_threads(threads)
-    log.info("bootstrap model saved to %s in %.0f s", out, time.perf_counter() - started)
-    return out
+    log.info("bootstrap model trained in %.0f s", time.perf_counter() - started)
+    return result.out_dir

@@ -1,4 +1,6 @@
-"""Embeddings straight from a CLIPModel on preprocessed tensors (validation during training, no encoder copy)."""
+"""Embeddings straight from a CLIP-style model on preprocessed tensors (validation during training, no encoder
+copy). The model is a ``PreTrainedModel`` or a ``VisionTextDualEncoderModel``: both have get_text_features /
+get_image_features."""
 
 from __future__ import annotations
 
@@ -6,10 +8,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from transformers import CLIPModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
-def text_max_length(model: CLIPModel, tokenizer: PreTrainedTokenizerBase) -> int:
+def text_max_length(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> int:
     return min(int(model.config.text_config.max_position_embeddings), int(tokenizer.model_max_length))
 
 
@@ -19,16 +21,34 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_lengt
     return {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
 
-def image_features(model: CLIPModel, pixels: torch.Tensor) -> torch.Tensor:
-    return F.normalize(model.get_image_features(pixel_values=pixels), dim=-1)
+def image_features(model: PreTrainedModel, pixels: torch.Tensor, patch_dropout: float = 0.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """L2-normalised image embeddings (B, projection_dim) of pixel values (B, 3, H, W).
+
+    ``patch_dropout`` > 0 (training only) keeps a random ``1 - patch_dropout`` of each image's patch tokens
+    (the class token always) before the transformer, as FLIP does (Li et al. 2023, "Scaling Language-Image
+    Pre-training via Masking"): the cost of a step falls with the tokens, and served models see all patches.
+    """
+    if not patch_dropout:
+        return F.normalize(model.get_image_features(pixel_values=pixels), dim=-1)
+    vision = model.vision_model
+    if not hasattr(vision, "pre_layrnorm"):
+        raise ValueError(f"patch dropout needs a ViT image tower; this one is a {type(vision).__name__}")
+    tokens = vision.embeddings(pixels)  # (B, 1 + N, D): class token + patches, position embeddings added
+    batch, length, dim = tokens.shape
+    keep = max(1, round((length - 1) * (1.0 - patch_dropout)))
+    chosen = torch.rand(batch, length - 1, generator=generator).argsort(dim=1)[:, :keep].to(tokens.device) + 1
+    tokens = torch.cat([tokens[:, :1], tokens.gather(1, chosen[..., None].expand(-1, -1, dim))], dim=1)
+    hidden = vision.encoder(inputs_embeds=vision.pre_layrnorm(tokens)).last_hidden_state
+    return F.normalize(model.visual_projection(vision.post_layernorm(hidden[:, 0])), dim=-1)
 
 
-def text_features(model: CLIPModel, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+def text_features(model: PreTrainedModel, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
     return F.normalize(model.get_text_features(**tokens), dim=-1)
 
 
 @torch.no_grad()
-def embed_all(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, pixels: torch.Tensor, texts: Sequence[str],
+def embed_all(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pixels: torch.Tensor, texts: Sequence[str],
               device: torch.device, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     was_training = model.training
     model.eval()

@@ -37,7 +37,7 @@ from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
 from fashion_core.model.encoder import ClipEncoder, Encoder
 from fashion_core.pictures import Tile, render_rows
-from fashion_core.zeroshot import label_embeddings
+from fashion_core.zeroshot import FIELD_TEMPLATES, label_embeddings
 from training.data import split_products
 from training.metrics import (
     classification_report,
@@ -51,13 +51,7 @@ from training.probe import linear_probe
 log = logging.getLogger(__name__)
 
 ZEROSHOT_FIELDS = ("articleType", "subCategory", "masterCategory", "baseColour", "gender")
-ZEROSHOT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "articleType": ("a photo of a {}", "{}"),
-    "subCategory": ("a photo of a {} product", "{}"),
-    "baseColour": ("a photo of a {} product", "{}"),
-    "gender": ("a photo of a product for {}", "for {}"),
-    "masterCategory": ("a photo of a {} product", "{}"),
-}
+ZEROSHOT_TEMPLATES = FIELD_TEMPLATES
 # The bars, measured on the test split (metric path in results.json -> minimum).
 BARS: dict[str, float] = {
     "zero_shot.articleType.weighted_f1": 0.70,
@@ -74,7 +68,7 @@ class EvalConfig:
     gallery_size: int = 100
     fields: tuple[str, ...] = ZEROSHOT_FIELDS
     probe_fields: tuple[str, ...] = ZEROSHOT_FIELDS
-    probe_train_max: int = 8000
+    probe_train_max: int = 20000
     attribute_min_products: int = 5
     heatmap_pairs: int = 12
     failure_rows: int = 8

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from transformers import CLIPModel
+import torch
+from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -13,8 +14,19 @@ Stage = Literal["image", "joint"]
 STAGES: tuple[str, ...] = ("image", "joint")
 
 
-def apply_freezing(model: CLIPModel, stage: Stage = "joint", freeze_lower: int = 0) -> dict[str, int]:
-    """Set requires_grad in place; returns trainable and frozen parameter counts."""
+def _blocks(tower: torch.nn.Module) -> torch.nn.ModuleList:
+    """A tower's stack of blocks, lowest first: CLIP's ``encoder.layers``, BERT's ``encoder.layer``,
+    ConvNeXt's ``encoder.stages``. ValueError for a tower of another shape."""
+    encoder = tower.encoder
+    for name in ("layers", "layer", "stages"):
+        if isinstance(getattr(encoder, name, None), torch.nn.ModuleList):
+            return getattr(encoder, name)
+    raise ValueError(f"cannot freeze the lower layers of a {type(tower).__name__}")
+
+
+def apply_freezing(model: PreTrainedModel, stage: Stage = "joint", freeze_lower: int = 0) -> dict[str, int]:
+    """Set requires_grad in place; returns trainable and frozen parameter counts. ``freeze_lower`` counts the
+    blocks of each tower (transformer layers; stages of a ConvNeXt)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; choose from {', '.join(STAGES)}")
     for param in model.parameters():
@@ -27,7 +39,7 @@ def apply_freezing(model: CLIPModel, stage: Stage = "joint", freeze_lower: int =
         for tower in (model.vision_model, model.text_model):
             for param in tower.embeddings.parameters():
                 param.requires_grad = False
-            for layer in tower.encoder.layers[:freeze_lower]:
+            for layer in _blocks(tower)[:freeze_lower]:
                 for param in layer.parameters():
                     param.requires_grad = False
         pre = getattr(model.vision_model, "pre_layrnorm", None)  # HF's spelling

@@ -25,9 +25,11 @@ class OptimConfig:
     accumulate: int = 1
 
 
-def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """Weight decay on weight matrices only: biases, norms, embeddings' scale and logit_scale are exempt."""
-    decay, no_decay = [], []
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, extra: torch.nn.Module | None = None
+                    ) -> torch.optim.AdamW:
+    """Weight decay on weight matrices only: biases, norms, embeddings' scale and logit_scale are exempt.
+    ``extra`` holds parameters trained beside the model but not saved with it (class proxies): no decay."""
+    decay, no_decay = [], list(extra.parameters()) if extra is not None else []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue

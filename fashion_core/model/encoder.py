@@ -1,7 +1,10 @@
-"""Batch encoding of images and texts with any Hugging Face ``CLIPModel`` checkpoint.
+"""Batch encoding of images and texts with any Hugging Face CLIP-style checkpoint.
 
 ``Encoder`` is the interface the rest of the system codes against: the in-process ``ClipEncoder`` here and
-the gRPC client of the encoder service both implement it.
+the gRPC client of the encoder service both implement it. ``load_checkpoint`` is the one place a checkpoint is
+loaded (the encoder, the trainer and the benchmarks call it): a ``CLIPModel`` (OpenAI CLIP, FashionCLIP, the
+synthetic bootstrap) or a ``VisionTextDualEncoderModel`` (the real-catalog recipe's ConvNeXt dual encoder),
+through transformers' Auto classes, from a directory or a hub id.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CLIPModel, CLIPProcessor
+from transformers import AutoModel, AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import SourceImage, decode_image, to_rgb
@@ -105,10 +108,32 @@ def as_images(images: Sequence[ImageInput]) -> list[Image.Image]:
     return out
 
 
-class ClipEncoder:
-    """A loaded CLIP model and processor; returns L2-normalised float32 vectors. fp16 on CUDA."""
+def load_checkpoint(name_or_path: str | Path) -> tuple[PreTrainedModel, ProcessorMixin]:
+    """Model and processor of a CLIP-style checkpoint (a directory or a hub id).
 
-    def __init__(self, model: CLIPModel, processor: CLIPProcessor, model_id: str, version: str,
+    Raises NotFoundError when it cannot be loaded (no such directory, no network for a hub id), and
+    InvalidInputError when it is not a text-image dual encoder (no get_text_features / get_image_features /
+    logit_scale, or a processor without an image processor and a tokenizer).
+    """
+    path = Path(name_or_path)
+    if not path.is_dir() and (path.is_absolute() or str(name_or_path).startswith(".") or path.exists()):
+        raise NotFoundError(f"{name_or_path}: no such checkpoint directory")
+    try:
+        model = AutoModel.from_pretrained(str(name_or_path))
+        processor = AutoProcessor.from_pretrained(str(name_or_path))
+    except OSError as exc:
+        raise NotFoundError(f"cannot load CLIP checkpoint {name_or_path!r}: {exc}") from exc
+    if not all(hasattr(model, a) for a in ("get_text_features", "get_image_features", "logit_scale")) or not all(
+            hasattr(processor, a) for a in ("image_processor", "tokenizer")):
+        raise InvalidInputError(f"{name_or_path}: a {type(model).__name__} with a {type(processor).__name__} is not "
+                                "a CLIP-style text-image dual encoder")
+    return model, processor
+
+
+class ClipEncoder:
+    """A loaded CLIP-style model and processor; returns L2-normalised float32 vectors. fp16 on CUDA."""
+
+    def __init__(self, model: PreTrainedModel, processor: ProcessorMixin, model_id: str, version: str,
                  device: torch.device, batch_size: int = 32, card: dict[str, Any] | None = None) -> None:
         self.device = device
         self.dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -125,15 +150,9 @@ class ClipEncoder:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str = "auto", batch_size: int = 32) -> ClipEncoder:
         """Load a checkpoint from a local directory or a hub id (hub ids need network or a warm HF cache)."""
+        model, processor = load_checkpoint(name_or_path)
         path = Path(name_or_path)
         local = path.is_dir()
-        if not local and (path.is_absolute() or str(name_or_path).startswith(".") or path.exists()):
-            raise NotFoundError(f"{name_or_path}: no such checkpoint directory")
-        try:
-            model = CLIPModel.from_pretrained(str(name_or_path))
-            processor = CLIPProcessor.from_pretrained(str(name_or_path))
-        except OSError as exc:
-            raise NotFoundError(f"cannot load CLIP checkpoint {name_or_path!r}: {exc}") from exc
         card: dict[str, Any] = {}
         if local and (path / CARD_FILE).is_file():
             card = json.loads((path / CARD_FILE).read_text())

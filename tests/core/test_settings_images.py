@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from PIL import Image
 
 from fashion_core.errors import InvalidInputError
 from fashion_core.images import decode_image
-from fashion_core.model.resolve import bootstrap_dir, resolve_model
+from fashion_core.model.resolve import recipe_pointer, resolve_model
 from fashion_core.settings import load_settings
 
 
@@ -39,13 +40,24 @@ def test_precedence_flags_over_env_over_file(tmp_path: Path, monkeypatch: pytest
         load_settings()
 
 
+def _cached(s, name: str) -> Path:
+    folder = s.models_dir / f"{name}-0123456789ab"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    recipe_pointer(s, name).write_text(json.dumps({"dir": folder.name, "fingerprint": "0123456789ab"}))
+    return folder
+
+
 def test_model_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings()
-    with pytest.raises(Exception, match="bootstrap-model"):
+    with pytest.raises(Exception, match="prepare-models"):
         resolve_model(s)
-    bootstrap_dir(s).mkdir(parents=True)
-    (bootstrap_dir(s) / "config.json").write_text("{}")
-    assert resolve_model(s) == str(bootstrap_dir(s))  # cached bootstrapped model
+    synthetic = _cached(s, "synthetic")
+    assert resolve_model(s) == str(synthetic)  # the cached bootstrap
+    real = _cached(s, "real")
+    assert resolve_model(s) == str(real)  # a model trained on the real catalog is preferred
+    (real / "config.json").unlink()
+    assert resolve_model(s) == str(synthetic)  # a pointer to a half-deleted folder is not served
     monkeypatch.setenv("FASHION_MODEL", "openai/clip-vit-base-patch32")
     assert resolve_model(load_settings()) == "openai/clip-vit-base-patch32"  # explicit wins
 

@@ -83,3 +83,35 @@ def test_checkpoint_loads_in_the_encoder_with_its_card(trained) -> None:
     assert card["validation"]["best"]["val_MRR"] > card["validation"]["before"]["val_MRR"]
     vectors = encoder.encode_texts(["a red dresses for women"])
     assert vectors.shape == (1, encoder.info.dim)
+
+
+def zero_shot_accuracy(model_dir: Path, products) -> float:
+    from training.evaluate import ZEROSHOT_TEMPLATES, zero_shot
+
+    encoder = ClipEncoder.from_pretrained(model_dir, device="cpu")
+    images = encoder.encode_images(load_images(products))
+    return float(zero_shot(encoder, images, products, "articleType", ZEROSHOT_TEMPLATES["articleType"])["accuracy"])
+
+
+def test_a_convnext_dual_encoder_learns_zero_shot_types_with_label_prompts_and_proxies(
+        train_catalog: Path, tmp_path: Path) -> None:
+    """The real recipe's model shape (training/real.py) at toy size: a VisionTextDualEncoderModel with a ConvNeXt
+    image tower, trained from scratch with InfoNCE + label prompts + class proxies, then zero-shot on held-out
+    products. 14 article types: chance is 7%."""
+    from fashion_core.model.factory import DualEncoderSpec, build_dual_encoder
+
+    spec = DualEncoderSpec(image_size=32, resize_edge=32, patch_size=4, dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
+                           text_width=48, text_layers=1, projection_dim=48, vocab_size=600, text_init_range=0.1)
+    products = read_catalog(train_catalog).products
+    base = build_dual_encoder(tmp_path / "base", spec, corpus=[caption(p, "enriched") for p in products])
+    cfg = TrainConfig(base=str(base), out_dir=tmp_path / "ckpt", caption_modes=("enriched",), partial_captions=0.3,
+                      losses=LossWeights(clip=1.0, label=1.0, proxy=2.0), hflip=True, epochs=20, batch_size=32,
+                      split=SPLIT, patience=20, optim=OptimConfig(lr=3e-3, weight_decay=0.05, warmup_steps=5),
+                      progress=False)
+    result = train(cfg, products)
+    test = split_products(products, SPLIT)["test"]
+    before, after = zero_shot_accuracy(base, test), zero_shot_accuracy(result.out_dir, test)
+    assert after >= 0.5 and after >= before + 0.3, (before, after)
+    card = json.loads((result.out_dir / CARD_FILE).read_text())
+    assert card["losses"] == {"clip_infonce": 1.0, "label_prompts": 1.0, "class_proxies": 2.0, "proxy_scale": 16.0}
+    assert not any("prox" in key for key in ClipEncoder.from_pretrained(result.out_dir).model.state_dict())

@@ -100,3 +100,17 @@ def test_majority_prior_weighted_f1() -> None:
     # predicting "a" everywhere: F1(a) = 2 * 0.75 * 1 / 1.75, F1(b) = 0; weighted by support
     assert prior == pytest.approx({"class": "a", "accuracy": 0.75, "weighted_f1": 0.75 * (1.5 / 1.75)})
     assert prior["weighted_f1"] == pytest.approx(classification_report(["a", "a", "a", "b"], ["a"] * 4)["weighted_f1"])
+
+
+def test_linear_probe_picks_its_penalty_on_training_data_only() -> None:
+    from training.probe import L2_GRID, linear_probe
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3)
+    y = rng.integers(0, 3, 300)
+    x = centres[y] + 0.3 * rng.standard_normal((300, 3))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = [str(v) for v in y]
+    result = linear_probe(x[:200], labels[:200], x[200:], labels[200:])
+    assert result["l2"] in L2_GRID and result["accuracy"] > 0.9
+    assert linear_probe(x[:200], labels[:200], x[200:], labels[200:], l2=1e-3)["l2"] == 1e-3

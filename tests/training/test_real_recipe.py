@@ -1,0 +1,56 @@
+"""The real recipe's machinery at toy size on a synthetic catalog: fingerprint, cache, card, the study.
+
+The full-size recipe on the real catalog is measured in tests/real (trained by `fashion-search prepare-models`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fashion_core.model.encoder import ClipEncoder
+from fashion_core.model.factory import CARD_FILE, DualEncoderSpec
+from fashion_core.model.resolve import resolve_model
+from fashion_core.settings import Settings
+from training.real import STUDY_METRICS, RealConfig, RealRecipe, run_study, variant
+from training.recipes import ensure_trained
+
+TOY = RealConfig(spec=DualEncoderSpec(image_size=32, resize_edge=24, patch_size=4, dims=(8, 16, 24, 32),
+                                      depths=(1, 1, 1, 1), text_width=32, text_layers=1, projection_dim=32,
+                                      vocab_size=500),
+                 epochs=1, batch_size=32, warmup_steps=2, threads=1)
+
+
+def test_the_recipe_trains_once_into_the_cache_with_its_card(train_catalog: Path, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    recipe = RealRecipe(train_catalog, TOY)
+    assert recipe.fingerprint() == RealRecipe(train_catalog, TOY).fingerprint()
+    assert recipe.fingerprint() != RealRecipe(train_catalog, variant(TOY, epochs=2)).fingerprint()
+    out = ensure_trained(recipe, settings, progress=False)
+    assert out.name == f"real-{recipe.fingerprint()}" and resolve_model(settings) == str(out)
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["recipe"]["name"] == "real" and card["recipe"]["fingerprint"] == recipe.fingerprint()
+    assert card["architecture"]["dims"] == [8, 16, 24, 32]
+    assert card["catalog"]["products"] > 400 and card["data"]["split"]["by"] == "sha256 of product id"
+    assert set(card["losses"]) >= {"clip_infonce", "supcon", "label_prompts", "class_proxies"}
+    encoder = ClipEncoder.from_pretrained(out, device="cpu")
+    assert encoder.encode_texts(["red dress for women"]).shape == (1, 32)
+    (out / "marker").write_text("kept")
+    assert ensure_trained(RealRecipe(train_catalog, TOY), settings) == out and (out / "marker").is_file()
+
+
+def test_the_study_compares_variants_on_validation(train_catalog: Path, tmp_path: Path) -> None:
+    rows = run_study(train_catalog, Settings(home=tmp_path / "home"), ["recipe", "raw"], tmp_path / "study",
+                     base=TOY, progress=False)
+    assert [r["variant"] for r in rows] == ["recipe", "raw"]
+    assert rows[0]["fingerprint"] != rows[1]["fingerprint"] and rows[1]["changes"] == {"caption_modes": ["raw"]}
+    measured = ("zero_shot.articleType.weighted_f1", "image_to_image.precision@10_articleType",
+                "name_queries.whole_split.R@10")  # the toy validation split is too small for the others
+    assert set(measured) <= set(STUDY_METRICS)
+    assert all(r[m] is not None and 0 <= r[m] <= 1 for r in rows for m in measured)
+    assert "| raw |" in (tmp_path / "study" / "study.md").read_text()
+    assert (tmp_path / "study" / "study.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="unknown variant"):
+        run_study(train_catalog, Settings(home=tmp_path / "home"), ["nope"], tmp_path / "study", base=TOY)
