@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 from rich.table import Table
 
 from fashion_cli.console import console
-from fashion_cli.options import add_settings_options, settings_from
+from fashion_cli.options import add_catalog_option, add_settings_options, settings_from
 from fashion_core.catalog.reader import read_catalog
+from fashion_core.catalog.real import HOW_TO_GET, find_real_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.model.resolve import resolve_model
 
@@ -42,6 +46,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from training.trainer import TrainConfig, train
 
     settings = settings_from(args)
+    if args.recipe:
+        return _train_recipe(args, settings)
+    if not args.out:
+        raise InvalidInputError("--out is required (or --recipe real, which trains into the model cache)")
     base = args.base or resolve_model(settings)
     modes = tuple(m.strip() for m in args.captions.split(",") if m.strip())
     if "structured" in modes and not args.tagger:
@@ -51,25 +59,105 @@ def cmd_train(args: argparse.Namespace) -> int:
     tagger, tagger_note = _tagger(args.tagger)
     cfg = TrainConfig(
         base=base, out_dir=Path(args.out), caption_modes=modes,
-        losses=LossWeights(clip=args.clip_weight, supcon=args.supcon_weight, supcon_temperature=args.supcon_temp),
+        losses=LossWeights(clip=args.clip_weight, supcon=args.supcon_weight, supcon_temperature=args.supcon_temp,
+                           label=args.label_weight),
         sampler="pk" if args.supcon_weight or args.sampler == "pk" else "random", pk_p=args.pk_p, pk_k=args.pk_k,
         class_field=args.class_field, stage=args.stage, freeze_lower=args.freeze_lower,
+        patch_dropout=args.patch_dropout, hflip=args.hflip,
         optim=OptimConfig(lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule,
                           warmup_steps=args.warmup, grad_clip=args.grad_clip or None, accumulate=args.accumulate),
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, amp=not args.no_amp,
         device=settings.device, early_stop_metric=args.early_stop_metric, patience=args.patience,
         data_note=str(Path(args.catalog).resolve()))
     result = train(cfg, _products(args.catalog), tagger=tagger, tagger_note=tagger_note)
-    table = Table(title=f"training log ({result.out_dir})")
+    _print_history(result.history, result.out_dir)
+    console.print(f"best epoch {result.best_epoch}: checkpoint + model_card.json + training_curves.png in "
+                  f"{result.out_dir}")
+    return 0
+
+
+def _train_recipe(args: argparse.Namespace, settings) -> int:
+    """`train CATALOG --recipe real`: the project's from-scratch recipe, into the cache (or --out)."""
+    from training.real import RealRecipe
+    from training.recipes import ensure_trained
+
+    if args.recipe != "real":
+        raise InvalidInputError(f"unknown recipe {args.recipe!r}; known: real (the synthetic one is "
+                                "`fashion-search bootstrap-model`)")
+    recipe = RealRecipe(_catalog_dir(args.catalog))
+    if args.out:
+        with tempfile.TemporaryDirectory() as tmp:
+            trained = recipe.train(Path(tmp) / "work", progress=True)
+            out = Path(args.out)
+            if out.exists():
+                raise InvalidInputError(f"{out} exists; choose a new --out folder")
+            shutil.move(str(trained), out)
+    else:
+        out = ensure_trained(recipe, settings, force=args.force)
+    _print_history([json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()], out)
+    console.print(f"recipe {recipe.name} ({recipe.fingerprint()}): checkpoint in {out}")
+    return 0
+
+
+def _catalog_dir(path: str) -> Path:
+    catalog = Path(path)
+    if not (catalog / "styles.csv").is_file():
+        raise NotFoundError(f"{catalog}: no styles.csv (expected the Fashion Product Images layout)")
+    return catalog
+
+
+def _print_history(history: list[dict], out: Path) -> None:
+    table = Table(title=f"training log ({out})")
     keys = ["epoch", "loss", "val_R@1", "val_R@5", "val_R@10", "val_MRR", "lr"]
     for key in keys:
         table.add_column(key, justify="right")
-    for row in result.history:
+    for row in history:
         table.add_row(*[("-" if row.get(k) is None else f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]))
                         for k in keys])
     console.print(table)
-    console.print(f"best epoch {result.best_epoch}: checkpoint + model_card.json + training_curves.png in "
-                  f"{result.out_dir}")
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    """Train and compare the caption strategies and losses on the real catalog, measured on validation."""
+    from training.real import STUDY, STUDY_METRICS, run_study
+
+    settings = settings_from(args)
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else list(STUDY)
+    unknown = [n for n in names if n not in STUDY]
+    if unknown:
+        raise InvalidInputError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(STUDY)}")
+    rows = run_study(_catalog_dir(args.catalog), settings, names, Path(args.out))
+    table = Table("variant", "zs type wF1", "attr P@10 type", "attr P@10 all", "i2i P@10", "name R@10",
+                  "name R@10 /100", title="validation split")
+    for row in rows:
+        table.add_row(row["variant"], *["-" if row[m] is None else f"{row[m]:.3f}" for m in STUDY_METRICS])
+    console.print(table)
+    console.print(f"study.json, study.md and study.png in {args.out}")
+    return 0
+
+
+def cmd_prepare_models(args: argparse.Namespace) -> int:
+    """Train (once per machine) every model the demo and the test suite use, outside any test's timeout."""
+    from training.bootstrap import SyntheticRecipe
+    from training.real import RealRecipe
+    from training.recipes import Recipe, ensure_trained, recipe_dir
+
+    settings = settings_from(args)
+    catalog = find_real_catalog(settings)
+    recipes: list[Recipe] = [SyntheticRecipe()]
+    if catalog is not None:
+        recipes.append(RealRecipe(catalog))
+    else:
+        console.print(f"[yellow]{HOW_TO_GET}[/yellow]: only the synthetic recipe is trained; the real-data "
+                      "tests will skip")
+    table = Table("recipe", "fingerprint", "checkpoint", "seconds", title="models")
+    for recipe in recipes:
+        cached = (recipe_dir(settings, recipe) / "config.json").is_file()
+        console.print(f"recipe {recipe.name}: " + ("cached" if cached else "training (once per machine)"))
+        start = time.perf_counter()
+        out = ensure_trained(recipe, settings, force=args.force)
+        table.add_row(recipe.name, recipe.fingerprint(), str(out), f"{time.perf_counter() - start:.0f}")
+    console.print(table)
     return 0
 
 
@@ -78,11 +166,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     checkpoints = args.checkpoints or [resolve_model(settings)]
-    cfg = EvalConfig(caption_mode=args.caption_mode)
-    results = evaluate_checkpoints(checkpoints, _products(args.catalog), Path(args.out), cfg,
-                                   device=settings.device, probe=not args.no_probe)
+    results = evaluate_checkpoints(checkpoints, _products(args.catalog), Path(args.out), EvalConfig(),
+                                   device=settings.device, probe=not args.no_probe, split=args.split)
     console.print(markdown_tables(results), markup=False, highlight=False)
-    console.print(f"results.json, results.md and similarity heatmaps in {args.out}")
+    console.print(f"results.json, results.md and the pictures (failure grids, similarity heatmaps) in {args.out}")
     return 0
 
 
@@ -145,13 +232,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a CLIP checkpoint on a catalog (InfoNCE and/or SupCon)")
     p.add_argument("catalog", help="catalog directory (styles.csv + images/)")
     p.add_argument("--base", help="checkpoint to start from (default: the configured/cached model)")
-    p.add_argument("--out", required=True, help="output checkpoint directory")
+    p.add_argument("--out", help="output checkpoint directory (default with --recipe: the model cache)")
+    p.add_argument("--recipe", choices=["real"], help="train the project's from-scratch recipe on this catalog "
+                   "(architecture, captions, losses and schedule of training/real.py; other flags ignored)")
+    p.add_argument("--force", action="store_true", help="with --recipe: retrain even when cached")
     p.add_argument("--captions", default="enriched", help="caption modes, comma-separated: raw,enriched,template,"
                    "structured (one drawn per sample when several)")
     p.add_argument("--tagger", help="tagger JSON for structured captions")
     p.add_argument("--clip-weight", type=float, default=1.0, help="weight of CLIP's symmetric InfoNCE")
     p.add_argument("--supcon-weight", type=float, default=0.0, help="weight of SupCon (enables PK sampling)")
     p.add_argument("--supcon-temp", type=float, default=0.1)
+    p.add_argument("--label-weight", type=float, default=0.0,
+                   help="weight of the label-prompt (UniCL) loss: each image against every articleType, "
+                        "subCategory, masterCategory, baseColour and gender prompt")
+    p.add_argument("--patch-dropout", type=float, default=0.0, help="FLIP: share of image patches dropped")
+    p.add_argument("--hflip", action="store_true", help="mirror half of each batch's images")
     p.add_argument("--sampler", choices=["random", "pk"], default="random")
     p.add_argument("--pk-p", type=int, default=8, help="classes per batch")
     p.add_argument("--pk-k", type=int, default=4, help="items per class per batch")
@@ -177,7 +272,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="*", help="checkpoint dirs or hub ids (default: the configured model)")
     p.add_argument("--catalog", required=True)
     p.add_argument("--out", default="out/eval")
-    p.add_argument("--caption-mode", default="template", help="captions used as text queries")
+    p.add_argument("--split", choices=["test", "val"], default="test",
+                   help="report on test; select (compare recipes, tune) on val only")
     p.add_argument("--no-probe", action="store_true", help="skip the linear probe")
     add_settings_options(p)
     p.set_defaults(handler=cmd_evaluate)
@@ -200,6 +296,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, help="synthetic training products (default: the recipe's)")
     add_settings_options(p)
     p.set_defaults(handler=cmd_bootstrap)
+
+    p = sub.add_parser("study", help="train each caption strategy / loss variant of the real recipe and compare "
+                       "them on the validation split (each trained once, then cached)")
+    p.add_argument("catalog")
+    p.add_argument("--variants", help="comma-separated (default: all): recipe, raw, enriched, structured, "
+                   "infonce, infonce+supcon")
+    p.add_argument("--out", default="out/study")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_study)
+
+    p = sub.add_parser("prepare-models", help="train (once per machine, then cached) the models the demo and "
+                       "the tests use: the synthetic bootstrap, and the real recipe when the real catalog is here")
+    add_catalog_option(p)
+    p.add_argument("--force", action="store_true", help="retrain even when cached")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_prepare_models)
 
     p = sub.add_parser("train-tagger", help="train the BIO name tagger used by structured captions")
     p.add_argument("catalog")

@@ -30,9 +30,15 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
 
+def add_catalog_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--catalog", dest="real_catalog", metavar="DIR",
+                        help="the real catalog (styles.csv + images/); default: FASHION_CATALOG, else "
+                             "../shared/datasets/fashion-product-images-small when present")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     keys = ("model", "index_backend", "index_dir", "collection", "faiss_index_type", "device")
-    return load_settings(**{k: getattr(args, k, None) for k in keys})
+    return load_settings(**{k: getattr(args, k, None) for k in keys}, catalog=getattr(args, "real_catalog", None))
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:

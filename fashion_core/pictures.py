@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
@@ -49,8 +49,8 @@ def _picture(tile: Tile) -> Image.Image:
         except FashionSearchError:
             image = None
     if image is not None:
-        image = image.convert("RGB")
-        image.thumbnail((TILE, TILE))
+        # fit the tile, enlarging small photos too (the catalog's are 60x80): a thumbnail would stay tiny
+        image = ImageOps.contain(image.convert("RGB"), (TILE - 6, TILE - 6), Image.Resampling.LANCZOS)
         cell.paste(image, ((TILE - image.width) // 2, (TILE - image.height) // 2))
     elif tile.text is not None:
         for j, line in enumerate(textwrap.wrap(tile.text, 16)[:8]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fashion_core.errors import NotFoundError
 from fashion_core.settings import Settings
 
 DATASET_NAME = "fashion-product-images-small"
@@ -33,7 +34,14 @@ def candidate_dirs(settings: Settings | None = None) -> list[Path]:
 
 
 def find_real_catalog(settings: Settings | None = None) -> Path | None:
-    """The real catalog's directory, or None when this machine has none (callers explain ``HOW_TO_GET``)."""
+    """The real catalog's directory, or None when this machine has none (callers explain ``HOW_TO_GET``).
+
+    Raises NotFoundError when a catalog was named explicitly (FASHION_CATALOG / --catalog) and is not one: a
+    mistyped path is an error, never a silent fallback to another catalog.
+    """
+    settings = settings or Settings()
+    if settings.catalog is not None and not is_catalog(settings.catalog):
+        raise NotFoundError(f"{settings.catalog}: no styles.csv with an images/ folder; {HOW_TO_GET}")
     for path in candidate_dirs(settings):
         if is_catalog(path):
             return path.resolve()

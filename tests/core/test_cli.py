@@ -36,9 +36,9 @@ def _args(indexed: dict[str, str], backend: str = "faiss") -> list[str]:
 
 def test_index_reports_counts_and_skip_reasons(indexed) -> None:
     report = json.loads((Path(indexed["root"]) / "skipped-faiss.json").read_text())
-    assert report["indexed"] == 142  # 140 clean + the stray-comma row + the cp1252 row
-    assert report["reasons"] == {"bad year": 1, "missing field": 1, "missing image": 1, "too few fields": 1,
-                                 "unreadable image": 1}
+    assert report["indexed"] == 143  # 140 clean + the stray-comma row, the cp1252 row and the NA row
+    assert report["reasons"] == {"bad year": 1, "missing field": 2, "missing image": 1, "test row": 1,
+                                 "too few fields": 1, "unreadable image": 1}
 
 
 @pytest.mark.parametrize("backend", ["faiss", "qdrant"])
@@ -114,3 +114,21 @@ def test_installed_entry_point_exits_nonzero_without_traceback(indexed, tmp_path
                           text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: -k must be positive, got 0"
+
+
+def test_demo_without_the_real_catalog_says_how_to_get_it_and_runs_on_a_synthetic_one(
+        tiny_model_dir, tmp_path, capsys, monkeypatch) -> None:
+    import fashion_core.catalog.real
+
+    common = ["--model", str(tiny_model_dir), "--backend", "faiss", "--index-dir", str(tmp_path / "index")]
+    assert main(["demo", "--catalog", str(tmp_path / "nowhere"), *common]) == 2  # a mistyped path is an error
+    assert "no styles.csv" in capsys.readouterr().err
+    monkeypatch.setattr(fashion_core.catalog.real, "candidate_dirs", lambda settings=None: [])  # a machine without
+    out = tmp_path / "demo"
+    code = main(["demo", "--n", "60", "--out", str(out), *common])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "fetch-dataset" in printed and "synthetic catalog" in printed
+    for name in ("red-dress.png", "mens-black-sports-shoes.png", "image-query.png", "skipped.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert Image.open(out / "red-dress.png").size[0] >= 800

@@ -70,7 +70,7 @@ def test_serve_query_process_answers_cli_exposes_metrics_and_stops_on_sigterm(se
         rc, out, err = _cli(capsys, "query", "text", "red dress", "-k", "3", "--colour", "Plaid")
         assert rc == 2 and "unknown baseColour value 'Plaid'" in err
         rc, out, _ = _cli(capsys, "query", "info", "--json")
-        assert json.loads(out)["indexes"][0]["size"] == 142
+        assert json.loads(out)["indexes"][0]["size"] == 143
 
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         assert 'fashion_rpc_requests_total{code="OK",method="SearchText",service="query"} 1.0' in metrics

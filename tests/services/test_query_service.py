@@ -58,7 +58,7 @@ def test_listing_facets_and_localize(client, tiny_encoder) -> None:
     (model,) = client.list_models()
     assert model.version == tiny_encoder.info.version and model.card["base"] == "random init"
     (index,) = client.list_indexes()
-    assert (index.name, index.backend, index.size, index.is_default) == ("products", "faiss", 142, True)
+    assert (index.name, index.backend, index.size, index.is_default) == ("products", "faiss", 143, True)
     assert index.model_version == tiny_encoder.info.version
     facets = client.facets()
     assert "Heels" in facets["articleType"] and "Men" in facets["gender"]

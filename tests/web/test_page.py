@@ -109,7 +109,7 @@ def test_gateway_api_guards(gateway, synthetic_catalog) -> None:
         too_big = client.post("/api/search/image", files={"image": ("x.png", b"\0" * 300_000)})
         assert too_big.status_code == 413
         meta = client.get("/api/meta").json()
-        assert "Men" in meta["facets"]["gender"] and meta["indexes"][0]["size"] == 142
+        assert "Men" in meta["facets"]["gender"] and meta["indexes"][0]["size"] == 143
 
 
 def test_heatmap_overlay_and_model_card(page, gateway, tmp_path: Path) -> None:
