@@ -113,7 +113,7 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[PreTrainedModel, Processo
 
     Raises NotFoundError when it cannot be loaded (no such directory, no network for a hub id), and
     InvalidInputError when it is not a text-image dual encoder (no get_text_features / get_image_features /
-    logit_scale, or a processor without an image processor and a tokenizer).
+    logit_scale, a processor without an image processor and a tokenizer, or no processor transformers knows).
     """
     path = Path(name_or_path)
     if not path.is_dir() and (path.is_absolute() or str(name_or_path).startswith(".") or path.exists()):
@@ -123,6 +123,8 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[PreTrainedModel, Processo
         processor = AutoProcessor.from_pretrained(str(name_or_path))
     except OSError as exc:
         raise NotFoundError(f"cannot load CLIP checkpoint {name_or_path!r}: {exc}") from exc
+    except (ValueError, KeyError) as exc:  # transformers' answer to a model or processor it has no class for
+        raise InvalidInputError(f"{name_or_path}: not a CLIP-style checkpoint: {exc}") from exc
     if not all(hasattr(model, a) for a in ("get_text_features", "get_image_features", "logit_scale")) or not all(
             hasattr(processor, a) for a in ("image_processor", "tokenizer")):
         raise InvalidInputError(f"{name_or_path}: a {type(model).__name__} with a {type(processor).__name__} is not "

@@ -82,3 +82,36 @@ def test_tokenizer_training_is_the_same_in_every_process() -> None:
     assert len(runs) == 1
     vocab = dict(json.loads(runs.pop()))
     assert all(chr(c) + "</w>" in vocab for c in range(ord("a"), ord("z") + 1))  # every byte can end a word
+
+
+def test_load_checkpoint_takes_both_kinds_of_clip_and_refuses_others(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A `CLIPModel` (the kind of openai/clip-vit-base-patch32 and FashionCLIP) and a
+    `VisionTextDualEncoderModel` (the real recipe's kind) load from a saved directory through the Auto classes and
+    embed texts and images; a text-only checkpoint is refused with a clear error; a missing path is NOT_FOUND."""
+    import numpy as np
+    from PIL import Image
+    from transformers import BertConfig, BertModel, CLIPModel, VisionTextDualEncoderModel
+
+    from fashion_core.errors import InvalidInputError, NotFoundError
+    from fashion_core.model.encoder import ClipEncoder, load_checkpoint
+    from fashion_core.model.factory import DualEncoderSpec, build_dual_encoder
+
+    dual_dir = build_dual_encoder(tmp_path / "dual", DualEncoderSpec(image_size=32, resize_edge=24, dims=(8, 16, 24, 32),
+                                                                     depths=(1, 1, 1, 1), text_width=32, text_layers=1,
+                                                                     heads=2, projection_dim=16, vocab_size=300),
+                                  corpus=["red dress", "blue jeans"] * 20)
+    for directory, kind in ((tiny_model_dir, CLIPModel), (dual_dir, VisionTextDualEncoderModel)):
+        model, _ = load_checkpoint(directory)
+        assert isinstance(model, kind)
+        encoder = ClipEncoder.from_pretrained(directory, device="cpu")
+        texts = encoder.encode_texts(["red dress", "blue jeans"])
+        images = encoder.encode_images([Image.new("RGB", (60, 80), "red")])
+        assert texts.dtype == images.dtype == np.float32 and texts.shape[1] == images.shape[1]
+        assert np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-4)
+    bert_dir = tmp_path / "bert"
+    BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(bert_dir)
+    with pytest.raises(InvalidInputError, match="not a CLIP-style"):
+        load_checkpoint(bert_dir)
+    with pytest.raises(NotFoundError):
+        load_checkpoint(tmp_path / "nowhere")
