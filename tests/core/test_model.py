@@ -96,10 +96,9 @@ def test_load_checkpoint_takes_both_kinds_of_clip_and_refuses_others(tiny_model_
     from fashion_core.model.encoder import ClipEncoder, load_checkpoint
     from fashion_core.model.factory import DualEncoderSpec, build_dual_encoder
 
-    dual_dir = build_dual_encoder(tmp_path / "dual", DualEncoderSpec(image_size=32, resize_edge=24, dims=(8, 16, 24, 32),
-                                                                     depths=(1, 1, 1, 1), text_width=32, text_layers=1,
-                                                                     heads=2, projection_dim=16, vocab_size=300),
-                                  corpus=["red dress", "blue jeans"] * 20)
+    spec = DualEncoderSpec(image_size=32, resize_edge=24, dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), text_width=32,
+                           text_layers=1, heads=2, projection_dim=16, vocab_size=300)
+    dual_dir = build_dual_encoder(tmp_path / "dual", spec, corpus=["red dress", "blue jeans"] * 20)
     for directory, kind in ((tiny_model_dir, CLIPModel), (dual_dir, VisionTextDualEncoderModel)):
         model, _ = load_checkpoint(directory)
         assert isinstance(model, kind)
