@@ -148,13 +148,17 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
     from training.recipes import Recipe, ensure_trained, recipe_dir
 
     settings = settings_from(args)
-    catalog = find_real_catalog(settings)
-    recipes: list[Recipe] = [SyntheticRecipe()]
-    if catalog is not None:
-        recipes.append(RealRecipe(catalog))
-    else:
-        console.print(f"[yellow]{HOW_TO_GET}[/yellow]: only the synthetic recipe is trained; the real-data "
-                      "tests will skip")
+    wanted = {n.strip() for n in args.recipes.split(",") if n.strip()}
+    if unknown := wanted - {"synthetic", "real"}:
+        raise InvalidInputError(f"unknown recipe(s) {', '.join(sorted(unknown))}; known: synthetic, real")
+    recipes: list[Recipe] = [SyntheticRecipe()] if "synthetic" in wanted else []
+    if "real" in wanted:
+        catalog = find_real_catalog(settings)
+        if catalog is not None:
+            recipes.append(RealRecipe(catalog))
+        else:
+            console.print(f"[yellow]{HOW_TO_GET}[/yellow]: the real recipe is not trained; the real-data tests "
+                          "will skip")
     table = Table("recipe", "fingerprint", "checkpoint", "seconds", title="models")
     for recipe in recipes:
         cached = (recipe_dir(settings, recipe) / "config.json").is_file()
@@ -316,6 +320,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "the tests use: the synthetic bootstrap, and the real recipe when the real catalog is here")
     add_catalog_option(p)
     p.add_argument("--force", action="store_true", help="retrain even when cached")
+    p.add_argument("--recipes", default="synthetic,real", help="comma-separated: synthetic, real (default: both)")
     add_settings_options(p)
     p.set_defaults(handler=cmd_prepare_models)
 
