@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError
-from fashion_core.fusion import fuse
+from fashion_core.fusion import RRF_C, fuse
 from fashion_core.index.base import SearchHit, VectorIndex
 from fashion_core.index.filters import SearchFilter
 from fashion_core.model.encoder import Encoder, ImageInput, check_texts
@@ -110,6 +110,10 @@ class SearchEngine:
         if mode == "lexical":
             return self._lexical(text, k, flt)
         depth = max(k, self.text.depth)
+        hybrid = getattr(self.index, "search_hybrid", None)
+        if hybrid is not None and self.text.method == "rrf":  # the backend fuses itself (Qdrant's query API)
+            return hybrid(self.encoder.encode_texts([text])[0], text, k, flt, depth, RRF_C,
+                          (self.text.dense_weight, self.text.lexical_weight))
         return fuse(self._dense(text, depth, flt), self._lexical(text, depth, flt), k, self.text.method,
                     self.text.dense_weight, self.text.lexical_weight)
 

@@ -135,3 +135,62 @@ def test_index_without_text_answers_dense_by_default(tmp_path: Path, tiny_encode
     assert {h.matched for h in engine.search_text("dress", 3)} == {"dense"}
     with pytest.raises(InvalidInputError, match="no lexical index"):
         engine.search_text("dress", 3, None, "hybrid")
+
+
+@pytest.fixture(scope="module")
+def qdrant_indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder):
+    from fashion_core.index.qdrant_index import QdrantIndex
+
+    index = QdrantIndex("products", path=tmp_path_factory.mktemp("hybrid-qdrant"))
+    index_catalog(synthetic_catalog, tiny_encoder, index)
+    yield index
+    index.close()
+
+
+def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> None:
+    from fashion_core.index.qdrant_lexical import LEXICAL_FIELD
+
+    index = qdrant_indexed
+    hits = index.search_lexical("puma shoes", 5)
+    assert hits and "Puma" in hits[0].payload["productDisplayName"]
+    assert all(LEXICAL_FIELD not in h.payload for h in hits)  # the analysed words stay inside Qdrant
+    assert LEXICAL_FIELD not in index.retrieve([hits[0].id])[hits[0].id][0]
+    for query, flt in [("nike black", SearchFilter.build(gender="Women")),
+                       ("watch", SearchFilter.build(baseColour="Black,Blue", year_min=2012))]:
+        everything = index.search_lexical(query, 1000)
+        want = [h.id for h in everything if flt.matches(h.payload)][:7]
+        assert [h.id for h in index.search_lexical(query, 7, flt)] == want  # the true top-7 among matches
+    assert index.search_lexical("the and of", 5) == []  # stop words only: nothing to match
+
+
+def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tiny_encoder) -> None:
+    index = qdrant_indexed
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20))
+    flt = SearchFilter.build(gender="Men")
+    got = engine.search_text("puma black shoes", 8, flt)  # hybrid through Qdrant's Prefetch + RrfQuery
+    want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
+                engine.search_text("puma black shoes", 20, flt, "lexical"), 8)
+    np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-6)
+    cut = want[-1].score  # hits tied with the last may be cut differently
+    assert {(h.id, h.matched) for h in got if h.score > cut * (1 + 1e-6)} == \
+        {(h.id, h.matched) for h in want if h.score > cut * (1 + 1e-6)}
+    assert all(h.payload["gender"] == "Men" for h in got)
+    assert {h.matched for h in got} <= {"dense", "lexical", "dense+lexical"}
+
+
+def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_encoder) -> None:
+    from qdrant_client import models
+
+    from fashion_core.index.qdrant_index import QdrantIndex
+
+    index = QdrantIndex("old", path=tmp_path / "q")
+    index.client.create_collection("old", vectors_config=models.VectorParams(size=tiny_encoder.info.dim,
+                                                                              distance=models.Distance.DOT))
+    try:
+        with pytest.raises(InvalidInputError, match="without a lexical index: re-index"):
+            index.search_lexical("dress", 3)
+        engine = SearchEngine(tiny_encoder, index)
+        with pytest.raises(InvalidInputError, match="re-index"):
+            engine.search_text("dress", 3, None, "hybrid")
+    finally:
+        index.close()
