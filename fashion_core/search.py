@@ -111,7 +111,9 @@ class SearchEngine:
             return self._lexical(text, k, flt)
         depth = max(k, self.text.depth)
         hybrid = getattr(self.index, "search_hybrid", None)
-        if hybrid is not None and self.text.method == "rrf":  # the backend fuses itself (Qdrant's query API)
+        # The backend fuses itself (Qdrant's query API) where its fusion is this one: RRF, unweighted (Qdrant weighs
+        # RRF by dividing ranks, fashion_core.fusion by multiplying scores).
+        if hybrid is not None and self.text.method == "rrf" and self.text.dense_weight == self.text.lexical_weight == 1:
             return hybrid(self.encoder.encode_texts([text])[0], text, k, flt, depth, RRF_C,
                           (self.text.dense_weight, self.text.lexical_weight))
         return fuse(self._dense(text, depth, flt), self._lexical(text, depth, flt), k, self.text.method,

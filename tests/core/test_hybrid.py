@@ -104,7 +104,7 @@ def test_rrf_and_blend_fusion() -> None:
 
 def test_engine_modes_and_filtered_hybrid(indexed: Path, tiny_encoder) -> None:
     index = FaissIndex(indexed)
-    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20))
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="blend", lexical_weight=2.0))
     flt = SearchFilter.build(gender="Men")
     dense = engine.search_text("puma shoes", 5, flt, "dense")
     assert [h.id for h in dense] == [h.id for h in index.search(tiny_encoder.encode_texts(["puma shoes"])[0], 5,
@@ -114,7 +114,8 @@ def test_engine_modes_and_filtered_hybrid(indexed: Path, tiny_encoder) -> None:
     assert {h.matched for h in lexical} == {"lexical"}
     hybrid = engine.search_text("puma shoes", 5, flt)  # the default mode
     want = fuse(engine.search_text("puma shoes", 20, flt, "dense"), engine.search_text("puma shoes", 20, flt,
-                                                                                        "lexical"), 5)
+                                                                                        "lexical"), 5,
+                "blend", 1.0, 2.0)
     assert [(h.id, h.matched) for h in hybrid] == [(h.id, h.matched) for h in want]
     assert all(h.payload["gender"] == "Men" for h in hybrid)
     with pytest.raises(InvalidInputError, match="unknown search mode"):
@@ -165,7 +166,7 @@ def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> No
 
 def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tiny_encoder) -> None:
     index = qdrant_indexed
-    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20))
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf"))
     flt = SearchFilter.build(gender="Men")
     got = engine.search_text("puma black shoes", 8, flt)  # hybrid through Qdrant's Prefetch + RrfQuery
     want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
@@ -176,6 +177,11 @@ def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tin
         {(h.id, h.matched) for h in want if h.score > cut * (1 + 1e-6)}
     assert all(h.payload["gender"] == "Men" for h in got)
     assert {h.matched for h in got} <= {"dense", "lexical", "dense+lexical"}
+    # a weighted or blended fusion is the engine's own on every backend (Qdrant weighs RRF another way)
+    blend = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="blend", lexical_weight=2.0))
+    want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
+                engine.search_text("puma black shoes", 20, flt, "lexical"), 8, "blend", 1.0, 2.0)
+    assert [h.id for h in blend.search_text("puma black shoes", 8, flt)] == [h.id for h in want]
 
 
 def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_encoder) -> None:
