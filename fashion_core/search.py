@@ -34,11 +34,11 @@ class TextSearchConfig:
     """How text queries are answered: the mode when a caller names none, and how hybrid fuses (each ranking's
     top ``depth`` items, fused by ``method`` with these weights)."""
 
-    default_mode: SearchMode = "hybrid"
-    method: FusionMethod = "rrf"
-    depth: int = 100
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
+    default_mode: SearchMode = Settings.model_fields["search_mode"].default
+    method: FusionMethod = Settings.model_fields["fusion_method"].default
+    depth: int = Settings.model_fields["fusion_depth"].default
+    dense_weight: float = Settings.model_fields["fusion_dense_weight"].default
+    lexical_weight: float = Settings.model_fields["fusion_lexical_weight"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TextSearchConfig:

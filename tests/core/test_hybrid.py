@@ -166,7 +166,7 @@ def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> No
 
 def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tiny_encoder) -> None:
     index = qdrant_indexed
-    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf"))
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf", lexical_weight=1.0))
     flt = SearchFilter.build(gender="Men")
     got = engine.search_text("puma black shoes", 8, flt)  # hybrid through Qdrant's Prefetch + RrfQuery
     want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
