@@ -14,6 +14,7 @@ from fashion_cli.grid import render_grid
 from fashion_cli.options import (
     add_classify_options,
     add_filter_options,
+    add_mode_option,
     add_settings_options,
     filter_from,
     labels_from,
@@ -120,8 +121,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             hits = engine.search_image(query_image, args.k, flt)
             title = f"image {args.image} | {flt.describe()}"
         else:
-            hits = engine.search_text(args.query, args.k, flt)
-            title = f"{args.query!r} | {flt.describe()}"
+            hits = engine.search_text(args.query, args.k, flt, args.mode)
+            title = f"{args.query!r} | {args.mode or engine.text.default_mode} | {flt.describe()}"
     finally:
         engine.index.close()
     print_hits(hits, title, args.json)
@@ -168,6 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", help="query by this image instead of text")
     p.add_argument("--grid", help="write a results grid PNG here")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
+    add_mode_option(p)
     add_filter_options(p)
     add_settings_options(p)
     p.set_defaults(handler=cmd_search)

@@ -14,6 +14,7 @@ from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.options import (
     add_classify_options,
     add_filter_options,
+    add_mode_option,
     add_settings_options,
     filter_from,
     labels_from,
@@ -70,7 +71,7 @@ def _client(args: argparse.Namespace):
 def cmd_query_text(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
-        hits = client.search_text(args.query, args.k, flt, index=args.index)
+        hits = client.search_text(args.query, args.k, flt, index=args.index, mode=args.mode)
     print_hits(hits, f"{args.query!r} | {flt.describe()}", args.json)
     return 0
 
@@ -148,6 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                                     required=True)
     p = q.add_parser("text", help="text search")
     p.add_argument("query")
+    add_mode_option(p)
     _search_options(p)
     p.set_defaults(handler=cmd_query_text)
 

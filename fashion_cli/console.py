@@ -17,11 +17,11 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def hits_table(hits: Sequence[SearchHit], title: str) -> Table:
-    table = Table("#", "id", "score", "name", "gender", "article", "colour", "season", "usage", "year",
+    table = Table("#", "id", "score", "matched", "name", "gender", "article", "colour", "season", "usage", "year",
                   title=title)
     for rank, hit in enumerate(hits, start=1):
         p = hit.payload
-        table.add_row(str(rank), str(hit.id), f"{hit.score:.4f}", str(p.get("productDisplayName", "")),
+        table.add_row(str(rank), str(hit.id), f"{hit.score:.4f}", hit.matched, str(p.get("productDisplayName", "")),
                       str(p.get("gender", "")), str(p.get("articleType", "")), str(p.get("baseColour", "")),
                       str(p.get("season", "")), str(p.get("usage", "")), str(p.get("year", "")))
     return table
@@ -29,7 +29,8 @@ def hits_table(hits: Sequence[SearchHit], title: str) -> Table:
 
 def print_hits(hits: Sequence[SearchHit], title: str, as_json: bool) -> None:
     if as_json:
-        print(json.dumps([{"id": h.id, "score": h.score, **h.payload} for h in hits], ensure_ascii=False))
+        print(json.dumps([{"id": h.id, "score": h.score, **({"matched": h.matched} if h.matched else {}), **h.payload}
+                          for h in hits], ensure_ascii=False))
         return
     console.print(hits_table(hits, title))
     if not hits:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from fashion_core.errors import InvalidInputError
 from fashion_core.index.filters import SearchFilter
-from fashion_core.settings import Settings, load_settings
+from fashion_core.settings import SearchMode, Settings, load_settings
 
 FILTER_OPTIONS = {
     # flag: catalog field
@@ -28,6 +29,12 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--collection", help="index / collection name")
     group.add_argument("--faiss-type", dest="faiss_index_type", choices=["flat", "hnsw", "ivf"])
     group.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+
+def add_mode_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=get_args(SearchMode),
+                        help="text matching: dense (the image embedding), lexical (BM25 over names and attributes) "
+                             "or hybrid (both fused); default FASHION_SEARCH_MODE (hybrid)")
 
 
 def add_catalog_option(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fashion_core.index.factory import open_index
 from fashion_core.model.encoder import ClipEncoder, Encoder
 from fashion_core.model.resolve import resolve_model
-from fashion_core.search import SearchEngine
+from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 
 
@@ -20,4 +20,4 @@ def open_encoder(settings: Settings) -> Encoder:
 
 
 def open_engine(settings: Settings) -> SearchEngine:
-    return SearchEngine(open_encoder(settings), open_index(settings))
+    return SearchEngine(open_encoder(settings), open_index(settings), text=TextSearchConfig.from_settings(settings))

@@ -2,22 +2,57 @@
 
 The query service, the CLI and the web gateway all go through this one class; the encoder may be in-process
 or the gRPC encoder client, the index any backend.
+
+Text queries have three modes: "dense" (the query's embedding against the image embeddings), "lexical" (BM25
+over each product's name and attribute values: the index's ``search_lexical``) and "hybrid" (both rankings, each
+the true top-``depth`` among the items the filter keeps, fused by ``fashion_core.fusion``). Image queries and
+more-like-this stay dense.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, get_args
 
 from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError
+from fashion_core.fusion import RRF_C, fuse
 from fashion_core.index.base import SearchHit, VectorIndex
 from fashion_core.index.filters import SearchFilter
 from fashion_core.model.encoder import Encoder, ImageInput, check_texts
+from fashion_core.settings import FusionMethod, SearchMode, Settings
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, LabelScore, classify
 
 log = logging.getLogger(__name__)
 MAX_K = 1000
+SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+
+
+@dataclass(frozen=True)
+class TextSearchConfig:
+    """How text queries are answered: the mode when a caller names none, and how hybrid fuses (each ranking's
+    top ``depth`` items, fused by ``method`` with these weights)."""
+
+    default_mode: SearchMode = Settings.model_fields["search_mode"].default
+    method: FusionMethod = Settings.model_fields["fusion_method"].default
+    depth: int = Settings.model_fields["fusion_depth"].default
+    dense_weight: float = Settings.model_fields["fusion_dense_weight"].default
+    lexical_weight: float = Settings.model_fields["fusion_lexical_weight"].default
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TextSearchConfig:
+        return cls(default_mode=settings.search_mode, method=settings.fusion_method, depth=settings.fusion_depth,
+                   dense_weight=settings.fusion_dense_weight, lexical_weight=settings.fusion_lexical_weight)
+
+
+def check_mode(mode: str | None) -> SearchMode | None:
+    """``mode`` if it is one of SEARCH_MODES (None or "" = the configured default: None). Raises InvalidInputError."""
+    if not mode:
+        return None
+    if mode not in SEARCH_MODES:
+        raise InvalidInputError(f"unknown search mode {mode!r}: {', '.join(SEARCH_MODES)}")
+    return mode  # type: ignore[return-value]
 
 
 class ModelMismatchError(FashionSearchError):
@@ -25,9 +60,11 @@ class ModelMismatchError(FashionSearchError):
 
 
 class SearchEngine:
-    def __init__(self, encoder: Encoder, index: VectorIndex, allow_model_mismatch: bool = False) -> None:
+    def __init__(self, encoder: Encoder, index: VectorIndex, allow_model_mismatch: bool = False,
+                 text: TextSearchConfig | None = None) -> None:
         self.encoder = encoder
         self.index = index
+        self.text = text or TextSearchConfig()
         meta = index.meta
         if meta is not None and meta.model_version and meta.model_version != encoder.info.version:
             message = (f"index {meta.name!r} was built by model {meta.model_id} ({meta.model_version}) but queries "
@@ -55,11 +92,48 @@ class SearchEngine:
         if not 0 < k <= MAX_K:
             raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")
 
-    def search_text(self, query: str, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
+    def search_text(self, query: str, k: int = 10, flt: SearchFilter | None = None,
+                    mode: str | None = None) -> list[SearchHit]:
+        """Top ``k`` products for a text query among those ``flt`` keeps, by ``mode`` (dense, lexical or hybrid;
+        None = the configured default). Each hit's ``matched`` names the ranking(s) that found it. A lexical
+        search returns only products sharing a word with the query (maybe fewer than k). Raises
+        InvalidInputError for a bad query, k, mode, filter value, or a lexical mode on an index without text."""
         self._check_k(k)
         (text,) = check_texts([query])
+        asked = check_mode(mode)
+        mode = asked or self.text.default_mode
+        if asked is None and mode != "dense" and not self.has_lexical:
+            mode = "dense"  # the default on an index without text; asking for lexical there is an error
         flt = self._filter(flt)
-        return self.index.search(self.encoder.encode_texts([text])[0], k, flt)
+        if mode == "dense":
+            return self._dense(text, k, flt)
+        if mode == "lexical":
+            return self._lexical(text, k, flt)
+        depth = max(k, self.text.depth)
+        hybrid = getattr(self.index, "search_hybrid", None)
+        # The backend fuses itself (Qdrant's query API) where its fusion is this one: RRF, unweighted (Qdrant weighs
+        # RRF by dividing ranks, fashion_core.fusion by multiplying scores).
+        if hybrid is not None and self.text.method == "rrf" and self.text.dense_weight == self.text.lexical_weight == 1:
+            return hybrid(self.encoder.encode_texts([text])[0], text, k, flt, depth, RRF_C,
+                          (self.text.dense_weight, self.text.lexical_weight))
+        return fuse(self._dense(text, depth, flt), self._lexical(text, depth, flt), k, self.text.method,
+                    self.text.dense_weight, self.text.lexical_weight)
+
+    @property
+    def has_lexical(self) -> bool:
+        """Whether the index answers lexical (BM25) searches."""
+        return hasattr(self.index, "search_lexical")
+
+    def _dense(self, text: str, k: int, flt: SearchFilter | None) -> list[SearchHit]:
+        hits = self.index.search(self.encoder.encode_texts([text])[0], k, flt)
+        return [SearchHit(h.id, h.score, h.payload, "dense") for h in hits]
+
+    def _lexical(self, text: str, k: int, flt: SearchFilter | None) -> list[SearchHit]:
+        search = getattr(self.index, "search_lexical", None)
+        if search is None:
+            raise InvalidInputError(f"index {self.index.name!r} ({self.index.backend}) has no lexical index: "
+                                    "search it in dense mode")
+        return [SearchHit(h.id, h.score, h.payload, "lexical") for h in search(text, k, flt)]
 
     def search_image(self, image: ImageInput, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
         self._check_k(k)

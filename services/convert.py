@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fashionsearch.v1 import common_pb2
+from fashionsearch.v1 import common_pb2, query_pb2
 
 from fashion_core.catalog.schema import year_problem
+from fashion_core.errors import InvalidInputError
 from fashion_core.index.filters import SearchFilter
 
 # proto field -> catalog field
@@ -50,3 +51,23 @@ def product_from_proto(msg: common_pb2.Product) -> dict[str, Any]:
                                                 for proto, catalog in PRODUCT_FIELDS.items()}}
     payload["year"] = msg.year if msg.HasField("year") else None
     return payload
+
+
+# SearchMode enum value <-> the core's mode name ("" = the server's default)
+MODES = {query_pb2.SEARCH_MODE_UNSPECIFIED: "", query_pb2.SEARCH_MODE_DENSE: "dense",
+         query_pb2.SEARCH_MODE_LEXICAL: "lexical", query_pb2.SEARCH_MODE_HYBRID: "hybrid"}
+
+
+def mode_from_proto(value: int) -> str:
+    """The mode name of a SearchMode value; raises InvalidInputError for a value this server does not know."""
+    if value not in MODES:
+        raise InvalidInputError(f"unknown search mode {value}")
+    return MODES[value]
+
+
+def mode_to_proto(mode: str | None) -> int:
+    """The SearchMode value of a mode name (None or "" = unspecified); raises InvalidInputError for another."""
+    for value, name in MODES.items():
+        if name == (mode or ""):
+            return value
+    raise InvalidInputError(f"unknown search mode {mode!r}: dense, lexical or hybrid")

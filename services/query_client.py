@@ -13,7 +13,7 @@ from fashionsearch.v1 import query_pb2, query_pb2_grpc
 from fashion_core.index.base import SearchHit
 from fashion_core.index.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
-from services.convert import filter_to_proto, product_from_proto
+from services.convert import filter_to_proto, mode_to_proto, product_from_proto
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "query service"
@@ -61,11 +61,14 @@ class QueryClient:
 
     @staticmethod
     def _hits(reply: query_pb2.SearchResponse) -> list[SearchHit]:
-        return [SearchHit(h.id, h.score, product_from_proto(h.product)) for h in reply.hits]
+        return [SearchHit(h.id, h.score, product_from_proto(h.product), h.matched) for h in reply.hits]
 
     def search_text(self, query: str, k: int = 10, flt: SearchFilter | None = None, index: str = "",
-                    timeout: float | None = None) -> list[SearchHit]:
-        request = query_pb2.SearchTextRequest(query=query, k=k, filter=filter_to_proto(flt), index=index)
+                    timeout: float | None = None, mode: str | None = None) -> list[SearchHit]:
+        """Top ``k`` hits for a text query; ``mode`` is "dense", "lexical", "hybrid" or None (the server's
+        default). Each hit's ``matched`` names the ranking(s) that found it."""
+        request = query_pb2.SearchTextRequest(query=query, k=k, filter=filter_to_proto(flt), index=index,
+                                              mode=mode_to_proto(mode))
         return self._hits(self._call(self.stub.SearchText, request, timeout))
 
     def search_image(self, image: bytes, k: int = 10, flt: SearchFilter | None = None, index: str = "",

@@ -26,10 +26,10 @@ from fashion_core.index.base import SearchHit, VectorIndex
 from fashion_core.index.factory import open_index
 from fashion_core.localization import heatmap_png, occlusion_map
 from fashion_core.model.encoder import ClipEncoder, Encoder
-from fashion_core.search import SearchEngine
+from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 from fashion_core.zeroshot import DEFAULT_TEMPLATES
-from services.convert import filter_from_proto, product_to_proto
+from services.convert import filter_from_proto, mode_from_proto, product_to_proto
 from services.encoder_client import EncoderClient, call_deadline
 from services.encoder_service import model_info_message
 from services.rpc import rpc
@@ -127,7 +127,8 @@ class IndexRegistry:
                     index.close()
                     raise NotFoundError(f"index {name!r} does not exist")
                 served = LockedIndex(index) if self._serialise else index
-                self._engines[name] = SearchEngine(self.encoder, served)  # type: ignore[arg-type]
+                self._engines[name] = SearchEngine(self.encoder, served,  # type: ignore[arg-type]
+                                                   text=TextSearchConfig.from_settings(self.settings))
                 while len(self._engines) > self.max_open:
                     evicted, old = self._engines.popitem(last=False)
                     log.info("closing index %r: more than %d open", evicted, self.max_open)
@@ -171,7 +172,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if bad:
             log.warning("index %r holds ids outside 1..2^63-1, left out of results: %s", index, bad)
         return query_pb2.SearchResponse(
-            hits=[common_pb2.Hit(id=h.id, score=h.score, product=product_to_proto(h.id, h.payload))
+            hits=[common_pb2.Hit(id=h.id, score=h.score, product=product_to_proto(h.id, h.payload), matched=h.matched)
                   for h in hits if h.id not in bad],
             index=self.indexes.name(index), model_version=self.encoder.info.version)
 
@@ -179,7 +180,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def SearchText(self, request, context):  # noqa: N802 - gRPC method names
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
-            hits = engine.search_text(request.query, self._k(request.k), flt)
+            hits = engine.search_text(request.query, self._k(request.k), flt, mode_from_proto(request.mode))
         return self._response(hits, request.index)
 
     @rpc("query")

@@ -15,9 +15,13 @@ from fashion_core.index.filters import SearchFilter
 
 @dataclass(frozen=True)
 class SearchHit:
+    """One result. ``matched`` says which ranking found it: "dense" (the embedding), "lexical" (BM25 over the
+    text), "dense+lexical" (both, in a hybrid search); empty when not recorded."""
+
     id: int
     score: float
     payload: dict[str, Any]
+    matched: str = ""
 
 
 @dataclass

@@ -18,6 +18,10 @@ the rows they cover (their own codes, and links for graphs).
 ``index_type="auto"`` and unset ``hnsw_m``/``ef_search``/``nprobe`` take size-based defaults from
 ``ann_params``. ``quantization`` ("sq8" or "pq") shrinks the ANN structure; its candidates
 (``rescore_factor * k``) are re-ranked exactly against the stored float32 vectors.
+
+Beside the vectors, each save writes a BM25 lexicon of the payloads' text (``lexical.Bm25Lexicon``, in
+``lexical/``) for ``search_lexical``: every write path that saves (in-process indexing, the indexer's jobs, a
+re-index's new version) keeps it current, and a lexicon that does not match the saved rows is rebuilt.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.index import ann_params
 from fashion_core.index.base import IndexMeta, SearchHit, check_batch, check_query
 from fashion_core.index.filters import SearchFilter
+from fashion_core.index.lexical import LEXICAL_DIR, Bm25Lexicon
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +152,7 @@ class FaissIndex:
         self._clustered = False
         self._cluster_lock = threading.Lock()
         self._codes: dict[str, dict[str, int]] = {}
+        self._lexicon: Bm25Lexicon | None = None  # BM25 over the payloads' text, rows aligned (see lexical.py)
         if (self.dir / META_FILE).is_file():
             self._load()
 
@@ -163,6 +169,7 @@ class FaissIndex:
             self.payloads = [json.loads(line) for line in fh]
         self._row = {int(i): r for r, i in enumerate(self.ids)}
         self._columns = None  # rebuilt from these payloads when first needed
+        self._lexicon = Bm25Lexicon.load(self.dir / LEXICAL_DIR, self.ids)  # None: rebuilt when first searched
         ann_path = self.dir / ANN_FILE
         self._ann = faiss.read_index(str(ann_path)) if ann_path.is_file() and len(self.ids) else None
         self._partitions, self._value_parts = {}, {}
@@ -188,6 +195,8 @@ class FaissIndex:
         _atomic_write(self.dir / VECTORS_FILE, lambda p: np.save(p.open("wb"), self.vectors))
         _atomic_write(self.dir / PAYLOADS_FILE, lambda p: p.write_text(
             "".join(json.dumps(pl, ensure_ascii=False) + "\n" for pl in self.payloads), encoding="utf-8"))
+        if len(self.ids):
+            self._ensure_lexicon().save(self.dir / LEXICAL_DIR)
         ann = self._ensure_ann()
         if ann is not None:
             _atomic_write(self.dir / ANN_FILE, lambda p: faiss.write_index(ann, str(p)))
@@ -293,6 +302,20 @@ class FaissIndex:
             rows = self._exact(q, k, np.flatnonzero(mask))
         return self._hits(q, rows)
 
+    def search_lexical(self, query: str, k: int, flt: SearchFilter | None = None) -> list[SearchHit]:
+        """True top-k by BM25 score (``lexical.Bm25Lexicon``) among items matching ``flt``; items sharing no term
+        with ``query`` are left out, so fewer than k may come back. Raises InvalidInputError for k <= 0."""
+        if k <= 0:
+            raise InvalidInputError(f"k must be positive, got {k}")
+        self._require()
+        if not len(self.ids):
+            return []
+        self._cluster()
+        mask = None if flt is None or flt.is_empty else self._mask(flt)
+        rows, scores = self._ensure_lexicon().top(query, k, mask)
+        return [SearchHit(id=int(self.ids[r]), score=float(s), payload=self.payloads[r])
+                for r, s in zip(rows, scores, strict=True)]
+
     def retrieve(self, ids: Sequence[int], with_vectors: bool = False) -> dict[int, tuple[dict[str, Any],
                                                                                        np.ndarray | None]]:
         out = {}
@@ -317,6 +340,7 @@ class FaissIndex:
     # -- internals ---------------------------------------------------------------------------------
     def _invalidate(self) -> None:
         self._ann = None
+        self._lexicon = None
         self._partitions, self._value_parts = {}, {}
         self._params = None
         self._columns = None
@@ -340,6 +364,7 @@ class FaissIndex:
                 self._ann = None
                 self._partitions, self._value_parts = {}, {}
                 self._columns = None
+                self._lexicon = None
             sizes = np.bincount(inverse, minlength=len(names))
             self._blocks = {str(name): (int(end - size), int(end))
                             for name, end, size in zip(names, np.cumsum(sizes), sizes, strict=True)}
@@ -503,6 +528,15 @@ class FaissIndex:
                          ", ".join(VALUE_PARTITION_FIELDS), sum(len(v.rows) for v in values.values()))
         self._ann, self._partitions, self._value_parts, self._pq_codebook = ann, partitions, values, None
         return ann
+
+    def _ensure_lexicon(self) -> Bm25Lexicon:
+        """The BM25 lexicon of the current rows, built from the payloads if there is none (grouped rows first: a
+        regrouping afterwards would drop it)."""
+        self._cluster()
+        if self._lexicon is None:
+            self._lexicon = Bm25Lexicon.build(self.ids, self.payloads)
+            log.info("built the lexical index over %d items", len(self.ids))
+        return self._lexicon
 
     def _scans_codes(self, rows: int) -> bool:
         """Whether a block or value of this many rows gets a code-scan partition (sq8/pq indexes only)."""

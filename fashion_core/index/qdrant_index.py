@@ -9,20 +9,31 @@ vectors, and shard/replica counts for a distributed cluster. Local mode is exact
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import grpc
 import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS
 from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableError
 from fashion_core.index import ann_params
 from fashion_core.index.base import IndexMeta, SearchHit, check_batch, check_query
 from fashion_core.index.filters import SearchFilter
+from fashion_core.index.qdrant_lexical import (
+    LEXICAL_FIELD,
+    PAYLOAD,
+    create_text_index,
+    lacks_text_index,
+    text_query,
+    with_lexical_text,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
@@ -117,6 +128,7 @@ class QdrantIndex:
             for name in KEYWORD_FIELDS:
                 self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD)
             self.client.create_payload_index(self.collection, "year", models.PayloadSchemaType.INTEGER)
+        create_text_index(self.client, self.collection)  # BM25 for search_lexical (local mode scores it too)
         self._meta = None
 
     def upsert(self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
@@ -126,7 +138,7 @@ class QdrantIndex:
             return
         self.client.upsert(self.collection, points=models.Batch(
             ids=[int(i) for i in ids], vectors=np.asarray(vectors, dtype=np.float32).tolist(),
-            payloads=list(payloads)), wait=True)
+            payloads=with_lexical_text(payloads)), wait=True)
 
     def flush(self) -> None:
         pass  # upserts are sent with wait=True
@@ -146,14 +158,61 @@ class QdrantIndex:
                 rescore=True, oversampling=self.oversampling, ignore=exact)
             params = models.SearchParams(exact=exact, hnsw_ef=max(self.hnsw_ef, k), quantization=rescore)
         response = self.client.query_points(self.collection, query=q.tolist(), query_filter=to_qdrant_filter(flt),
-                                            limit=k, with_payload=True, search_params=params)
+                                            limit=k, with_payload=PAYLOAD, search_params=params)
         return [SearchHit(id=int(p.id), score=float(p.score), payload=dict(p.payload or {}))
                 for p in response.points]
+
+    def _text_query(self, call: Callable[[], T]) -> T:
+        """``call()``, a text query; a collection without the text index is an InvalidInputError saying so."""
+        try:
+            return call()
+        except (ValueError, UnexpectedResponse, grpc.RpcError) as exc:
+            if not lacks_text_index(exc):
+                raise
+            raise InvalidInputError(f"index {self.collection!r} was built without a lexical index: re-index it "
+                                    "(`fashion-search reindex`) or search it in dense mode") from exc
+
+    def search_lexical(self, query: str, k: int, flt: SearchFilter | None = None) -> list[SearchHit]:
+        """True top-k by Qdrant's BM25 (``qdrant_lexical``) among points matching ``flt``; points sharing no word
+        with ``query`` are left out. Raises InvalidInputError for k <= 0 or a collection without a text index."""
+        if k <= 0:
+            raise InvalidInputError(f"k must be positive, got {k}")
+        self._require()
+        q = text_query(query) or text_query("probe")  # stop words only: still checks the text index, below
+        response = self._text_query(lambda: self.client.query_points(
+            self.collection, query=q, using=LEXICAL_FIELD, query_filter=to_qdrant_filter(flt), limit=k,
+            with_payload=PAYLOAD))
+        if text_query(query) is None:
+            return []
+        return [SearchHit(id=int(p.id), score=float(p.score), payload=dict(p.payload or {}))
+                for p in response.points]
+
+    def search_hybrid(self, vector: np.ndarray, query: str, k: int, flt: SearchFilter | None, depth: int,
+                      rrf_c: int, weights: tuple[float, float] = (1.0, 1.0)) -> list[SearchHit]:
+        """Top-k of the dense and the BM25 rankings (each the true top-``depth`` among points matching ``flt``)
+        fused by Qdrant's reciprocal rank fusion (``qdrant_lexical``), one batch of queries; ``matched`` on
+        each hit names the ranking(s) holding it. Qdrant weighs RRF by dividing ranks by the weight."""
+        q = check_query(vector, k, self._require().dim)
+        text = text_query(query)
+        flt_q = to_qdrant_filter(flt)
+        dense = models.Prefetch(query=q.tolist(), filter=flt_q, limit=depth)
+        prefetch = [dense] if text is None else [
+            dense, models.Prefetch(query=text, using=LEXICAL_FIELD, filter=flt_q, limit=depth)]
+        fused = models.QueryRequest(prefetch=prefetch, query=models.RrfQuery(rrf=models.Rrf(
+            k=rrf_c + 1, weights=list(weights[:len(prefetch)]))), limit=k, with_payload=PAYLOAD)
+        parts = [models.QueryRequest(query=p.query, using=p.using, filter=flt_q, limit=depth, with_payload=False)
+                 for p in prefetch]
+        fused_r, *found = self._text_query(lambda: self.client.query_batch_points(self.collection, [fused, *parts]))
+        members = [{int(p.id) for p in r.points} for r in found]
+        names = ("dense", "lexical")
+        return [SearchHit(id=int(p.id), score=float(p.score), payload=dict(p.payload or {}),
+                          matched="+".join(n for n, ids in zip(names, members, strict=False) if int(p.id) in ids))
+                for p in fused_r.points]
 
     def retrieve(self, ids: Sequence[int], with_vectors: bool = False) -> dict[int, tuple[dict[str, Any],
                                                                                        np.ndarray | None]]:
         self._require()
-        points = self.client.retrieve(self.collection, ids=[int(i) for i in ids], with_payload=True,
+        points = self.client.retrieve(self.collection, ids=[int(i) for i in ids], with_payload=PAYLOAD,
                                       with_vectors=with_vectors)
         return {int(p.id): (dict(p.payload or {}),
                             np.asarray(p.vector, dtype=np.float32) if with_vectors else None) for p in points}

@@ -166,8 +166,8 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         suffix = f"?index={index}" if index else ""
         return JSONResponse({
             "took_ms": round(1000 * (time.perf_counter() - started), 1),
-            "hits": [{"id": h.id, "score": h.score, "product": h.payload, "image_url": f"/images/{h.id}{suffix}"}
-                     for h in hits],
+            "hits": [{"id": h.id, "score": h.score, "matched": h.matched, "product": h.payload,
+                      "image_url": f"/images/{h.id}{suffix}"} for h in hits],
         })
 
     async def page(request: Request) -> Response:
@@ -188,7 +188,8 @@ def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
         if not query:
             raise InvalidInputError("the text query is empty")
         index = _str(data, "index")
-        hits = await run_in_threadpool(backend.search_text, query, _k(data), _filter(data), index)
+        hits = await run_in_threadpool(backend.search_text, query, _k(data), _filter(data), index,
+                                       _str(data, "mode"))
         return hits_json(hits, started, index)
 
     async def search_image(request: Request) -> Response:

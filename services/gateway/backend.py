@@ -31,7 +31,9 @@ class SearchBackend(Protocol):
 
     def facets(self, index: str) -> dict[str, list[str]]: ...
 
-    def search_text(self, query: str, k: int, flt: SearchFilter, index: str) -> list[SearchHit]: ...
+    def search_text(self, query: str, k: int, flt: SearchFilter, index: str, mode: str = "") -> list[SearchHit]:
+        """``mode``: "dense", "lexical", "hybrid" or "" (the query service's default); each hit's ``matched``
+        names the ranking(s) that found it. Raises InvalidInputError for another mode."""
 
     def search_image(self, image: bytes, k: int, flt: SearchFilter, index: str) -> list[SearchHit]: ...
 

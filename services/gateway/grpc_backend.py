@@ -24,8 +24,8 @@ class GrpcSearchBackend:
     def facets(self, index: str) -> dict[str, list[str]]:
         return self.client.facets(index)
 
-    def search_text(self, query: str, k: int, flt: SearchFilter, index: str) -> list[SearchHit]:
-        return self.client.search_text(query, k, flt, index)
+    def search_text(self, query: str, k: int, flt: SearchFilter, index: str, mode: str = "") -> list[SearchHit]:
+        return self.client.search_text(query, k, flt, index, mode=mode)
 
     def search_image(self, image: bytes, k: int, flt: SearchFilter, index: str) -> list[SearchHit]:
         return self.client.search_image(image, k, flt, index)

@@ -55,6 +55,20 @@ def test_text_search_with_filters_json_and_grid(indexed, capsys, tmp_path, backe
         assert image.width == 5 * 160 and image.height > 160
 
 
+def test_text_search_modes(indexed, capsys) -> None:
+    assert main(["search", "puma shoes", "--mode", "lexical", "-k", "3", "--json", *_args(indexed)]) == 0
+    hits = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hits and all(h["matched"] == "lexical" and "Puma" in h["productDisplayName"] for h in hits)
+    assert main(["search", "puma shoes", "-k", "4", *_args(indexed)]) == 0
+    out = capsys.readouterr().out
+    assert "hybrid" in out and "matched" in out and "lexical" in out
+    # the embedded Qdrant store ranks by its own BM25 (qdrant_lexical), same words
+    assert main(["search", "puma shoes", "--mode", "lexical", "-k", "3", "--json", *_args(indexed, "qdrant")]) == 0
+    hits = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hits and all(h["matched"] == "lexical" and "Puma" in h["productDisplayName"] for h in hits)
+    assert all("lexical_text" not in h for h in hits)
+
+
 def test_image_search_finds_the_query_product_first(indexed, synthetic_catalog, capsys) -> None:
     query = synthetic_catalog / "images" / "10003.jpg"
     assert main(["search", "--image", str(query), "-k", "3", "--json", *_args(indexed)]) == 0

@@ -126,6 +126,8 @@ def test_incremental_update_through_workers(redis_url, workers, tiny_model_dir, 
     index = open_index(settings, "shop")
     assert index.all_ids() == (set(ids) - {ids[5]}) | {new_id}
     assert index.retrieve([ids[6]])[ids[6]][0]["productDisplayName"] == "Glittery Moon Boots"
+    assert index._lexicon is not None  # saved by the worker that finalized the update
+    assert [h.id for h in index.search_lexical("glittery moon boots", 2)][:1] == [ids[6]]
     vector = index.retrieve([ids[7]], with_vectors=True)[ids[7]][1]
     assert {h.id for h in index.search(vector, k=2)} == {ids[7], new_id}
     assert get_job(settings, update.job_id).index_count == len(ids)

@@ -35,6 +35,8 @@ def test_reindex_in_process_exact_count_report_and_version_switch(tiny_model_dir
         index = open_index(settings, "shop")
         assert index.dir.name == spec.version  # the name resolves to the version just built
         assert index.all_ids() == expected and len(index.ids) == len(expected)
+        assert index._lexicon is not None  # the version's lexical index was saved with it, not rebuilt on open
+        assert "Puma" in index.search_lexical("puma", 1)[0].payload["productDisplayName"]
 
     assert status.index_count == len(expected) == status.items_indexed
     reasons = {f.product_id: f.reason for f in status.failures}
@@ -69,6 +71,11 @@ def test_incremental_add_update_delete_reflected_in_search(tiny_model_dir, tiny_
     after = open_index(settings, "shop")
     assert after.all_ids() == (before.all_ids() - {dropped}) | {new_id}
     assert after.retrieve([renamed])[renamed][0]["productDisplayName"] == "Zebra Striped Festival Poncho"
+    # the update's lexical index follows: the new name is found by its words, the dropped product by none
+    assert after._lexicon is not None and [h.id for h in after.search_lexical("zebra poncho", 3)][:1] == [renamed]
+    assert before.search_lexical("zebra poncho", 3) == []
+    assert dropped not in {h.id for h in after.search_lexical(after.retrieve([source])[source][0][
+        "productDisplayName"], len(after.ids))}
     # The copy has the same image as its source, so searching by that vector finds both at the top.
     vector = after.retrieve([source], with_vectors=True)[source][1]
     assert {h.id for h in after.search(vector, k=2)} == {source, new_id}

@@ -33,10 +33,39 @@ def test_text_search_matches_the_in_process_engine(client, service_settings, tin
     flt = SearchFilter.build(gender="Women", year_min=2012)
     want = index.search(tiny_encoder.encode_texts(["red dress"])[0], 7, flt)
     index.close()
-    got = client.search_text("red dress", 7, flt)
+    got = client.search_text("red dress", 7, flt, mode="dense")
     assert [h.id for h in got] == [h.id for h in want]
+    assert {h.matched for h in got} == {"dense"}
     np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-4)
     assert all(h.payload["gender"] == "Women" and h.payload["year"] >= 2012 for h in got)
+
+
+def test_text_modes_over_grpc_match_the_in_process_engine(client, service_settings, tiny_encoder) -> None:
+    from fashion_core.search import SearchEngine, TextSearchConfig
+
+    index = open_index(service_settings)
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig.from_settings(service_settings))
+    flt = SearchFilter.build(gender="Men", articleType="Casual Shoes,Sports Shoes")
+    try:
+        for mode in ("lexical", "hybrid"):
+            want = engine.search_text("puma black shoes", 8, flt, mode)
+            got = client.search_text("puma black shoes", 8, flt, mode=mode)
+            assert [(h.id, h.matched) for h in got] == [(h.id, h.matched) for h in want]
+            np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-5)
+            assert all(h.payload["gender"] == "Men" and "Shoes" in h.payload["articleType"] for h in got)
+        assert all("Puma" in h.payload["productDisplayName"] for h in client.search_text("puma", 3, mode="lexical"))
+        default = client.search_text("puma black shoes", 8, flt)  # unspecified: the server's default (hybrid)
+        assert [h.id for h in default] == [h.id for h in engine.search_text("puma black shoes", 8, flt, "hybrid")]
+        assert {h.matched for h in default} <= {"dense", "lexical", "dense+lexical"}
+    finally:
+        index.close()
+
+
+def test_unknown_search_mode_is_invalid_argument(query_server, channel_to) -> None:
+    stub = query_pb2_grpc.QueryServiceStub(channel_to(query_server.address))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SearchText(query_pb2.SearchTextRequest(query="dress", k=3, mode=7), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "unknown search mode 7" in err.value.details()
 
 
 def test_image_search_similar_product_and_classify(client, synthetic_catalog) -> None:
@@ -95,7 +124,7 @@ def test_concurrent_clients_get_their_own_results(client, service_settings, tiny
     want = {q: [h.id for h in index.search(tiny_encoder.encode_texts([q])[0], 5)] for q in queries}
     index.close()
     with ThreadPoolExecutor(max_workers=18) as pool:
-        got = list(pool.map(lambda q: (q, [h.id for h in client.search_text(q, 5)]), queries))
+        got = list(pool.map(lambda q: (q, [h.id for h in client.search_text(q, 5, mode="dense")]), queries))
     assert all(ids == want[q] for q, ids in got)
 
 
@@ -166,7 +195,7 @@ def test_concurrent_queries_share_encoder_batches(service_settings, tiny_encoder
 
         def search(q: str) -> list[int]:
             barrier.wait()
-            return [h.id for h in client.search_text(q, 5)]
+            return [h.id for h in client.search_text(q, 5, mode="dense")]
 
         queries = [f"{c} dress" for c in ("red", "blue", "green", "black", "white", "pink", "grey", "navy")]
         with ThreadPoolExecutor(max_workers=8) as pool:

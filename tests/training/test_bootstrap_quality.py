@@ -84,7 +84,7 @@ def test_red_dress_returns_red_dresses_through_the_query_service(query_client, c
     red_dresses = sum(p.articleType == "Dresses" and p.baseColour == "Red" for p in products)
     assert red_dresses >= 3
     k = min(red_dresses, 5)
-    hits = query_client.search_text("red dress", k=k)
+    hits = query_client.search_text("red dress", k=k, mode="dense")
     assert [(h.payload["articleType"], h.payload["baseColour"]) for h in hits] == [("Dresses", "Red")] * k
     # the service reports which model is serving, card included
     (model,) = query_client.list_models()

@@ -120,6 +120,8 @@ def test_json_fields_must_have_their_types(gateway) -> None:
                               ({"query": "red", "k": True}, "k must be an integer"),
                               ({"query": "red", "k": "5"}, "k must be an integer"),
                               ({"query": "red", "index": 7}, "index must be a string"),
+                              ({"query": "red", "mode": 3}, "mode must be a string"),
+                              ({"query": "red", "mode": "sparse"}, "unknown search mode 'sparse'"),
                               ({"query": "red", "filters": {"gender": {"a": 1}}}, "filter gender must be"),
                               ({"query": "red", "filters": {"year_min": 2012.5}}, "year_min must be an integer"),
                               ({"query": "\ud800red"}, "not valid Unicode"),
@@ -130,6 +132,10 @@ def test_json_fields_must_have_their_types(gateway) -> None:
             assert message in response.json()["error"], (body, response.json())
         ok = text(query="red dress", k=3, filters={"gender": ["Women"], "year_min": 2010})
         assert ok.status_code == 200 and len(ok.json()["hits"]) == 3
+        assert {h["matched"] for h in ok.json()["hits"]} <= {"dense", "lexical", "dense+lexical"}
+        words = text(query="puma", k=3, mode="lexical").json()["hits"]
+        assert words and all(h["matched"] == "lexical" and "Puma" in h["product"]["productDisplayName"]
+                             for h in words)
         params = client.post("/api/search/image", files={"image": ("x.png", b"\0" * 10)},
                              data={"params": '{"k": 2.5}'})
         assert params.status_code == 400 and "k must be an integer" in params.json()["error"]

@@ -112,6 +112,31 @@ def test_gateway_api_guards(gateway, synthetic_catalog) -> None:
         assert "Men" in meta["facets"]["gender"] and meta["indexes"][0]["size"] == 143
 
 
+def test_mode_switch_and_what_matched_on_each_result(page, gateway, tmp_path: Path) -> None:
+    page.goto(gateway)
+    page.wait_for_selector("#filter-gender option[value=Men]", state="attached")
+    assert page.locator("#mode input[value=hybrid]").is_checked()  # the default
+    page.fill("#query", "puma")
+    page.fill("#k", "4")
+    page.check("#mode input[value=lexical]")
+    page.click("#search-button")
+    page.wait_for_function("document.querySelectorAll('#results .item').length > 0 && "
+                           "document.querySelector('#status').textContent.includes('(words)')")
+    names = page.locator("#results .name").all_inner_texts()
+    assert names and all("Puma" in n for n in names)
+    assert set(page.locator("#results .matched").all_inner_texts()) == {"matched: words"}
+    page.check("#mode input[value=dense]")
+    page.click("#search-button")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('(picture)')")
+    assert set(page.locator("#results .matched").all_inner_texts()) == {"matched: picture"}
+    page.check("#mode input[value=hybrid]")
+    page.click("#search-button")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('(words + picture)')")
+    page.screenshot(path=str(tmp_path / "hybrid.png"), full_page=True)
+    shown = set(page.locator("#results .matched").all_inner_texts())
+    assert shown and shown <= {"matched: picture", "matched: words", "matched: words + picture"}
+
+
 def test_heatmap_overlay_and_model_card(page, gateway, tmp_path: Path) -> None:
     page.goto(gateway)
     page.check("#heatmap")

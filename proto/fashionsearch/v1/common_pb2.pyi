@@ -55,14 +55,16 @@ class Product(_message.Message):
     def __init__(self, id: _Optional[int] = ..., gender: _Optional[str] = ..., master_category: _Optional[str] = ..., sub_category: _Optional[str] = ..., article_type: _Optional[str] = ..., base_colour: _Optional[str] = ..., season: _Optional[str] = ..., year: _Optional[int] = ..., usage: _Optional[str] = ..., display_name: _Optional[str] = ..., image: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "product")
+    __slots__ = ("id", "score", "product", "matched")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
     id: int
     score: float
     product: Product
-    def __init__(self, id: _Optional[int] = ..., score: _Optional[float] = ..., product: _Optional[_Union[Product, _Mapping]] = ...) -> None: ...
+    matched: str
+    def __init__(self, id: _Optional[int] = ..., score: _Optional[float] = ..., product: _Optional[_Union[Product, _Mapping]] = ..., matched: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("model_id", "version", "dim", "device", "logit_scale", "card_json")

@@ -76,6 +76,16 @@ async function loadMeta() {
   }
 }
 
+// Which ranking found a hit (SearchHit.matched), in the switch's words.
+const MATCHED = { "dense": "picture", "lexical": "words", "dense+lexical": "words + picture" };
+// The switch's modes (SearchTextRequest.mode), in the same words.
+const MODES = { "dense": "picture", "lexical": "words", "hybrid": "words + picture" };
+
+function textMode() {
+  const checked = document.querySelector("#mode input[name=mode]:checked");
+  return checked ? checked.value : "";
+}
+
 function renderResults(data, title) {
   $("status").textContent = `${title}: ${data.hits.length} results in ${data.took_ms} ms`;
   const grid = $("results");
@@ -111,6 +121,12 @@ function renderResults(data, title) {
     score.className = "score";
     score.textContent = "score " + hit.score.toFixed(3);
     item.append(thumb, name, attrs, score);
+    if (hit.matched) {
+      const matched = document.createElement("div");
+      matched.className = "matched " + hit.matched.replace("+", "-");
+      matched.textContent = "matched: " + (MATCHED[hit.matched] || hit.matched);
+      item.append(matched);
+    }
     item.addEventListener("click", () => moreLikeThis(hit.id, p.productDisplayName));
     grid.append(item);
   }
@@ -133,10 +149,10 @@ async function search(event) {
       if (!q) { showError("Type a description or add a photo to search."); return; }
       data = await api("/api/search/text", {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ query: q, ...params() }),
+        body: JSON.stringify({ query: q, mode: textMode(), ...params() }),
       });
       lastTextQuery = q;
-      renderResults(data, `“${q}”`);
+      renderResults(data, `“${q}” (${MODES[textMode()] || textMode()})`);
     }
   } catch (err) {
     showError(err.message);

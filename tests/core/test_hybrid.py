@@ -1,0 +1,202 @@
+"""Lexical (BM25) search on the FAISS backend, fusion, and the three text-search modes of the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_core.catalog import read_catalog
+from fashion_core.errors import InvalidInputError
+from fashion_core.fusion import fuse
+from fashion_core.index.base import SearchHit
+from fashion_core.index.faiss_index import FaissIndex
+from fashion_core.index.filters import SearchFilter
+from fashion_core.index.lexical import LEXICAL_DIR, Bm25Lexicon, product_text
+from fashion_core.indexing import index_catalog
+from fashion_core.search import SearchEngine, TextSearchConfig
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder) -> Path:
+    directory = tmp_path_factory.mktemp("hybrid") / "products"
+    index_catalog(synthetic_catalog, tiny_encoder, FaissIndex(directory))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def products(synthetic_catalog: Path):
+    return {p.id: p for p in read_catalog(synthetic_catalog).products}
+
+
+def _brute_bm25(index: FaissIndex, query: str, flt: SearchFilter | None, k: int) -> list[int]:
+    """The true top-k by BM25 among matching items, from a lexicon built afresh over every payload."""
+    fresh = Bm25Lexicon.build(index.ids, index.payloads)
+    scores = fresh.scores(query)
+    keep = [r for r in range(len(index.ids)) if scores[r] > 0 and (flt is None or flt.matches(index.payloads[r]))]
+    keep.sort(key=lambda r: (-scores[r], int(index.ids[r])))
+    return [int(index.ids[r]) for r in keep[:k]]
+
+
+def test_lexical_finds_the_brand_and_type_in_the_text(indexed: Path, products) -> None:
+    index = FaissIndex(indexed)
+    assert (indexed / LEXICAL_DIR).is_dir()  # saved with the vectors by the indexing run
+    hits = index.search_lexical("puma shoes", 10)
+    assert hits and all(h.matched == "" for h in hits)
+    top = hits[0].payload
+    assert "Puma" in top["productDisplayName"] and "Shoe" in product_text(top)
+    puma = {pid for pid, p in products.items() if p.productDisplayName.startswith("Puma")}
+    assert {h.id for h in hits[:3]} <= puma
+    assert index.search_lexical("zzzz qqqq", 5) == []  # no shared word, no hit
+
+
+def test_filtered_lexical_is_the_true_top_k_among_matches(indexed: Path) -> None:
+    index = FaissIndex(indexed)
+    for query, flt in [("nike black", SearchFilter.build(gender="Women")),
+                       ("watch", SearchFilter.build(baseColour="Black,Blue", year_min=2012)),
+                       ("casual shoes for men", None)]:
+        hits = index.search_lexical(query, 7, flt)
+        assert [h.id for h in hits] == _brute_bm25(index, query, flt, 7)
+        assert flt is None or all(flt.matches(h.payload) for h in hits)
+
+
+def test_saved_lexicon_is_reused_and_updates_reach_it(indexed: Path, tmp_path: Path, tiny_encoder) -> None:
+    import shutil
+
+    copy = tmp_path / "products"
+    shutil.copytree(indexed, copy)
+    index = FaissIndex(copy)
+    assert index._lexicon is not None  # loaded, not rebuilt
+    row = index.payloads[0] | {"productDisplayName": "Zorblax Unique Sneaker"}
+    vector = index.vectors[:1]
+    index.upsert([999_001], vector, [row])
+    assert [h.id for h in index.search_lexical("zorblax", 5)] == [999_001]  # before any flush
+    index.flush()
+    reopened = FaissIndex(copy)
+    assert reopened._lexicon is not None
+    assert [h.id for h in reopened.search_lexical("zorblax", 5)] == [999_001]
+    reopened.delete([999_001])
+    assert reopened.search_lexical("zorblax", 5) == []
+    reopened.flush()
+    # a lexicon saved over other rows is stale: rebuilt from the payloads, never trusted
+    stale = Bm25Lexicon.load(indexed / LEXICAL_DIR, np.array([1, 2, 3]))
+    assert stale is None
+
+
+def test_rrf_and_blend_fusion() -> None:
+    def hits(*pairs):
+        return [SearchHit(i, s, {"id": i}) for i, s in pairs]
+
+    dense, lexical = hits((1, 0.9), (2, 0.8), (3, 0.7)), hits((3, 12.0), (4, 5.0))
+    fused = fuse(dense, lexical, 3, "rrf")
+    assert [h.id for h in fused] == [3, 1, 2]  # 1/63 + 1/61 beats 1/61
+    assert [h.matched for h in fused] == ["dense+lexical", "dense", "dense"]
+    assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
+    blended = fuse(dense, lexical, 4, "blend")
+    # min-max per list: 1 -> 1 + 0, 3 -> 0 + 1 (a tie, broken by id), 2 -> 0.5, 4 -> 0 (each list's last is 0)
+    assert [h.id for h in blended] == [1, 3, 2, 4]
+    assert blended[1].score == pytest.approx(1.0) and blended[-1].matched == "lexical"
+    assert [h.id for h in fuse(dense, lexical, 2, "rrf", lexical_weight=0.0)] == [1, 2]
+    with pytest.raises(InvalidInputError):
+        fuse(dense, lexical, 3, "sum")  # type: ignore[arg-type]
+
+
+def test_engine_modes_and_filtered_hybrid(indexed: Path, tiny_encoder) -> None:
+    index = FaissIndex(indexed)
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="blend", lexical_weight=2.0))
+    flt = SearchFilter.build(gender="Men")
+    dense = engine.search_text("puma shoes", 5, flt, "dense")
+    assert [h.id for h in dense] == [h.id for h in index.search(tiny_encoder.encode_texts(["puma shoes"])[0], 5,
+                                                                  flt)]
+    assert {h.matched for h in dense} == {"dense"}
+    lexical = engine.search_text("puma shoes", 5, flt, "lexical")
+    assert {h.matched for h in lexical} == {"lexical"}
+    hybrid = engine.search_text("puma shoes", 5, flt)  # the default mode
+    want = fuse(engine.search_text("puma shoes", 20, flt, "dense"), engine.search_text("puma shoes", 20, flt,
+                                                                                        "lexical"), 5,
+                "blend", 1.0, 2.0)
+    assert [(h.id, h.matched) for h in hybrid] == [(h.id, h.matched) for h in want]
+    assert all(h.payload["gender"] == "Men" for h in hybrid)
+    with pytest.raises(InvalidInputError, match="unknown search mode"):
+        engine.search_text("puma shoes", 5, None, "sparse")
+
+
+def test_index_without_text_answers_dense_by_default(tmp_path: Path, tiny_encoder, synthetic_catalog) -> None:
+    class DenseOnly:  # a backend with no search_lexical (the protocol's minimum)
+        def __init__(self, inner: FaissIndex) -> None:
+            self.inner, self.name, self.backend, self.meta = inner, inner.name, "dense-only", inner.meta
+
+        def search(self, *args, **kwargs):
+            return self.inner.search(*args, **kwargs)
+
+    index = FaissIndex(tmp_path / "i")
+    index_catalog(synthetic_catalog, tiny_encoder, index)
+    engine = SearchEngine(tiny_encoder, DenseOnly(index))  # type: ignore[arg-type]
+    assert {h.matched for h in engine.search_text("dress", 3)} == {"dense"}
+    with pytest.raises(InvalidInputError, match="no lexical index"):
+        engine.search_text("dress", 3, None, "hybrid")
+
+
+@pytest.fixture(scope="module")
+def qdrant_indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder):
+    from fashion_core.index.qdrant_index import QdrantIndex
+
+    index = QdrantIndex("products", path=tmp_path_factory.mktemp("hybrid-qdrant"))
+    index_catalog(synthetic_catalog, tiny_encoder, index)
+    yield index
+    index.close()
+
+
+def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> None:
+    from fashion_core.index.qdrant_lexical import LEXICAL_FIELD
+
+    index = qdrant_indexed
+    hits = index.search_lexical("puma shoes", 5)
+    assert hits and "Puma" in hits[0].payload["productDisplayName"]
+    assert all(LEXICAL_FIELD not in h.payload for h in hits)  # the analysed words stay inside Qdrant
+    assert LEXICAL_FIELD not in index.retrieve([hits[0].id])[hits[0].id][0]
+    for query, flt in [("nike black", SearchFilter.build(gender="Women")),
+                       ("watch", SearchFilter.build(baseColour="Black,Blue", year_min=2012))]:
+        everything = index.search_lexical(query, 1000)
+        want = [h.id for h in everything if flt.matches(h.payload)][:7]
+        assert [h.id for h in index.search_lexical(query, 7, flt)] == want  # the true top-7 among matches
+    assert index.search_lexical("the and of", 5) == []  # stop words only: nothing to match
+
+
+def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tiny_encoder) -> None:
+    index = qdrant_indexed
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf", lexical_weight=1.0))
+    flt = SearchFilter.build(gender="Men")
+    got = engine.search_text("puma black shoes", 8, flt)  # hybrid through Qdrant's Prefetch + RrfQuery
+    want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
+                engine.search_text("puma black shoes", 20, flt, "lexical"), 8)
+    np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-6)
+    cut = want[-1].score  # hits tied with the last may be cut differently
+    assert {(h.id, h.matched) for h in got if h.score > cut * (1 + 1e-6)} == \
+        {(h.id, h.matched) for h in want if h.score > cut * (1 + 1e-6)}
+    assert all(h.payload["gender"] == "Men" for h in got)
+    assert {h.matched for h in got} <= {"dense", "lexical", "dense+lexical"}
+    # a weighted or blended fusion is the engine's own on every backend (Qdrant weighs RRF another way)
+    blend = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="blend", lexical_weight=2.0))
+    want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
+                engine.search_text("puma black shoes", 20, flt, "lexical"), 8, "blend", 1.0, 2.0)
+    assert [h.id for h in blend.search_text("puma black shoes", 8, flt)] == [h.id for h in want]
+
+
+def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_encoder) -> None:
+    from qdrant_client import models
+
+    from fashion_core.index.qdrant_index import QdrantIndex
+
+    index = QdrantIndex("old", path=tmp_path / "q")
+    index.client.create_collection("old", vectors_config=models.VectorParams(size=tiny_encoder.info.dim,
+                                                                              distance=models.Distance.DOT))
+    try:
+        with pytest.raises(InvalidInputError, match="without a lexical index: re-index"):
+            index.search_lexical("dress", 3)
+        engine = SearchEngine(tiny_encoder, index)
+        with pytest.raises(InvalidInputError, match="re-index"):
+            engine.search_text("dress", 3, None, "hybrid")
+    finally:
+        index.close()
