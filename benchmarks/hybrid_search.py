@@ -1,8 +1,10 @@
-"""Dense vs lexical vs hybrid text search on the real catalog's test split, side by side in one run.
+"""Dense vs lexical vs hybrid text search on a split of the real catalog, side by side in one run.
 
-    python benchmarks/hybrid_search.py [--catalog DIR] [--model DIR] [--work DIR] [--names 500] [--json OUT]
+    python benchmarks/hybrid_search.py --split val   # select the fusion (method, weights) on validation
+    python benchmarks/hybrid_search.py --split test  # report the selected default once on test
+    [--catalog DIR] [--model DIR] [--work DIR] [--names 500] [--json OUT]
 
-The test split is ``training.data.split_products(products)["test"]`` (a hash of the product id), products whose
+The split is ``training.data.split_products(products)[split]`` (a hash of the product id), products whose
 image loads; it is indexed once into a flat (exact) FAISS index with its BM25 lexicon under ``--work`` and
 reused while the model is the same. The model is ``--model`` or the real recipe's cached checkpoint.
 
@@ -159,8 +161,8 @@ def name_queries(test: Sequence[Product], n: int) -> list[Query]:
     return [Query(p.productDisplayName, lambda q, i=p.id: q.id == i, None, 1, p.id) for p in picked]
 
 
-def open_split_index(work: Path, test: Sequence[Product], encoder: ClipEncoder) -> FaissIndex:
-    index = FaissIndex(work / "test-split", index_type="flat")
+def open_split_index(work: Path, test: Sequence[Product], encoder: ClipEncoder, split: str) -> FaissIndex:
+    index = FaissIndex(work / f"{split}-split", index_type="flat")
     ids = {p.id for p in test}
     meta = index.meta
     if meta is not None and meta.model_version == encoder.info.version and index.all_ids() == ids:
@@ -169,7 +171,7 @@ def open_split_index(work: Path, test: Sequence[Product], encoder: ClipEncoder) 
     import shutil
 
     shutil.rmtree(index.dir, ignore_errors=True)
-    index = FaissIndex(work / "test-split", index_type="flat")
+    index = FaissIndex(work / f"{split}-split", index_type="flat")
     started = time.perf_counter()
     report = index_products(test, encoder, index, batch_size=128)
     log.info("indexed %d test products in %.0f s", report.indexed, time.perf_counter() - started)
@@ -238,6 +240,8 @@ def main() -> int:
     parser.add_argument("--work", default=".fashion-search/bench-hybrid", help="where the split's index is kept")
     parser.add_argument("--names", type=int, default=500, help="name queries (reported, not selected on)")
     parser.add_argument("--latency", type=int, default=300, help="queries timed per mode (default 300)")
+    parser.add_argument("--split", choices=("val", "test"), default="test",
+                        help="val to select the fusion, test to report it (default test)")
     parser.add_argument("--json", help="write every figure to this JSON file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -251,9 +255,9 @@ def main() -> int:
     model = Path(args.model) if args.model else settings.models_dir / json.loads(
         (settings.models_dir / "real.json").read_text())["dir"]
     encoder = ClipEncoder.from_pretrained(model, device="cpu")
-    test = usable(split_products(read_catalog(catalog).products)["test"])
+    test = usable(split_products(read_catalog(catalog).products)[args.split])
     products = {p.id: p for p in test}
-    index = open_split_index(Path(args.work), test, encoder)
+    index = open_split_index(Path(args.work), test, encoder, args.split)
     engines = {name: SearchEngine(encoder, index, text=TextSearchConfig(default_mode=mode, method=method,
                                                                         dense_weight=dw, lexical_weight=lw))
                for name, (mode, method, dw, lw) in CONFIGS.items()}
@@ -265,8 +269,8 @@ def main() -> int:
             "brand + colour + type": brand_queries(test, with_colour=True),
             "attribute (evaluation)": attribute_queries(test),
             "name (not selected on)": name_queries(test, args.names)}
-    results: dict[str, Any] = {"model": str(model), "model_version": encoder.info.version,
-                               "test_products": len(test), "fusion_depth": base.text.depth,
+    results: dict[str, Any] = {"model": str(model), "model_version": encoder.info.version, "split": args.split,
+                               "products": len(test), "fusion_depth": base.text.depth,
                                "configs": CONFIGS, "sets": {}}
     for set_name, queries in sets.items():
         started = time.perf_counter()
@@ -280,7 +284,7 @@ def main() -> int:
 
     timed = [q for name, qs in sets.items() if not name.startswith("name") for q in qs]
     timed = random.Random(1).sample(timed, min(args.latency, len(timed)))
-    timing = latency({name: engines[name] for name in ("dense", "lexical", "rrf 1:1", "blend 1:1")}, timed)
+    timing = latency({name: engines[name] for name in ("dense", "lexical", "rrf 1:1", "blend 1:2")}, timed)
     p50 = {name: 1000 * statistics.median(s) for name, s in timing.items()}
     p99 = {name: 1000 * percentile(s, 99) for name, s in timing.items()}
     added = {name: p50[name] / p50["dense"] - 1 for name in timing}
