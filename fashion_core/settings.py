@@ -2,7 +2,7 @@
 
 Precedence (highest first): explicit keyword arguments, environment variables, the file named by
 ``FASHION_CONFIG`` (TOML or YAML), then the defaults below. Every default works with no server:
-embedded Qdrant on a local path, the encoder in-process, indexing tasks in-process.
+FAISS files on a local path, the encoder in-process, indexing tasks in-process.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     encode_batch_size: int = Field(default=32, gt=0)
 
     # Index
-    index_backend: Literal["qdrant", "faiss"] = "qdrant"
+    index_backend: Literal["auto", "qdrant", "faiss"] = Field(
+        default="auto", description="auto = a Qdrant server when qdrant_url is set, else FAISS files in index_dir; "
+                                    "qdrant without a URL = qdrant-client's embedded local mode")
     index_dir: Path = Field(default=Path(".fashion-search/index"), description="local Qdrant path / FAISS dir")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; None = embedded local mode")
     qdrant_api_key: str | None = None

@@ -23,7 +23,7 @@ from fashion_core.images import SourceImage, decode_image, load_image
 from fashion_core.index import alias
 from fashion_core.index.alias import check_index_name
 from fashion_core.index.base import SearchHit, VectorIndex
-from fashion_core.index.factory import open_index
+from fashion_core.index.factory import backend, open_index
 from fashion_core.localization import heatmap_png, occlusion_map
 from fashion_core.model.encoder import ClipEncoder, Encoder
 from fashion_core.search import SearchEngine
@@ -83,14 +83,14 @@ class IndexRegistry:
         self._engines: OrderedDict[str, SearchEngine] = OrderedDict()
         self._guard = threading.Lock()
         # Servers (Qdrant URL) take concurrent calls themselves; local stores get a lock.
-        self._serialise = settings.index_backend == "faiss" or settings.qdrant_url is None
+        self._serialise = backend(settings) == "faiss" or settings.qdrant_url is None
 
     def name(self, requested: str) -> str:
         return requested or self.settings.collection
 
     def served(self) -> list[str]:
         """The names the store serves (FAISS dirs and pointers; Qdrant collections and aliases), sorted."""
-        if self.settings.index_backend == "faiss":
+        if backend(self.settings) == "faiss":
             return alias.serving_names(self.settings)
         if self.settings.qdrant_url:
             from qdrant_client import QdrantClient

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fashion_core.errors import InvalidInputError
+from fashion_core.index.factory import backend
 from fashion_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def is_version(name: str) -> bool:
 def serving_names(settings: Settings, client: QdrantClient | None = None) -> list[str]:
     """The names a store serves, sorted: plain indexes and re-indexed names (aliases, FAISS pointers), never
     their versions. Qdrant needs ``client``."""
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         root = faiss_root(settings)
         if not root.is_dir():
             return []
@@ -98,7 +99,7 @@ def _qdrant_aliases(client: QdrantClient) -> dict[str, str]:
 
 def serving_version(settings: Settings, name: str, client: QdrantClient | None = None) -> str:
     """The physical collection/dir ``name`` resolves to now (``name`` itself for a plain index)."""
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         return resolve_faiss(settings, name)
     if client is None:
         raise ValueError("a Qdrant client is needed to resolve a Qdrant alias")
@@ -108,7 +109,7 @@ def serving_version(settings: Settings, name: str, client: QdrantClient | None =
 def list_versions(settings: Settings, name: str, client: QdrantClient | None = None) -> list[str]:
     """Every built version of ``name``, oldest first."""
     prefix = f"{name}{VERSION_SEP}"
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         root = faiss_root(settings)
         names = [p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix)] if root.is_dir() else []
     else:
@@ -120,7 +121,7 @@ def list_versions(settings: Settings, name: str, client: QdrantClient | None = N
 
 def switch(settings: Settings, name: str, version: str, client: QdrantClient | None = None) -> None:
     """Point ``name`` at ``version`` atomically; readers see either the old or the new version, never a mix."""
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         pointer = faiss_pointer(settings, name)
         pointer.parent.mkdir(parents=True, exist_ok=True)
         tmp = pointer.with_name(pointer.name + ".tmp")
@@ -147,7 +148,7 @@ def switch(settings: Settings, name: str, version: str, client: QdrantClient | N
 
 
 def drop_version(settings: Settings, version: str, client: QdrantClient | None = None) -> None:
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         shutil.rmtree(faiss_root(settings) / version, ignore_errors=True)
     elif client is not None and client.collection_exists(version):
         client.delete_collection(version)
