@@ -6,7 +6,8 @@ A re-index builds ``<name>__v<stamp>`` next to the serving index, then points ``
   ``<name>`` follows the switch on its next request; the switch is one ``update_collection_aliases`` call.
 - FAISS: a pointer file ``<name>.alias`` next to the version dirs, replaced with ``os.replace`` (atomic on
   POSIX). :func:`resolve_faiss` reads it, so a reader sees the new version when it (re)opens the index;
-  :func:`serving_version` is cheap enough to poll for that.
+  :func:`faiss_stamp` is cheap enough to check on every request, which the query service does to re-open
+  an index after a switch.
 
 A name with neither an alias nor a pointer is a plain index (what ``fashion-search index`` writes).
 
@@ -91,6 +92,20 @@ def resolve_faiss(settings: Settings, name: str) -> str:
     except FileNotFoundError:
         return name
     return check_index_name(target) if target else name
+
+
+def faiss_stamp(settings: Settings, name: str) -> tuple[str, int | None]:
+    """What serves ``name`` now, as (version dir, ``meta.json`` mtime in ns; None when there is none).
+
+    It changes when a re-index switches the pointer, and when a plain index is rewritten (``meta.json`` is
+    written last, so a changed stamp means a complete index). One small read and one ``stat``: cheap enough
+    to check before every request, which is how a reader notices a switch without reloading."""
+    version = resolve_faiss(settings, name)
+    try:
+        mtime: int | None = (faiss_root(settings) / version / "meta.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        mtime = None
+    return version, mtime
 
 
 def _qdrant_aliases(client: QdrantClient) -> dict[str, str]:
