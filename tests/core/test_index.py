@@ -188,7 +188,7 @@ def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> N
     from fashion_core.index.factory import open_index
     from fashion_core.settings import Settings
 
-    index = open_index(Settings(index_dir=tmp_path, qdrant_shards=3, qdrant_replicas=2,
+    index = open_index(Settings(index_dir=tmp_path, index_backend="qdrant", qdrant_shards=3, qdrant_replicas=2,
                                 qdrant_quantization="scalar", index_search_ef=77))
     try:
         assert isinstance(index, QdrantIndex)
