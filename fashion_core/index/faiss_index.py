@@ -269,7 +269,9 @@ class FaissIndex:
         self._cluster()
         n = len(self.ids)
         if flt is None or flt.is_empty:
-            rows = None if (exact or self._kind() == "flat") else self._ann_search(q, k, None, n)
+            if self._kind() == "flat":
+                return self._hits(q, self._flat_search(q, k, None))
+            rows = None if exact else self._ann_search(q, k, None, n)
             if rows is None or len(rows) < min(k, n):
                 rows = self._exact(q, k, None)
             return self._hits(q, rows)
@@ -283,6 +285,8 @@ class FaissIndex:
             rows = self._search_values(q, k, mask, flt)
             if rows is not None and len(rows) >= min(k, matches):
                 return self._hits(q, rows)
+        if self._kind() == "flat" and matches > EXACT_SUBSET_MAX:
+            return self._hits(q, self._flat_search(q, k, mask))
         if exact or self._kind() == "flat" or self._exact_is_cheaper(matches, n):
             return self._hits(q, self._exact(q, k, np.flatnonzero(mask)))
         self._ensure_ann()  # builds the partitions too: the first query after an update must find them
@@ -472,6 +476,18 @@ class FaissIndex:
         top = min(k, len(rows))
         part = np.argpartition(-scores, top - 1)[:top]
         return rows[part[np.lexsort((self.ids[rows[part]], -scores[part]))]]
+
+    def _flat_search(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> np.ndarray:
+        """Exact top-k rows (int64, best first) among ``mask`` (None = all) by FAISS's flat scan, the filter as a
+        bitmap selector. With a selector FAISS scores one query in one thread with its SIMD kernels, where a
+        numpy product goes through a multi-threaded BLAS: measured at 40k x 128-d while the 2 cores were busy,
+        ~1,000-1,400 queries/s against ~80-400."""
+        ann = self._ensure_ann()
+        assert ann is not None
+        bitmap = _BitmapSelector(mask) if mask is not None else None
+        selector = bitmap.faiss if bitmap is not None else faiss.IDSelectorAll()
+        _, rows = ann.search(q.reshape(1, -1), min(k, len(self.ids)), params=faiss.SearchParameters(sel=selector))
+        return rows[0][rows[0] >= 0]
 
     def _ensure_ann(self) -> faiss.Index | None:
         if self._ann is not None or not len(self.ids):
