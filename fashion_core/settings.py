@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     index_expected_size: int | None = Field(default=None, gt=0,
                                             description="catalog size a new Qdrant collection is tuned for (HNSW m)")
     index_search_ef: int | None = Field(default=None, gt=0, description="HNSW ef at query time; None = by size")
+    qdrant_acorn_max_selectivity: float | None = Field(
+        default=None, ge=0, le=1, description="Qdrant server: filtered searches use ACORN when the filter keeps at "
+        "most this share of the points (1 = always), for filters that follow the embedding; None = off")
     qdrant_shards: int = Field(default=1, gt=0, description="shard_number of a new collection (distributed Qdrant)")
     qdrant_replicas: int = Field(default=1, gt=0, description="replication_factor of a new collection")
     index_batch_size: int = Field(default=64, gt=0)

@@ -45,4 +45,5 @@ def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
     return QdrantIndex(collection, path=settings.index_dir / "qdrant", url=settings.qdrant_url,
                        api_key=settings.qdrant_api_key, shards=settings.qdrant_shards,
                        replicas=settings.qdrant_replicas, quantization=settings.qdrant_quantization,
-                       hnsw_ef=settings.index_search_ef, expected_size=settings.index_expected_size)
+                       hnsw_ef=settings.index_search_ef, expected_size=settings.index_expected_size,
+                       acorn_max_selectivity=settings.qdrant_acorn_max_selectivity)
