@@ -1,10 +1,10 @@
 """Opens the index backend the settings choose: the one home of that choice.
 
 ``index_backend="auto"`` (the default) is a Qdrant server when ``qdrant_url`` is set, else FAISS files under
-``index_dir``: an exact flat scan with exact filters, persisted, and reopened in well under a second at the real
+``index_dir``: an exact flat scan with exact filters, persisted, and reopened in about half a second at the real
 catalog's size (40k items). qdrant-client's embedded local mode, the old default, stays available as
-``index_backend="qdrant"`` with no URL: at 44k items it answered ~14 queries/s unfiltered and ~1/s filtered,
-and took ~10 s to reopen (figures in README, "Index backends").
+``index_backend="qdrant"`` with no URL: at 40k items it answered ~14 queries/s unfiltered and ~1/s filtered,
+and a CLI search on it took 14-18 s, mostly reopening the store (figures in README, "Index backends").
 """
 
 from __future__ import annotations
