@@ -126,7 +126,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in STUDY]
     if unknown:
         raise InvalidInputError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(STUDY)}")
-    rows = run_study(_catalog_dir(args.catalog), settings, names, Path(args.out))
+    from dataclasses import replace
+
+    from training.real import RealConfig
+
+    base = replace(RealConfig(), epochs=args.epochs) if args.epochs else None
+    rows = run_study(_catalog_dir(args.catalog), settings, names, Path(args.out), base=base)
     table = Table("variant", "zs type wF1", "attr P@10 type", "attr P@10 all", "i2i P@10", "name R@10",
                   "name R@10 /100", title="validation split")
     for row in rows:
@@ -301,7 +306,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "them on the validation split (each trained once, then cached)")
     p.add_argument("catalog")
     p.add_argument("--variants", help="comma-separated (default: all): recipe, raw, enriched, structured, "
-                   "infonce, infonce+supcon")
+                   "infonce, infonce+supcon, no-supcon")
+    p.add_argument("--epochs", type=int, help="train every variant this many epochs (default: the recipe's)")
     p.add_argument("--out", default="out/study")
     add_settings_options(p)
     p.set_defaults(handler=cmd_study)

@@ -91,13 +91,16 @@ def _parse_row(fields_: list[str], header: list[str]) -> dict[str, str]:
     n = len(header)
     if len(fields_) > n and header[-1] == "productDisplayName":
         fields_ = [*fields_[: n - 1], ",".join(fields_[n - 1 :])]
-    return {name: missing_to_empty(value) for name, value in zip(header, fields_, strict=False)}
+    return {name: missing_to_empty(value, name) for name, value in zip(header, fields_, strict=False)}
 
 
-def missing_to_empty(value: str) -> str:
-    """The stripped value, or "" for the file's markers of a missing value (``NA`` and the like)."""
+def missing_to_empty(value: str, column: str | None = None) -> str:
+    """The stripped value, or "" for the file's markers of a missing value: ``NA`` and the like, and a cell that
+    holds its own column's name (the real file has a product named ``productDisplayName``, a placeholder)."""
     value = value.strip()
-    return "" if value.lower() in MISSING_VALUES else value
+    if value.lower() in MISSING_VALUES or (column is not None and value.lower() == column.lower()):
+        return ""
+    return value
 
 
 def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) -> Product | str:

@@ -64,6 +64,22 @@ def test_dirty_rows_are_reported_with_reasons_not_dropped(tmp_path: Path) -> Non
     assert data["skipped"] == 8 and data["reasons"]["bad year"] == 3
 
 
+def test_missing_markers_and_header_placeholders_are_missing_values(tmp_path: Path) -> None:
+    body = (
+        b"1,Women,Accessories,Bags,Handbags,NA,Summer,2012,n/a,Baggit Women Handbag\n"  # colour, usage missing
+        b"2,Women,Footwear,Shoes,Heels,Black,Winter,2015,Casual,productDisplayName\n"  # the header as a name
+        b"3,Men,Apparel,Topwear,Shirts,baseColour,Fall,2011,usage,Turtle Men Shirt\n"  # headers as values
+        b"4,Men,Apparel,Topwear,Shirts,Blue,Fall,2011,Casual,NULL\n"
+    )
+    result = read_catalog(_write(tmp_path / "cat", body, images=[1, 2, 3, 4]))
+    by_id = {p.id: p for p in result.products}
+    assert sorted(by_id) == [1, 3]
+    assert (by_id[1].baseColour, by_id[1].usage) == ("", "")
+    assert (by_id[3].baseColour, by_id[3].usage) == ("", "")
+    reasons = {s.product_id: s.reason for s in result.skipped}
+    assert reasons == {"2": "missing field: productDisplayName", "4": "missing field: productDisplayName"}
+
+
 def test_missing_catalog_and_bad_header_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match=r"no styles\.csv"):
         read_catalog(tmp_path)

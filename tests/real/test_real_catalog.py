@@ -38,6 +38,7 @@ def test_every_row_is_a_product_or_a_reported_skip(real_catalog: Path, result) -
     assert reasons["test row"] >= 1
     assert {s.reason for s in result.skipped if s.reason.startswith("missing field")} == {
         "missing field: productDisplayName"}
+    assert "24078" in {s.product_id for s in result.skipped}  # named "productDisplayName": a placeholder
     images = {int(p.stem) for p in (real_catalog / "images").glob("*.jpg")}
     assert all(p.image_path is not None and p.id in images for p in result.products)
     assert len(images - product_ids) == sum(1 for s in result.skipped if not s.reason.startswith("missing image"))
@@ -58,6 +59,7 @@ def test_na_is_a_missing_value_never_a_filterable_one(result) -> None:
     for product in result.products:
         for name in (*KEYWORD_FIELDS, "productDisplayName"):
             assert str(getattr(product, name)).upper() != "NA", (product.id, name)
+            assert str(getattr(product, name)).lower() != name.lower(), (product.id, name)  # no header as a value
     assert sum(1 for p in result.products if p.usage == "") >= 280
     assert sum(1 for p in result.products if p.baseColour == "") >= 10
     assert all(p.productDisplayName for p in result.products)
