@@ -1,19 +1,24 @@
 """ANN at scale: brute-force matmul vs FAISS (flat, HNSW, HNSW-SQ8, IVF, IVF-PQ) vs Qdrant, with filters.
 
-Synthetic 512-d CLIP-like embeddings (clustered, unit norm) with skewed catalog metadata (gender mostly
-Men/Women, Zipf-distributed article types tied to clusters, Zipf colours). For each method: build time,
-memory of the search structure, QPS at k=10 with 1 and 8 concurrent clients, recall@10 against exact
-search, with no filter and filters keeping ~50%, ~5% and ~0.1% of the items.
+Synthetic 512-d CLIP-like embeddings (clustered, unit norm) with skewed catalog metadata that follows the
+clusters as a real catalog's does (a cluster is mostly one gender and one article type; Zipf colours,
+scattered), or real embeddings (``--vectors``). For each method: build time, memory of the search structure,
+QPS at k=10 with 1 and 8 concurrent clients, recall@10 against exact search (ties with the 10th score count),
+with no filter and filters keeping ~50% (gender), ~5% and ~0.1% of the items.
 
     python benchmarks/ann_scale.py --size 100k            # every method: ~15 minutes on 2 cores
     python benchmarks/ann_scale.py --size 1m --methods brute,faiss-hnsw-sq8 --ef 96,192,320   # ~25 minutes
+    # the real model's embeddings of the real catalog, from a FAISS index built by `fashion-search index`:
+    python benchmarks/ann_scale.py --export-faiss .fashion-search/index/faiss/products --vectors /tmp/real.npz
+    python benchmarks/ann_scale.py --vectors /tmp/real.npz --methods brute,faiss-flat,faiss-hnsw,qdrant-hnsw
 
 Qdrant is measured two ways. ``qdrant-hnsw`` / ``qdrant-hnsw-sq8`` run Qdrant's own Rust engine in-process
 through Qdrant Edge (``qdrant-edge-py``: the server's segment, HNSW, payload-index and query-planner code,
 without the network hop) with the collection settings ``QdrantIndex`` gives a server collection (m,
 ef_construct and ef by size, keyword/integer payload indexes on every filter field, optional int8 scalar
-quantization with rescoring). ``qdrant-local`` is qdrant-client's embedded local mode (the project's
-zero-server default: exact brute force in Python) on a capped subset (``--qdrant-max``).
+quantization with rescoring), each build searched plainly and with ACORN (``+acorn``, ``--no-acorn`` to skip).
+``qdrant-local`` is qdrant-client's embedded local mode (the zero-server default until FAISS files replaced it:
+exact brute force in Python) on a capped subset (``--qdrant-max``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
@@ -49,6 +54,7 @@ from fashion_core.index.qdrant_index import QdrantIndex  # noqa: E402
 log = logging.getLogger("ann_scale")
 DIM, K = 512, 10
 GENDERS, GENDER_P = ["Men", "Women", "Unisex", "Boys", "Girls"], [0.50, 0.38, 0.06, 0.035, 0.025]
+GENDER_FOLLOWS_CLUSTER = 0.9  # share of items with their cluster's gender; the rest drawn at random
 N_TYPES, N_COLOURS, N_CLUSTERS = 140, 46, 1000
 SEASONS, USAGES = ["Summer", "Fall", "Winter", "Spring"], ["Casual", "Sports", "Ethnic", "Formal", "Party"]
 ALL_METHODS = ("brute", "faiss-flat", "faiss-hnsw", "faiss-hnsw-sq8", "faiss-ivf", "faiss-ivf-pq", "qdrant-hnsw",
@@ -62,8 +68,24 @@ class Catalog:
     vectors: np.ndarray
     ids: np.ndarray
     payloads: list[dict]
-    codes: dict[str, np.ndarray]  # for the brute-force baseline's mask and for picking filters
+    codes: dict[str, np.ndarray]  # each filter field as integer codes, for the brute-force mask and the filters
     queries: np.ndarray
+    values: dict[str, list[str]] = field(default_factory=dict)  # codes -> the values the payloads hold
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def mask(self, **wanted: int) -> np.ndarray:
+        """Rows whose field codes equal ``wanted`` (all of them)."""
+        out = np.ones(len(self.ids), dtype=bool)
+        for name, code in wanted.items():
+            out &= self.codes[name] == code
+        return out
+
+    def subset(self, m: int) -> Catalog:
+        return Catalog(self.vectors[:m], self.ids[:m], self.payloads[:m], {k: v[:m] for k, v in self.codes.items()},
+                       self.queries, self.values)
 
 
 def _zipf(n: int, s: float = 1.1) -> np.ndarray:
@@ -72,6 +94,9 @@ def _zipf(n: int, s: float = 1.1) -> np.ndarray:
 
 
 def make_catalog(n: int, n_queries: int, seed: int = 0) -> Catalog:
+    """Clustered unit vectors whose metadata follows the clusters as a real catalog's does: a cluster is mostly
+    one article type (85%) and one gender (90%: men's and women's products sit in different regions of the
+    space), colours are scattered. Queries come from the same clusters."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(N_CLUSTERS, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
@@ -82,11 +107,13 @@ def make_catalog(n: int, n_queries: int, seed: int = 0) -> Catalog:
         part = labels[start:start + 100_000]
         block = centres[part] + 0.045 * rng.standard_normal((len(part), DIM), dtype=np.float32)
         vectors[start:start + len(part)] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    # Article type follows the cluster (a cluster is mostly one kind of product), colours and gender skewed.
     cluster_type = rng.choice(N_TYPES, size=N_CLUSTERS, p=_zipf(N_TYPES))
     types = np.where(rng.random(n) < 0.85, cluster_type[labels[:n]], rng.choice(N_TYPES, size=n, p=_zipf(N_TYPES)))
-    codes = {"gender": rng.choice(len(GENDERS), size=n, p=GENDER_P),
-             "articleType": types, "baseColour": rng.choice(N_COLOURS, size=n, p=_zipf(N_COLOURS, 1.2)),
+    cluster_gender = rng.choice(len(GENDERS), size=N_CLUSTERS, p=GENDER_P)
+    genders = np.where(rng.random(n) < GENDER_FOLLOWS_CLUSTER, cluster_gender[labels[:n]],
+                       rng.choice(len(GENDERS), size=n, p=GENDER_P))
+    codes = {"gender": genders, "articleType": types,
+             "baseColour": rng.choice(N_COLOURS, size=n, p=_zipf(N_COLOURS, 1.2)),
              "season": rng.integers(0, 4, size=n), "usage": rng.choice(5, size=n, p=[0.7, 0.12, 0.1, 0.05, 0.03])}
     years = rng.integers(2008, 2019, size=n)
     payloads = [{"gender": GENDERS[g], "masterCategory": "Apparel", "subCategory": "Topwear",
@@ -94,34 +121,77 @@ def make_catalog(n: int, n_queries: int, seed: int = 0) -> Catalog:
                  "year": int(y)}
                 for g, t, c, s, u, y in zip(codes["gender"], types, codes["baseColour"], codes["season"],
                                             codes["usage"], years, strict=True)]
+    values = {"gender": GENDERS, "articleType": [f"type{t}" for t in range(N_TYPES)],
+              "baseColour": [f"colour{c}" for c in range(N_COLOURS)], "season": SEASONS, "usage": USAGES}
     return Catalog(vectors=vectors[:n], ids=np.arange(1, n + 1, dtype=np.int64), payloads=payloads, codes=codes,
-                   queries=vectors[n:])
+                   queries=vectors[n:], values=values)
+
+
+def export_faiss_index(index_dir: Path, out: Path) -> int:
+    """Write a FAISS index directory (what ``fashion-search index`` builds with the FAISS backend) as the npz that
+    ``--vectors`` reads: ``vectors`` (n x d float32, unit norm), ``ids`` (int64) and one string array per filter
+    field (``year`` as int64, -1 = missing). Returns the number of items."""
+    index = FaissIndex(index_dir)
+    if index.meta is None:
+        raise SystemExit(f"{index_dir}: no FAISS index there")
+    fields = {name: np.array([str(p.get(name) or "") for p in index.payloads]) for name in KEYWORD_FIELDS}
+    years = np.array([p.get("year") if p.get("year") is not None else -1 for p in index.payloads], dtype=np.int64)
+    np.savez(out, vectors=index.vectors, ids=index.ids, year=years, **fields)
+    return len(index.ids)
+
+
+def load_catalog(path: Path, n_queries: int, seed: int = 0) -> Catalog:
+    """Real embeddings from ``path`` (see :func:`export_faiss_index`): ``n_queries`` random items are held out as
+    the queries (image->image, as "more like this"), the rest is the gallery."""
+    with np.load(path) as data:
+        vectors = np.ascontiguousarray(data["vectors"], dtype=np.float32)
+        ids = data["ids"].astype(np.int64)
+        raw = {name: data[name].astype(str) for name in KEYWORD_FIELDS if name in data}
+        years = data["year"] if "year" in data else np.full(len(ids), -1, dtype=np.int64)
+    held = np.zeros(len(ids), dtype=bool)
+    held[np.random.default_rng(seed).choice(len(ids), size=n_queries, replace=False)] = True
+    codes, values = {}, {}
+    for name, column in raw.items():
+        values[name], inverse = np.unique(column[~held], return_inverse=True)
+        codes[name] = inverse.astype(np.int64)
+        values[name] = values[name].tolist()
+    keep = np.flatnonzero(~held)
+    payloads = [{**{name: str(raw[name][r]) for name in raw}, "year": int(years[r]) if years[r] >= 0 else None}
+                for r in keep]
+    return Catalog(vectors=vectors[keep], ids=ids[keep], payloads=payloads, codes=codes, queries=vectors[held],
+                   values=values)
+
+
+def _closest(freq: np.ndarray, share: float) -> int:
+    return int(np.argmin(np.abs(freq - share)))
 
 
 def pick_filters(cat: Catalog) -> dict[str, tuple[SearchFilter | None, np.ndarray | None]]:
-    """No filter, and filters keeping about 50%, 5% and 0.1% of the items (found on the data). The 5% one
-    twice: on articleType (rows FAISS groups by, one contiguous block) and on baseColour (scattered rows)."""
+    """No filter, and filters keeping about 50%, 5% and 0.1% of the items (found on the data): the commonest
+    gender (correlated with the embedding), a ~5% articleType (rows FAISS groups by, one contiguous block), a ~5%
+    baseColour (scattered rows), and a rare gender + articleType + colour combination."""
     n = len(cat.ids)
-    men = cat.codes["gender"] == 0
-    type_freq = np.bincount(cat.codes["articleType"], minlength=N_TYPES) / n
-    t5 = int(np.argmin(np.abs(type_freq - 0.05)))
-    colour_freq = np.bincount(cat.codes["baseColour"], minlength=N_COLOURS) / n
-    c5 = int(np.argmin(np.abs(colour_freq - 0.05)))
+    freq = {name: np.bincount(cat.codes[name], minlength=len(cat.values[name])) / n
+            for name in ("gender", "articleType", "baseColour")}
+    g50 = int(np.argmax(freq["gender"]))
+    t5, c5 = _closest(freq["articleType"], 0.05), _closest(freq["baseColour"], 0.05)
+    # the rarest gender with items, for the ~0.1% combination
+    rare_gender = int(min(np.flatnonzero(freq["gender"] * n >= 100), key=lambda g: freq["gender"][g]))
     best: tuple[float, int, int] = (np.inf, 0, 0)
-    girls = cat.codes["gender"] == 4
-    for t in np.argsort(-type_freq)[:30]:
-        for c in range(12):
-            count = int(np.count_nonzero(girls & (cat.codes["articleType"] == t) & (cat.codes["baseColour"] == c)))
+    for t in np.argsort(-freq["articleType"])[:30]:
+        for c in np.argsort(-freq["baseColour"])[:12]:
+            count = int(np.count_nonzero(cat.mask(gender=rare_gender, articleType=int(t), baseColour=int(c))))
             if count >= K and abs(count / n - 0.001) < best[0]:
-                best = (abs(count / n - 0.001), int(t), c)
+                best = (abs(count / n - 0.001), int(t), int(c))
     _, t3, c3 = best
-    rare = girls & (cat.codes["articleType"] == t3) & (cat.codes["baseColour"] == c3)
+    gender, atype, colour = cat.values["gender"], cat.values["articleType"], cat.values["baseColour"]
     return {"none": (None, None),
-            "gender=Men": (SearchFilter.build(gender="Men"), men),
-            f"articleType=type{t5}": (SearchFilter.build(articleType=f"type{t5}"), cat.codes["articleType"] == t5),
-            f"baseColour=colour{c5}": (SearchFilter.build(baseColour=f"colour{c5}"), cat.codes["baseColour"] == c5),
-            f"Girls+type{t3}+colour{c3}": (SearchFilter.build(gender="Girls", articleType=f"type{t3}",
-                                                              baseColour=f"colour{c3}"), rare)}
+            f"gender={gender[g50]}": (SearchFilter.build(gender=gender[g50]), cat.mask(gender=g50)),
+            f"articleType={atype[t5]}": (SearchFilter.build(articleType=atype[t5]), cat.mask(articleType=t5)),
+            f"baseColour={colour[c5]}": (SearchFilter.build(baseColour=colour[c5]), cat.mask(baseColour=c5)),
+            f"{gender[rare_gender]}+{atype[t3]}+{colour[c3]}": (
+                SearchFilter.build(gender=gender[rare_gender], articleType=atype[t3], baseColour=colour[c3]),
+                cat.mask(gender=rare_gender, articleType=t3, baseColour=c3))}
 
 
 def ground_truth(cat: Catalog, mask: np.ndarray | None, queries: np.ndarray) -> np.ndarray:
@@ -165,12 +235,12 @@ def brute_search(cat: Catalog, mask: np.ndarray | None) -> Callable[[np.ndarray]
 
 def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Path) -> tuple[FaissIndex, float, int]:
     index = FaissIndex(directory, index_type=index_type, quantization=quantization)
-    index.create(IndexMeta(name="bench", backend="faiss", dim=DIM))
+    index.create(IndexMeta(name="bench", backend="faiss", dim=cat.dim))
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # builds use every core, searches one each
     start = time.perf_counter()
     index.upsert(cat.ids.tolist(), cat.vectors, cat.payloads)
     ann = index._ensure_ann()  # build now (flush would also write 2 GB of files; not what is measured)
-    index._mask(SearchFilter.build(gender="Men"))  # and the filter columns
+    index._column_codes("gender")  # and the filter columns
     build_s = time.perf_counter() - start
     faiss.omp_set_num_threads(1)
     if index.params().index_type == "flat":
@@ -195,7 +265,7 @@ def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool) -> tuple[qe
     quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True) \
         if quantize else None
     config = qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine),
+        vectors=qe.EdgeVectorParams(size=cat.dim, distance=qe.Distance.Cosine),
         hnsw_config=qe.HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=10_000,
                                        max_indexing_threads=os.cpu_count() or 1),
         quantization_config=quantization, wal_enabled=False,
@@ -220,6 +290,17 @@ def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool) -> tuple[qe
     return shard, build_s, ann_bytes
 
 
+def _measure_edge(measure: Callable[..., None], label: str, n: int, cat: Catalog, shard: qe.EdgeShard,
+                  params: qe.SearchParams, build_s: float, ann_bytes: int, truth: dict[str, np.ndarray],
+                  budget: float) -> None:
+    def edge_search(flt: SearchFilter | None, mask: np.ndarray | None) -> Callable[[np.ndarray], list[int]]:
+        condition = edge_filter(flt)
+        return lambda q: [int(p.id) for p in shard.query(qe.QueryRequest(
+            limit=K, query=qe.Query.Nearest(q.tolist()), filter=condition, params=params))]
+
+    measure(label, n, build_s, (ann_bytes or cat.vectors.nbytes) / 2**20, edge_search, truth, budget)
+
+
 def run(args: argparse.Namespace) -> list[list[object]]:
     """Measure every method; prints the table and returns its rows. Index files live in a temporary folder
     removed afterwards (FAISS and Qdrant write several GB at 1M items)."""
@@ -231,17 +312,33 @@ def run(args: argparse.Namespace) -> list[list[object]]:
 
 
 def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
-    n = {"100k": 100_000, "1m": 1_000_000}.get(args.size.lower()) or int(args.size)
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(ALL_METHODS)
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; known: {','.join(ALL_METHODS)}")
     t0 = time.perf_counter()
-    cat = make_catalog(n, args.queries)
+    if args.vectors:
+        cat, source = load_catalog(Path(args.vectors), args.queries), f"real ({Path(args.vectors).name})"
+    else:
+        size = {"100k": 100_000, "1m": 1_000_000}.get(args.size.lower()) or int(args.size)
+        cat, source = make_catalog(size, args.queries), "synthetic"
+    n = len(cat.ids)
     filters = pick_filters(cat)
     log.info("catalog of %d built in %.1fs", n, time.perf_counter() - t0)
     truth = {name: ground_truth(cat, mask, cat.queries) for name, (_, mask) in filters.items()}
     vec_mb = cat.vectors.nbytes / 2**20
+    row_of = {int(i): r for r, i in enumerate(cat.ids)}
+
+    def _recall(q: np.ndarray, found: list[int], true: np.ndarray, mask: np.ndarray | None) -> float:
+        """Share of the true top-k found; a matching hit tied with the k-th true score counts (a real catalog
+        holds duplicate images, whose order among equal scores is arbitrary)."""
+        if not len(true):
+            return float(not found)
+        kth = float(cat.vectors[row_of[int(true[-1])]] @ q) - 1e-6
+        rows = [row_of[int(i)] for i in dict.fromkeys(found) if int(i) in row_of]
+        good = sum(1 for r in rows if (mask is None or mask[r]) and float(cat.vectors[r] @ q) >= kth)
+        return min(good, len(true)) / len(true)
+
     rows: list[list[object]] = []
     brute_qps: dict[str, float] = {}
 
@@ -251,8 +348,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         for fname, (flt, mask) in filters.items():
             search = search_for(flt, mask)
             found = [list(search(q))[:K] for q in cat.queries]
-            recall = float(np.mean([len(set(f) & set(t)) / len(t) if len(t) else float(not f) for f, t in
-                                    zip(found, truth_for[fname], strict=True)]))
+            recall = float(np.mean([_recall(q, f, t, mask) for q, f, t in zip(cat.queries, found, truth_for[fname],
+                                                                                strict=True)]))
             q1 = qps(search, cat.queries, 1, budget)
             q8 = qps(search, cat.queries, 8, budget)
             sel = 100.0 if mask is None else 100.0 * np.count_nonzero(mask) / n
@@ -289,35 +386,31 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
             continue
         shard, build_s, ann_bytes = build_qdrant_edge(cat, tmp / method, quantize=method.endswith("sq8"))
         ef = max(128, ann_params.hnsw_params(n)[2])  # QdrantIndex's query-time ef
-        params = qe.SearchParams(hnsw_ef=ef, quantization=qe.QuantizationSearchParams(rescore=True, oversampling=2.0)
-                                 if method.endswith("sq8") else None)
-
-        def edge_search(flt: SearchFilter | None, mask: np.ndarray | None, shard: qe.EdgeShard = shard,
-                        params: qe.SearchParams = params) -> Callable[[np.ndarray], list[int]]:
-            condition = edge_filter(flt)
-            return lambda q: [int(p.id) for p in shard.query(qe.QueryRequest(
-                limit=K, query=qe.Query.Nearest(q.tolist()), filter=condition, params=params))]
-
-        mem_mb = (ann_bytes or cat.vectors.nbytes) / 2**20
-        measure(f"{method} (m={ann_params.hnsw_params(n)[0]} ef={ef})", n, build_s, mem_mb, edge_search, truth,
-                args.budget)
+        quantization = qe.QuantizationSearchParams(rescore=True, oversampling=2.0) if method.endswith("sq8") else None
+        # The same build searched twice: plainly, and with ACORN (Qdrant's filtered search that also walks the
+        # neighbours' neighbours, for filters correlated with the embedding) on for every filter.
+        for acorn in (False, True) if args.acorn else (False,):
+            params = qe.SearchParams(hnsw_ef=ef, quantization=quantization,
+                                     acorn=qe.AcornSearchParams(enable=True, max_selectivity=1.0) if acorn else None)
+            label = f"{method}{'+acorn' if acorn else ''} (m={ann_params.hnsw_params(n)[0]} ef={ef})"
+            _measure_edge(measure, label, n, cat, shard, params, build_s, ann_bytes, truth, args.budget)
         shard.close()
+
     if "qdrant-local" in methods:
         m = min(n, args.qdrant_max)
-        sub = Catalog(cat.vectors[:m], cat.ids[:m], cat.payloads[:m], {k: v[:m] for k, v in cat.codes.items()},
-                      cat.queries)
+        sub = cat.subset(m)
         sub_truth = {name: ground_truth(sub, None if mask is None else mask[:m], cat.queries)
                      for name, (_, mask) in filters.items()}
         qi = QdrantIndex("bench", path=tmp / "qdrant")
-        qi.create(IndexMeta(name="bench", backend="qdrant", dim=DIM))
+        qi.create(IndexMeta(name="bench", backend="qdrant", dim=cat.dim))
         start = time.perf_counter()
         for s in range(0, m, 2000):
             qi.upsert(sub.ids[s:s + 2000].tolist(), sub.vectors[s:s + 2000], sub.payloads[s:s + 2000])
         build_s = time.perf_counter() - start
-        measure(f"qdrant-local (first {m})", m, build_s, m * DIM * 4 / 2**20,
+        measure(f"qdrant-local (first {m})", m, build_s, m * cat.dim * 4 / 2**20,
                 lambda flt, mask: (lambda q: [h.id for h in qi.search(q, K, flt)]), sub_truth, args.budget)
         qi.close()
-    table(f"ANN at scale: {n:,} items x {DIM}-d, k={K}, {len(cat.queries)} queries "
+    table(f"ANN at scale: {n:,} {source} items x {cat.dim}-d, k={K}, {len(cat.queries)} queries "
           f"(QPS x = 1-client QPS / brute-force 1-client QPS, same filter)",
           ["method", "items", "filter", "sel %", "build s", "index MB", "QPS 1", "QPS 8", "x brute", "recall@10"],
           rows)
@@ -333,8 +426,19 @@ def main() -> None:
     parser.add_argument("--ef", type=lambda v: [int(x) for x in v.split(",")], default=None,
                         help="comma-separated HNSW ef values to measure each FAISS HNSW build at (default: by size)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
+    parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones (--size is "
+                        "ignored): vectors, ids and the filter fields, as --export-faiss writes them")
+    parser.add_argument("--export-faiss", metavar="INDEX_DIR", help="write the FAISS index in INDEX_DIR (e.g. "
+                        ".fashion-search/index/faiss/products after `fashion-search index`) to --vectors, and exit")
+    parser.add_argument("--no-acorn", dest="acorn", action="store_false",
+                        help="measure the Qdrant builds without ACORN only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.export_faiss:
+        if not args.vectors:
+            raise SystemExit("--export-faiss needs --vectors FILE.npz to write")
+        log.info("wrote %d items to %s", export_faiss_index(Path(args.export_faiss), Path(args.vectors)), args.vectors)
+        return
     run(args)
 
 

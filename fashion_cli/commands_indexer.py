@@ -32,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="Celery broker/backend, e.g. redis://127.0.0.1:6379/0 (default: in-process)")
     p.add_argument("--encoder-address", help="host:port of the encoder service (in-process runs only)")
-    p.add_argument("--qdrant-url", help="Qdrant server URL (default: embedded Qdrant under --index-dir)")
+    p.add_argument("--qdrant-url", help="Qdrant server URL (default: FAISS files under --index-dir)")
     add_settings_options(p)
 
 

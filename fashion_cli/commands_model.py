@@ -24,7 +24,7 @@ from fashion_core.index.filters import SearchFilter
 from fashion_core.model.encoder import ClipEncoder
 from fashion_core.model.factory import TinyClipSpec, build_tiny_clip
 from fashion_core.model.resolve import resolve_model
-from fashion_core.search import SearchEngine
+from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _demo_real(catalog: Path, settings: Settings, out: Path) -> int:
         if code:
             return code
         index = open_index(settings)
-    engine = SearchEngine(encoder, index)
+    engine = SearchEngine(encoder, index, text=TextSearchConfig.from_settings(settings))
     try:
         _demo_searches(engine, read.products, out)
     finally:

@@ -24,7 +24,9 @@ FILTER_OPTIONS = {
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (override FASHION_* env vars and the FASHION_CONFIG file)")
     group.add_argument("--model", help="CLIP checkpoint directory or hub id")
-    group.add_argument("--backend", dest="index_backend", choices=["qdrant", "faiss"])
+    group.add_argument("--backend", dest="index_backend", choices=["auto", "qdrant", "faiss"],
+                       help="auto (default): a Qdrant server when FASHION_QDRANT_URL is set, else FAISS files; "
+                            "qdrant without a URL: embedded Qdrant (qdrant-client local mode)")
     group.add_argument("--index-dir", type=str, help="where local indexes live")
     group.add_argument("--collection", help="index / collection name")
     group.add_argument("--faiss-type", dest="faiss_index_type", choices=["flat", "hnsw", "ivf"])

@@ -2,7 +2,7 @@
 
 Precedence (highest first): explicit keyword arguments, environment variables, the file named by
 ``FASHION_CONFIG`` (TOML or YAML), then the defaults below. Every default works with no server:
-embedded Qdrant on a local path, the encoder in-process, indexing tasks in-process.
+FAISS files on a local path, the encoder in-process, indexing tasks in-process.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     encode_batch_size: int = Field(default=32, gt=0)
 
     # Index
-    index_backend: Literal["qdrant", "faiss"] = "qdrant"
+    index_backend: Literal["auto", "qdrant", "faiss"] = Field(
+        default="auto", description="auto = a Qdrant server when qdrant_url is set, else FAISS files in index_dir; "
+                                    "qdrant without a URL = qdrant-client's embedded local mode")
     index_dir: Path = Field(default=Path(".fashion-search/index"), description="local Qdrant path / FAISS dir")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; None = embedded local mode")
     qdrant_api_key: str | None = None
@@ -58,6 +60,9 @@ class Settings(BaseSettings):
     index_expected_size: int | None = Field(default=None, gt=0,
                                             description="catalog size a new Qdrant collection is tuned for (HNSW m)")
     index_search_ef: int | None = Field(default=None, gt=0, description="HNSW ef at query time; None = by size")
+    qdrant_acorn_max_selectivity: float | None = Field(
+        default=None, ge=0, le=1, description="Qdrant server: filtered searches use ACORN when the filter keeps at "
+        "most this share of the points (1 = always), for filters that follow the embedding; None = off")
     qdrant_shards: int = Field(default=1, gt=0, description="shard_number of a new collection (distributed Qdrant)")
     qdrant_replicas: int = Field(default=1, gt=0, description="replication_factor of a new collection")
     index_batch_size: int = Field(default=64, gt=0)

@@ -34,7 +34,7 @@ from fashion_core.errors import (
 )
 from fashion_core.index import alias
 from fashion_core.index.base import IndexMeta
-from fashion_core.index.factory import open_index
+from fashion_core.index.factory import backend, open_index
 from fashion_core.indexing import embed_products
 from fashion_core.model.encoder import Encoder
 from fashion_core.settings import Settings
@@ -78,9 +78,9 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
         failures = [Failure(str(i), "not in catalog (or rejected by the reader)") for i in wanted if i not in known]
     job_id = JobSpec.new_id()
     # FAISS updates are copy-on-write (a new version, then the switch); Qdrant updates go through the alias.
-    in_place = kind == "update" and settings.index_backend == "qdrant"
+    in_place = kind == "update" and backend(settings) == "qdrant"
     spec = JobSpec(job_id=job_id, kind=kind, catalog_dir=str(Path(catalog_dir).resolve()), index=index,
-                   version=index if in_place else alias.new_version_name(index), backend=settings.index_backend,
+                   version=index if in_place else alias.new_version_name(index), backend=backend(settings),
                    staging_dir=str(staging_dir(settings, job_id).resolve()),
                    chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
                    delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))

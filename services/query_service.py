@@ -23,7 +23,7 @@ from fashion_core.images import SourceImage, decode_image, load_image
 from fashion_core.index import alias
 from fashion_core.index.alias import check_index_name
 from fashion_core.index.base import SearchHit, VectorIndex
-from fashion_core.index.factory import open_index
+from fashion_core.index.factory import backend, open_index
 from fashion_core.localization import heatmap_png, occlusion_map
 from fashion_core.model.encoder import ClipEncoder, Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
@@ -69,28 +69,37 @@ class LockedIndex:
 
 
 class IndexRegistry:
-    """The indexes this service answers for, opened on first use, once each (embedded Qdrant allows one client
-    per store).
+    """The indexes this service answers for, opened on first use, once per version (embedded Qdrant allows one
+    client per store).
 
     A requested name must be an index name (never a path: INVALID_ARGUMENT) that the store serves (a plain index
     or a re-indexed name, not a version: else NOT_FOUND). At most ``max_open`` are open at a time; the least
-    recently used one is closed to make room."""
+    recently used one is closed to make room.
+
+    A re-index reaches a running service: before each request the FAISS pointer and the serving version's
+    ``meta.json`` are checked (:func:`alias.faiss_stamp`, one small read and one stat), and when they changed the
+    new version is opened (complete: the pointer only moves to a flushed version) and replaces the old one, which
+    answers until then. Qdrant follows a switch by itself: aliases resolve inside the server, and an embedded
+    store has one client, this one."""
 
     def __init__(self, settings: Settings, encoder: Encoder, max_open: int = MAX_OPEN_INDEXES) -> None:
         self.settings = settings
         self.encoder = encoder
         self.max_open = max_open
-        self._engines: OrderedDict[str, SearchEngine] = OrderedDict()
+        # name -> (engine, stamp of the version it serves)
+        self._engines: OrderedDict[str, tuple[SearchEngine, tuple[str, int | None] | None]] = OrderedDict()
         self._guard = threading.Lock()
+        self._opening = threading.Lock()  # one load at a time: two requests after a switch load it once
+        self._faiss = backend(settings) == "faiss"
         # Servers (Qdrant URL) take concurrent calls themselves; local stores get a lock.
-        self._serialise = settings.index_backend == "faiss" or settings.qdrant_url is None
+        self._serialise = self._faiss or settings.qdrant_url is None
 
     def name(self, requested: str) -> str:
         return requested or self.settings.collection
 
     def served(self) -> list[str]:
         """The names the store serves (FAISS dirs and pointers; Qdrant collections and aliases), sorted."""
-        if self.settings.index_backend == "faiss":
+        if self._faiss:
             return alias.serving_names(self.settings)
         if self.settings.qdrant_url:
             from qdrant_client import QdrantClient
@@ -110,31 +119,54 @@ class IndexRegistry:
             return index.run(lambda i: alias.serving_names(self.settings, i.client))
         return alias.serving_names(self.settings, index.client)  # type: ignore[attr-defined]
 
-    def engine(self, requested: str) -> SearchEngine:
-        """The engine of ``requested`` (empty = the default index). Raises InvalidInputError for a name that is
-        not one, NotFoundError for an index this service does not serve."""
-        name = check_index_name(self.name(requested))
+    def _cached(self, name: str, stamp: tuple[str, int | None] | None) -> SearchEngine | None:
         with self._guard:
-            if name in self._engines:
-                self._engines.move_to_end(name)
-                return self._engines[name]
-        if name != self.settings.collection and name not in self.served():
-            raise NotFoundError(f"index {name!r} does not exist")
-        with self._guard:
-            if name not in self._engines:
-                index: VectorIndex = open_index(self.settings, name)
-                if index.meta is None:
-                    index.close()
-                    raise NotFoundError(f"index {name!r} does not exist")
-                served = LockedIndex(index) if self._serialise else index
-                self._engines[name] = SearchEngine(self.encoder, served,  # type: ignore[arg-type]
-                                                   text=TextSearchConfig.from_settings(self.settings))
-                while len(self._engines) > self.max_open:
-                    evicted, old = self._engines.popitem(last=False)
-                    log.info("closing index %r: more than %d open", evicted, self.max_open)
-                    old.index.close()
+            entry = self._engines.get(name)
+            if entry is None or entry[1] != stamp:
+                return None
             self._engines.move_to_end(name)
-            return self._engines[name]
+            return entry[0]
+
+    def engine(self, requested: str) -> SearchEngine:
+        """The engine of ``requested`` (empty = the default index), of the version serving it now. Raises
+        InvalidInputError for a name that is not one, NotFoundError for an index this service does not serve."""
+        name = check_index_name(self.name(requested))
+        stamp = alias.faiss_stamp(self.settings, name) if self._faiss else None
+        engine = self._cached(name, stamp)
+        if engine is not None:
+            return engine
+        with self._guard:
+            known = name in self._engines
+        if not known and name != self.settings.collection and name not in self.served():
+            raise NotFoundError(f"index {name!r} does not exist")
+        with self._opening:
+            engine = self._cached(name, stamp)  # loaded by the request this one waited for
+            if engine is not None:
+                return engine
+            # FAISS: open exactly the version stamped, so the stamp kept describes what is served.
+            index: VectorIndex = open_index(self.settings, stamp[0] if stamp else name)
+            if index.meta is None:
+                index.close()
+                raise NotFoundError(f"index {name!r} does not exist")
+            served = LockedIndex(index) if self._serialise else index
+            engine = SearchEngine(self.encoder, served,  # type: ignore[arg-type]
+                                  text=TextSearchConfig.from_settings(self.settings))
+            closing: list[tuple[str, SearchEngine]] = []
+            with self._guard:
+                old = self._engines.pop(name, None)
+                if old is not None:
+                    log.info("index %r: serving %s now (was %s)", name, stamp[0] if stamp else name,
+                             old[1][0] if old[1] else name)
+                    closing.append((name, old[0]))
+                self._engines[name] = (engine, stamp)
+                while len(self._engines) > self.max_open:
+                    evicted, (old_engine, _) = self._engines.popitem(last=False)
+                    log.info("closing index %r: more than %d open", evicted, self.max_open)
+                    closing.append((evicted, old_engine))
+            # Requests already running on an old engine finish on it (FAISS close frees nothing they use).
+            for _, old_engine in closing:
+                old_engine.index.close()
+            return engine
 
     def open_names(self) -> list[str]:
         with self._guard:
@@ -142,7 +174,7 @@ class IndexRegistry:
 
     def close(self) -> None:
         with self._guard:
-            for engine in self._engines.values():
+            for engine, _ in self._engines.values():
                 engine.index.close()
             self._engines.clear()
 

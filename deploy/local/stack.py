@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fashion_core.errors import InvalidInputError, UnavailableError
+from fashion_core.index.factory import backend
 from fashion_core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class LocalStack:
         self.config = config or StackConfig()
         self.env = dict(os.environ if env is None else env)
         self.settings = settings_of(self.env)
-        if self.settings.index_backend == "qdrant" and not self.settings.qdrant_url:
+        if backend(self.settings) == "qdrant" and not self.settings.qdrant_url:
             raise InvalidInputError("local-stack: embedded Qdrant allows one process per store, and the query service "
                                     "and the workers' finalize step both open it; use --backend faiss or a Qdrant "
                                     "server (--qdrant-url)")

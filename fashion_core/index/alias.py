@@ -6,7 +6,8 @@ A re-index builds ``<name>__v<stamp>`` next to the serving index, then points ``
   ``<name>`` follows the switch on its next request; the switch is one ``update_collection_aliases`` call.
 - FAISS: a pointer file ``<name>.alias`` next to the version dirs, replaced with ``os.replace`` (atomic on
   POSIX). :func:`resolve_faiss` reads it, so a reader sees the new version when it (re)opens the index;
-  :func:`serving_version` is cheap enough to poll for that.
+  :func:`faiss_stamp` is cheap enough to check on every request, which the query service does to re-open
+  an index after a switch.
 
 A name with neither an alias nor a pointer is a plain index (what ``fashion-search index`` writes).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fashion_core.errors import InvalidInputError
+from fashion_core.index.factory import backend
 from fashion_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ def is_version(name: str) -> bool:
 def serving_names(settings: Settings, client: QdrantClient | None = None) -> list[str]:
     """The names a store serves, sorted: plain indexes and re-indexed names (aliases, FAISS pointers), never
     their versions. Qdrant needs ``client``."""
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         root = faiss_root(settings)
         if not root.is_dir():
             return []
@@ -92,13 +94,27 @@ def resolve_faiss(settings: Settings, name: str) -> str:
     return check_index_name(target) if target else name
 
 
+def faiss_stamp(settings: Settings, name: str) -> tuple[str, int | None]:
+    """What serves ``name`` now, as (version dir, ``meta.json`` mtime in ns; None when there is none).
+
+    It changes when a re-index switches the pointer, and when a plain index is rewritten (``meta.json`` is
+    written last, so a changed stamp means a complete index). One small read and one ``stat``: cheap enough
+    to check before every request, which is how a reader notices a switch without reloading."""
+    version = resolve_faiss(settings, name)
+    try:
+        mtime: int | None = (faiss_root(settings) / version / "meta.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        mtime = None
+    return version, mtime
+
+
 def _qdrant_aliases(client: QdrantClient) -> dict[str, str]:
     return {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
 
 
 def serving_version(settings: Settings, name: str, client: QdrantClient | None = None) -> str:
     """The physical collection/dir ``name`` resolves to now (``name`` itself for a plain index)."""
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         return resolve_faiss(settings, name)
     if client is None:
         raise ValueError("a Qdrant client is needed to resolve a Qdrant alias")
@@ -108,7 +124,7 @@ def serving_version(settings: Settings, name: str, client: QdrantClient | None =
 def list_versions(settings: Settings, name: str, client: QdrantClient | None = None) -> list[str]:
     """Every built version of ``name``, oldest first."""
     prefix = f"{name}{VERSION_SEP}"
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         root = faiss_root(settings)
         names = [p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix)] if root.is_dir() else []
     else:
@@ -120,7 +136,7 @@ def list_versions(settings: Settings, name: str, client: QdrantClient | None = N
 
 def switch(settings: Settings, name: str, version: str, client: QdrantClient | None = None) -> None:
     """Point ``name`` at ``version`` atomically; readers see either the old or the new version, never a mix."""
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         pointer = faiss_pointer(settings, name)
         pointer.parent.mkdir(parents=True, exist_ok=True)
         tmp = pointer.with_name(pointer.name + ".tmp")
@@ -147,7 +163,7 @@ def switch(settings: Settings, name: str, version: str, client: QdrantClient | N
 
 
 def drop_version(settings: Settings, version: str, client: QdrantClient | None = None) -> None:
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         shutil.rmtree(faiss_root(settings) / version, ignore_errors=True)
     elif client is not None and client.collection_exists(version):
         client.delete_collection(version)

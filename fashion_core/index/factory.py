@@ -1,9 +1,28 @@
-"""Opens the index backend the settings choose."""
+"""Opens the index backend the settings choose: the one home of that choice.
+
+``index_backend="auto"`` (the default) is a Qdrant server when ``qdrant_url`` is set, else FAISS files under
+``index_dir``: an exact flat scan with exact filters, persisted, and reopened in about half a second at the real
+catalog's size (40k items). qdrant-client's embedded local mode, the old default, stays available as
+``index_backend="qdrant"`` with no URL: at 40k items it answered ~14 queries/s unfiltered and ~1/s filtered,
+and a CLI search on it took 14-18 s, mostly reopening the store (figures in README, "Index backends").
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fashion_core.index.base import VectorIndex
 from fashion_core.settings import Settings
+
+Backend = Literal["faiss", "qdrant"]
+
+
+def backend(settings: Settings) -> Backend:
+    """The backend in force: the explicit ``index_backend``, or for ``auto`` Qdrant when a server URL is set and
+    FAISS files otherwise."""
+    if settings.index_backend == "auto":
+        return "qdrant" if settings.qdrant_url else "faiss"
+    return settings.index_backend
 
 
 def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
@@ -13,7 +32,7 @@ def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
     from fashion_core.index.alias import check_index_name
 
     collection = check_index_name(name or settings.collection)
-    if settings.index_backend == "faiss":
+    if backend(settings) == "faiss":
         from fashion_core.index.alias import resolve_faiss
         from fashion_core.index.faiss_index import FaissIndex
 
@@ -26,4 +45,5 @@ def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
     return QdrantIndex(collection, path=settings.index_dir / "qdrant", url=settings.qdrant_url,
                        api_key=settings.qdrant_api_key, shards=settings.qdrant_shards,
                        replicas=settings.qdrant_replicas, quantization=settings.qdrant_quantization,
-                       hnsw_ef=settings.index_search_ef, expected_size=settings.index_expected_size)
+                       hnsw_ef=settings.index_search_ef, expected_size=settings.index_expected_size,
+                       acorn_max_selectivity=settings.qdrant_acorn_max_selectivity)

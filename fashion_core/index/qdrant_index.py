@@ -54,7 +54,8 @@ class QdrantIndex:
     def __init__(self, collection: str, path: Path | str | None = None, url: str | None = None,
                  api_key: str | None = None, client: QdrantClient | None = None,
                  hnsw_ef: int | None = None, expected_size: int | None = None, quantization: str = "none",
-                 shards: int = 1, replicas: int = 1, oversampling: float = 2.0) -> None:
+                 shards: int = 1, replicas: int = 1, oversampling: float = 2.0,
+                 acorn_max_selectivity: float | None = None) -> None:
         if quantization not in {"none", "scalar", "product"}:
             raise InvalidInputError(f"unknown Qdrant quantization {quantization!r}: none, scalar or product")
         self.collection = self.name = collection
@@ -62,6 +63,10 @@ class QdrantIndex:
         self.hnsw_m = m
         self.hnsw_ef = hnsw_ef or max(128, default_ef)
         self.quantization, self.oversampling = quantization, oversampling
+        # ACORN (Qdrant's filtered walk that also visits neighbours' neighbours) for filters keeping at most this
+        # share: a filter that follows the embedding stays the true top-k (44k synthetic, gender=Men keeping 55%:
+        # recall@10 0.77 without, 0.98 with, at ~1/10 of the QPS; benchmarks/ann_scale.py, qdrant-hnsw+acorn).
+        self.acorn_max_selectivity = acorn_max_selectivity
         self.shards, self.replicas = shards, replicas
         self.local = client is None and url is None
         if client is not None:
@@ -156,7 +161,9 @@ class QdrantIndex:
         if not self.local:
             rescore = None if self.quantization == "none" else models.QuantizationSearchParams(
                 rescore=True, oversampling=self.oversampling, ignore=exact)
-            params = models.SearchParams(exact=exact, hnsw_ef=max(self.hnsw_ef, k), quantization=rescore)
+            acorn = None if self.acorn_max_selectivity is None or flt is None or flt.is_empty else \
+                models.AcornSearchParams(enable=True, max_selectivity=self.acorn_max_selectivity)
+            params = models.SearchParams(exact=exact, hnsw_ef=max(self.hnsw_ef, k), quantization=rescore, acorn=acorn)
         response = self.client.query_points(self.collection, query=q.tolist(), query_filter=to_qdrant_filter(flt),
                                             limit=k, with_payload=PAYLOAD, search_params=params)
         return [SearchHit(id=int(p.id), score=float(p.score), payload=dict(p.payload or {}))

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -29,13 +30,14 @@ def ann_scale():
 @pytest.mark.slow
 def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
     args = argparse.Namespace(size="6000", queries=20, budget=0.02, methods=",".join(ann_scale.ALL_METHODS), ef=None,
-                              qdrant_max=1_500)
+                              qdrant_max=1_500, vectors=None, acorn=True)
     rows = ann_scale.run(args)
     by_method: dict[str, dict[str, float]] = {}
     for method, _items, fname, _sel, _build, _mb, q1, q8, _ratio, recall in rows:
         by_method.setdefault(method.split(" ")[0], {})[fname] = float(recall)
         assert q1 > 0 and q8 > 0
-    assert set(by_method) == set(ann_scale.ALL_METHODS)
+    # every method, and each Qdrant build searched with ACORN too
+    assert set(by_method) == {*ann_scale.ALL_METHODS, "qdrant-hnsw+acorn", "qdrant-hnsw-sq8+acorn"}
     filters = set(by_method["brute"])
     assert len(filters) == 5 and "none" in filters
     for method, recalls in by_method.items():
@@ -56,3 +58,41 @@ def test_qdrant_filter_translation_matches_the_catalog_filter(ann_scale) -> None
     flt = ann_scale.edge_filter(SearchFilter.build(gender="Men,Boys", articleType="Heels", year_min=2010))
     text = repr(flt)
     assert "gender" in text and "Boys" in text and "Heels" in text and "2010" in text
+
+
+def test_gender_follows_the_clusters(ann_scale) -> None:
+    """Real catalogs put men's and women's products in different regions: most of a cluster has one gender."""
+    cat = ann_scale.make_catalog(6000, 10)
+    nearest = np.argsort(-(cat.vectors[:200] @ cat.vectors.T), axis=1)[:, 1:6]
+    same = np.mean(cat.codes["gender"][nearest] == cat.codes["gender"][:200, None])
+    share = np.bincount(cat.codes["gender"]) / len(cat.ids)
+    assert same > 0.75 and same > 1.5 * float(share @ share)  # far above what independent draws would give
+
+
+def test_real_vectors_are_read_from_an_exported_faiss_index(ann_scale, tmp_path) -> None:
+    """--export-faiss writes an index's vectors and payloads; --vectors measures on them (queries held out)."""
+    from fashion_core.index import IndexMeta
+    from fashion_core.index.faiss_index import FaissIndex
+
+    rng = np.random.default_rng(0)
+    n, dim = 600, 16
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    payloads = [{"gender": ["Men", "Women", "Girls"][i % 3], "articleType": f"t{i % 7}", "baseColour": f"c{i % 5}",
+                 "year": 2010} for i in range(n)]
+    index = FaissIndex(tmp_path / "idx")
+    index.create(IndexMeta(name="idx", backend="faiss", dim=dim))
+    index.upsert(list(range(1, n + 1)), vectors, payloads)
+    index.flush()
+    out = tmp_path / "real.npz"
+    assert ann_scale.export_faiss_index(tmp_path / "idx", out) == n
+    cat = ann_scale.load_catalog(out, n_queries=20)
+    assert len(cat.ids) == n - 20 and cat.queries.shape == (20, dim) and cat.dim == dim
+    held_out = np.isin(np.arange(1, n + 1), cat.ids, invert=True)  # the queries are not in the gallery
+    np.testing.assert_allclose((cat.queries @ vectors[held_out].T).max(axis=1), 1.0, atol=1e-5)
+    assert [p["gender"] for p in cat.payloads[:3]] == [payloads[i - 1]["gender"] for i in cat.ids[:3]]
+    args = argparse.Namespace(size="0", queries=20, budget=0.02, methods="brute,faiss-flat", ef=None,
+                              qdrant_max=100, vectors=str(out), acorn=False)
+    rows = ann_scale.run(args)
+    assert {row[0] for row in rows} == {"brute", "faiss-flat"}
+    assert all(row[1] == n - 20 and float(row[-1]) == 1.0 for row in rows)  # exact methods, real data

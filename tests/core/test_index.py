@@ -188,7 +188,7 @@ def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> N
     from fashion_core.index.factory import open_index
     from fashion_core.settings import Settings
 
-    index = open_index(Settings(index_dir=tmp_path, qdrant_shards=3, qdrant_replicas=2,
+    index = open_index(Settings(index_dir=tmp_path, index_backend="qdrant", qdrant_shards=3, qdrant_replicas=2,
                                 qdrant_quantization="scalar", index_search_ef=77))
     try:
         assert isinstance(index, QdrantIndex)
@@ -199,3 +199,28 @@ def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> N
                                 faiss_quantization="sq8", index_search_ef=77))
     assert isinstance(faiss, FaissIndex)
     assert (faiss.index_type, faiss.quantization, faiss.ef_search) == ("hnsw", "sq8", 77)
+
+
+def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """FASHION_QDRANT_ACORN_MAX_SELECTIVITY reaches Qdrant as AcornSearchParams on filtered searches only."""
+    from qdrant_client import QdrantClient
+
+    from fashion_core.index.factory import open_index
+    from fashion_core.settings import Settings
+
+    opened = open_index(Settings(index_backend="qdrant", index_dir=tmp_path, qdrant_acorn_max_selectivity=0.6))
+    assert opened.acorn_max_selectivity == 0.6
+    opened.close()
+    index = QdrantIndex("t", client=QdrantClient(":memory:"), acorn_max_selectivity=0.6)  # sent like a server
+    index.create(IndexMeta(name="t", backend="qdrant", dim=4))
+    index.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [{"gender": "Men"}, {"gender": "Women"}])
+    sent: list[object] = []
+    query_points = index.client.query_points
+    monkeypatch.setattr(index.client, "query_points",
+                        lambda *a, **kw: sent.append(kw["search_params"]) or query_points(*a, **kw))
+    assert [h.id for h in index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men"))] == [1]
+    index.search(np.eye(4, dtype=np.float32)[1], 1)
+    assert sent[0].acorn.enable and sent[0].acorn.max_selectivity == 0.6
+    assert sent[1].acorn is None  # nothing to filter
+    index.close()

@@ -11,13 +11,17 @@ from PIL import Image
 
 from fashion_core.errors import InvalidInputError
 from fashion_core.images import decode_image
+from fashion_core.index.factory import backend
 from fashion_core.model.resolve import recipe_pointer, resolve_model
 from fashion_core.settings import load_settings
 
 
 def test_defaults_need_no_server() -> None:
     s = load_settings()
-    assert s.index_backend == "qdrant" and s.qdrant_url is None
+    assert s.index_backend == "auto" and s.qdrant_url is None
+    assert backend(s) == "faiss"  # FAISS files: no server, and fast at the real catalog's size
+    assert backend(load_settings(qdrant_url="http://qdrant:6333")) == "qdrant"
+    assert backend(load_settings(index_backend="qdrant")) == "qdrant"  # embedded Qdrant stays one setting away
     assert s.redis_url is None and s.encoder_address is None and s.model is None
 
 
