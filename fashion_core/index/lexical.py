@@ -29,6 +29,8 @@ import Stemmer
 from fashion_core.catalog.schema import KEYWORD_FIELDS
 
 log = logging.getLogger(__name__)
+# bm25s sets its own logger to DEBUG on import, which prints "Building index from tokens" under any CLI.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 LEXICAL_DIR = "lexical"  # inside a FAISS index directory
 IDS_FILE = "ids.npy"
