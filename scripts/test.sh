@@ -5,8 +5,7 @@
 #
 # Without arguments the real recipe (trained only where the real catalog is found) trains beside the tests that
 # do not need it: those mostly wait on servers, workers and subprocesses, so training soaks up the idle cores
-# instead of adding all its minutes to the run (it is the longer of the two, so it runs at the same priority);
-# the real-data tests run once it is done.
+# (at a lower priority) instead of adding its minutes to the run; the real-data tests run once it is done.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -22,7 +21,7 @@ fi
 fashion-search prepare-models --recipes synthetic
 log="$(mktemp -t fashion-real-recipe.XXXXXX.log)"
 echo "training the real recipe beside the tests (log: $log)"
-fashion-search prepare-models --recipes real >"$log" 2>&1 &
+nice -n 5 fashion-search prepare-models --recipes real >"$log" 2>&1 &
 trainer=$!
 status=0
 python -m pytest --ignore=tests/real || status=$?
