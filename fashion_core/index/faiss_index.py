@@ -127,6 +127,14 @@ class _BitmapSelector:
         self.faiss = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(self.bits))
 
 
+def _partition_selector(rows: np.ndarray, mask: np.ndarray) -> tuple[int, _BitmapSelector | None]:
+    """How many of a partition's ``rows`` the filter ``mask`` (bool, one per index row) keeps, and a selector over
+    the partition's local positions (None when it keeps all of them: no selector needed)."""
+    local = mask[rows]
+    matches = int(np.count_nonzero(local))
+    return matches, (_BitmapSelector(local) if 0 < matches < len(rows) else None)
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
@@ -445,11 +453,9 @@ class FaissIndex:
                     return None
                 found.append(rows[mask[rows]])
                 continue
-            local = mask[part.rows]
-            matches = int(np.count_nonzero(local))
+            matches, selector = _partition_selector(part.rows, mask)
             if not matches:
                 continue
-            selector = _BitmapSelector(local) if matches < len(part.rows) else None
             sel = selector.faiss if selector else None
             ivf = isinstance(faiss.downcast_index(part.ann), faiss.IndexIVF)  # a pq scan: one list
             params = faiss.SearchParametersIVF(nprobe=1, sel=sel) if ivf else faiss.SearchParameters(sel=sel)
@@ -470,11 +476,9 @@ class FaissIndex:
         found = []
         for value in flt.equals[field]:
             part = self._value_parts[(field, value)]
-            local = mask[part.rows]
-            matches = int(np.count_nonzero(local))
+            matches, selector = _partition_selector(part.rows, mask)
             if not matches:
                 continue
-            selector = _BitmapSelector(local) if matches < len(part.rows) else None
             sel = selector.faiss if selector else None
             selectivity = matches / len(part.rows)
             own = self._params_for(len(part.rows))
