@@ -17,7 +17,7 @@ def model_dir(path: str | None, image_size: int = 64) -> str:
     """The checkpoint to measure: the given one, or a small random CLIP built for the run."""
     if path:
         return path
-    from fashion_core.model.factory import TinyClipSpec, build_tiny_clip
+    from training.architectures import TinyClipSpec, build_tiny_clip
 
     spec = TinyClipSpec(image_size=image_size, vision_width=128, vision_layers=4, text_width=128, text_layers=4,
                         projection_dim=128)
@@ -25,7 +25,7 @@ def model_dir(path: str | None, image_size: int = 64) -> str:
 
 
 def catalog_dir(n: int) -> Path:
-    from fashion_core.catalog.synthetic import generate_catalog
+    from training.synthetic_catalog import generate_catalog
 
     return generate_catalog(Path(tempfile.mkdtemp()) / "bench-catalog", n=n, seed=0)
 

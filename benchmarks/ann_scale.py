@@ -47,9 +47,9 @@ import qdrant_edge as qe  # noqa: E402
 from _common import table  # noqa: E402
 
 from fashion_core.catalog import KEYWORD_FIELDS  # noqa: E402
-from fashion_core.index import IndexMeta, SearchFilter, ann_params  # noqa: E402
-from fashion_core.index.faiss_index import FaissIndex  # noqa: E402
-from fashion_core.index.qdrant_index import QdrantIndex  # noqa: E402
+from fashion_core.stores import IndexMeta, SearchFilter, ann_params  # noqa: E402
+from fashion_core.stores.faiss_index import FaissIndex  # noqa: E402
+from fashion_core.stores.qdrant_index import QdrantIndex  # noqa: E402
 
 log = logging.getLogger("ann_scale")
 DIM, K = 512, 10

@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 def build_model(size: str, out: Path) -> str:
-    from fashion_core.model.factory import SPECS, build_tiny_clip
+    from training.architectures import SPECS, build_tiny_clip
 
     return str(build_tiny_clip(out / size, SPECS[size]))
 
@@ -96,7 +96,7 @@ def payloads(modality: str, n: int) -> list:
     if modality == "text":
         colours, kinds = ["red", "navy blue", "black", "white", "olive"], ["dress", "running shoes", "watch", "kurta"]
         return [f"a {colours[i % 5]} {kinds[i % 4]} for {'men' if i % 2 else 'women'}, item {i}" for i in range(n)]
-    from fashion_core.catalog.synthetic import generate_catalog
+    from training.synthetic_catalog import generate_catalog
 
     catalog = generate_catalog(Path(tempfile.mkdtemp()) / "catalog", n=n, seed=3, image_size=224)
     return [p.read_bytes() for p in sorted((catalog / "images").glob("*.jpg"))][:n]
@@ -202,12 +202,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from fashion_core.model.encoder import ClipEncoder
+    from services.wiring import local_encoder
+
+    from fashion_core.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="bench-encoder-"))
     model = args.model or build_model(args.size, work)
     items = payloads(args.modality, 256)
-    encoder = ClipEncoder.from_pretrained(model, device=args.device, batch_size=args.max_batch)
+    encoder = local_encoder(Settings(model=model, device=args.device), batch_size=args.max_batch)
     console.print(f"model {encoder.info.model_id} (dim {encoder.info.dim}, {encoder.info.device}), "
                   f"{args.modality}s, {os.cpu_count()} CPUs, {args.threads} torch thread(s), "
                   f"{args.seconds:.0f}s per row")

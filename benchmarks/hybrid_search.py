@@ -45,18 +45,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import console, percentile, table
+from services.wiring import local_encoder
 
 from fashion_core.captions import clean_text, shopper_query, singular
 from fashion_core.catalog import read_catalog
 from fashion_core.catalog.real import find_real_catalog
 from fashion_core.catalog.schema import Product
 from fashion_core.fusion import fuse
-from fashion_core.index.base import SearchHit
-from fashion_core.index.faiss_index import FaissIndex
-from fashion_core.indexing import index_products
-from fashion_core.model.encoder import ClipEncoder
+from fashion_core.ingest import index_products
+from fashion_core.model.encoder import Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
+from fashion_core.stores.base import SearchHit
+from fashion_core.stores.faiss_index import FaissIndex
 from training.data import split_products
 from training.evaluate import usable
 
@@ -161,7 +162,7 @@ def name_queries(test: Sequence[Product], n: int) -> list[Query]:
     return [Query(p.productDisplayName, lambda q, i=p.id: q.id == i, None, 1, p.id) for p in picked]
 
 
-def open_split_index(work: Path, test: Sequence[Product], encoder: ClipEncoder, split: str) -> FaissIndex:
+def open_split_index(work: Path, test: Sequence[Product], encoder: Encoder, split: str) -> FaissIndex:
     index = FaissIndex(work / f"{split}-split", index_type="flat")
     ids = {p.id for p in test}
     meta = index.meta
@@ -254,7 +255,7 @@ def main() -> int:
         return 2
     model = Path(args.model) if args.model else settings.models_dir / json.loads(
         (settings.models_dir / "real.json").read_text())["dir"]
-    encoder = ClipEncoder.from_pretrained(model, device="cpu")
+    encoder = local_encoder(settings.model_copy(update={"model": str(model), "device": "cpu"}))
     test = usable(split_products(read_catalog(catalog).products)[args.split])
     products = {p.id: p for p in test}
     index = open_split_index(Path(args.work), test, encoder, args.split)

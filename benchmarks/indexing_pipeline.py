@@ -22,10 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from services.wiring import local_encoder
+
 from benchmarks._common import catalog_dir, console, model_dir, table
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.images import load_image
-from fashion_core.model.encoder import ClipEncoder
 from fashion_core.settings import load_settings
 from indexer.distributors import start_job, wait_job
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def raw_encoder(model: str, catalog: Path, batch: int) -> float:
-    encoder = ClipEncoder.from_pretrained(model, device="cpu", batch_size=batch)
+    encoder = local_encoder(load_settings(model=model, device="cpu"), batch_size=batch)
     images = [load_image(p.image_path) for p in read_catalog(catalog).products]
     encoder.encode_images(images[:batch])  # warm-up
     best = 0.0

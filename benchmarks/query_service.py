@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import catalog_dir, model_dir, percentile, table
+from services.wiring import local_encoder
 
-from fashion_core.index.factory import open_index
-from fashion_core.index.filters import SearchFilter
-from fashion_core.indexing import index_catalog
-from fashion_core.model.encoder import ClipEncoder
+from fashion_core.ingest import index_catalog
 from fashion_core.settings import Settings
+from fashion_core.stores.backends import open_index
+from fashion_core.stores.filters import SearchFilter
 from services.query_client import QueryClient
 
 QUERIES = ["red dress", "men's blue sports shoes", "black handbag", "white t-shirt", "brown leather watch",
@@ -96,7 +96,7 @@ def main() -> None:
 
     path = model_dir(args.model)
     settings = Settings(model=path, index_backend=args.backend, index_dir=Path(tempfile.mkdtemp()))
-    encoder = ClipEncoder.from_pretrained(path)
+    encoder = local_encoder(settings)
     device = encoder.info.device
     index = open_index(settings)
     index_catalog(catalog_dir(args.n), encoder, index)

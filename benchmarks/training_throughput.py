@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fashion_core.model.encoder import load_checkpoint
-from fashion_core.model.factory import SPECS, TinyClipSpec, build_tiny_clip
+from training.architectures import SPECS, TinyClipSpec, build_tiny_clip
 from training.data import preprocess_images
 from training.embedding import image_features, text_features, tokenize
 from training.losses import clip_loss
@@ -66,7 +66,7 @@ def run(model_dir: Path, device: torch.device, amp: bool, steps: int, batch: int
 
 
 def towers(batch: int, steps: int) -> None:
-    from fashion_core.model.factory import build_dual_encoder
+    from training.architectures import build_dual_encoder
     from training.real import REAL_SPEC
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from services.wiring import open_encoder, open_engine
 
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
@@ -20,14 +21,13 @@ from fashion_cli.options import (
     labels_from,
     settings_from,
 )
-from fashion_cli.runtime import open_encoder, open_engine
 from fashion_core.catalog.reader import CatalogReadResult
-from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import load_image
-from fashion_core.index.factory import open_index
-from fashion_core.indexing import IndexReport, index_catalog
+from fashion_core.ingest import IndexReport, index_catalog
+from fashion_core.stores.backends import open_index
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
+from training.synthetic_catalog import generate_catalog
 
 
 def progress_bar() -> Progress:

@@ -69,7 +69,7 @@ def _print_stack(stack: LocalStack) -> None:
     shared.update(FASHION_REDIS_URL=stack.config.redis_url, FASHION_QUERY_ADDRESS=query)
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in shared.items())
     console.print(f"Use it from another shell:\n  export {exports}\n"
-                  f"  fashion-search reindex CATALOG --index {stack.settings.collection} --wait\n"
+                  f"  fashion-search reindex CATALOG --index {stack.settings.index_name} --wait\n"
                   f'  fashion-search query text "red dress"', highlight=False, soft_wrap=True)
 
 

@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, settings: Settings, **job: object) -> int:
     from indexer.distributors import start_job
 
     in_process = not settings.redis_url
-    spec = start_job(settings, args.catalog_dir, args.index or settings.collection, background=in_process,
+    spec = start_job(settings, args.catalog_dir, args.index or settings.index_name, background=in_process,
                      chunk_size=args.chunk_size, **job)  # type: ignore[arg-type]
     console.print(f"job [bold]{spec.job_id}[/bold]: {spec.kind} {spec.items_total} items in {spec.chunks_total} "
                   f"chunks -> {spec.version}" + ("" if in_process else " (queued for the Celery workers)"))
@@ -118,7 +118,7 @@ def cmd_index_update(args: argparse.Namespace) -> int:
     from indexer.diff import CatalogDiff, diff_catalog
 
     settings = _settings(args)
-    name = args.index or settings.collection
+    name = args.index or settings.index_name
     if args.add or args.delete:
         diff = CatalogDiff(add=_ids(args.add), delete=_ids(args.delete))
     else:
@@ -171,7 +171,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # The Celery app reads FASHION_* when imported: hand the flags over through the environment.
     for key, value in settings.model_dump().items():
         if value is not None and key in {"redis_url", "encoder_address", "qdrant_url", "model", "index_backend",
-                                         "index_dir", "collection", "faiss_index_type", "device"}:
+                                         "index_dir", "index_name", "faiss_index_type", "device"}:
             os.environ[f"FASHION_{key.upper()}"] = str(value)
     from indexer.celery_app import QUEUE, app
 
@@ -194,7 +194,7 @@ def cmd_serve_admin(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reindex", help="full re-index into a new version, then switch the serving name to it")
     p.add_argument("catalog_dir")
-    p.add_argument("--index", help="serving index name (default: --collection / FASHION_COLLECTION)")
+    p.add_argument("--index", help="serving index name (default: --index-name / FASHION_INDEX_NAME)")
     p.add_argument("--chunk-size", type=int, help="products per task (default FASHION_INDEX_CHUNK_SIZE)")
     p.add_argument("--wait", action="store_true", help="follow the job live until it ends")
     _job_options(p)
@@ -202,7 +202,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("index-update", help="add/update/delete products by diffing styles.csv or by id")
     p.add_argument("catalog_dir")
-    p.add_argument("--index", help="serving index name (default: --collection / FASHION_COLLECTION)")
+    p.add_argument("--index", help="serving index name (default: --index-name / FASHION_INDEX_NAME)")
     p.add_argument("--add", metavar="IDS", help="(re-)embed these comma-separated ids instead of diffing")
     p.add_argument("--delete", metavar="IDS", help="delete these comma-separated ids instead of diffing")
     p.add_argument("--dry-run", action="store_true", help="print the diff only")

@@ -7,25 +7,25 @@ import json
 import logging
 from pathlib import Path
 
+from services.wiring import local_encoder, open_encoder
+
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
 from fashion_cli.main import main as cli
 from fashion_cli.options import add_catalog_option, add_settings_options, settings_from
-from fashion_cli.runtime import open_encoder
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.real import HOW_TO_GET, find_real_catalog
 from fashion_core.catalog.schema import Product
-from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.errors import NotFoundError
 from fashion_core.images import load_image
-from fashion_core.index.base import VectorIndex
-from fashion_core.index.factory import open_index
-from fashion_core.index.filters import SearchFilter
-from fashion_core.model.encoder import ClipEncoder
-from fashion_core.model.factory import TinyClipSpec, build_tiny_clip
 from fashion_core.model.resolve import resolve_model
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
+from fashion_core.stores.backends import open_index
+from fashion_core.stores.base import VectorIndex
+from fashion_core.stores.filters import SearchFilter
+from training.architectures import TinyClipSpec, build_tiny_clip
+from training.synthetic_catalog import generate_catalog
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def cmd_make_tiny(args: argparse.Namespace) -> int:
 
 def cmd_model_info(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    info = ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device).info
+    info = local_encoder(settings).info
     print(json.dumps({"model_id": info.model_id, "version": info.version, "dim": info.dim, "device": info.device,
                       "card": info.card}, indent=2))
     return 0

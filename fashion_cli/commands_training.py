@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 from rich.table import Table
+from services.wiring import local_encoder
 
 from fashion_cli.console import console
 from fashion_cli.options import add_catalog_option, add_settings_options, settings_from
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.real import HOW_TO_GET, find_real_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.resolve import resolve_model
 
 log = logging.getLogger(__name__)
@@ -185,14 +187,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_localize(args: argparse.Namespace) -> int:
     from fashion_core.images import decode_image
     from fashion_core.localization import heatmap_png, occlusion_map
-    from fashion_core.model.encoder import ClipEncoder
 
     settings = settings_from(args)
     path = Path(args.image)
     if not path.is_file():
         raise NotFoundError(f"{path}: no such image")
     image = decode_image(path.read_bytes(), name=str(path))
-    encoder = ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device)
+    encoder = local_encoder(settings)
     loc = occlusion_map(encoder, image, args.query, grid=args.grid, patch=args.patch, threshold=args.threshold)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +209,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     overrides = {"seed": args.seed, "epochs": args.epochs, "n_products": args.n}
     cfg = BootstrapConfig(**{k: v for k, v in overrides.items() if v is not None})
     path = bootstrap_model(settings, cfg, force=args.force)
-    card = json.loads((path / "model_card.json").read_text())
+    card = json.loads((path / CARD_FILE).read_text())
     quality = card.get("quality", {})
     table = Table(title=f"bootstrap model quality on {quality.get('heldout', 'held-out split')}")
     for col in ("metric", "value", "target", ""):

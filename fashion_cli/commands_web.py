@@ -15,11 +15,11 @@ def cmd_serve_web(args: argparse.Namespace) -> int:
     import uvicorn
 
     from services.gateway.app import create_app
-    from services.gateway.grpc_backend import GrpcSearchBackend
+    from services.gateway.grpc_port import GrpcQueryPort
 
     settings = settings_from(args)
     address = args.query_address or settings.query_address
-    app = create_app(GrpcSearchBackend(address, timeout_s=args.timeout), catalog_roots=args.catalog,
+    app = create_app(GrpcQueryPort(address, timeout_s=args.timeout), catalog_roots=args.catalog,
                      max_upload_bytes=args.max_upload_mb * 1024 * 1024)
     console.print(f"search page on http://{args.host}:{args.port}/ (query service at {address})")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

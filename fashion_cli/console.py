@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from fashion_core.index.base import SearchHit
+from fashion_core.stores.base import SearchHit
 from fashion_core.zeroshot import LabelScore
 
 console = Console(width=None if sys.stdout.isatty() else 160)

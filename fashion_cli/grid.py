@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from fashion_core.index.base import SearchHit
 from fashion_core.pictures import Tile, render_rows
+from fashion_core.stores.base import SearchHit
 
 COLUMNS = 5
 

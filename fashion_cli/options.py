@@ -6,8 +6,8 @@ import argparse
 from typing import get_args
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.filters import SearchFilter
 from fashion_core.settings import SearchMode, Settings, load_settings
+from fashion_core.stores.filters import SearchFilter
 
 FILTER_OPTIONS = {
     # flag: catalog field
@@ -28,7 +28,7 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
                        help="auto (default): a Qdrant server when FASHION_QDRANT_URL is set, else FAISS files; "
                             "qdrant without a URL: embedded Qdrant (qdrant-client local mode)")
     group.add_argument("--index-dir", type=str, help="where local indexes live")
-    group.add_argument("--collection", help="index / collection name")
+    group.add_argument("--index-name", help="the serving index name (FASHION_INDEX_NAME)")
     group.add_argument("--faiss-type", dest="faiss_index_type", choices=["flat", "hnsw", "ivf"])
     group.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
@@ -46,7 +46,7 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    keys = ("model", "index_backend", "index_dir", "collection", "faiss_index_type", "device")
+    keys = ("model", "index_backend", "index_dir", "index_name", "faiss_index_type", "device")
     return load_settings(**{k: getattr(args, k, None) for k in keys}, catalog=getattr(args, "real_catalog", None))
 
 

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import get_args
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.base import SearchHit
 from fashion_core.settings import FusionMethod
+from fashion_core.stores.base import SearchHit
 
 FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 RRF_C = 60  # Cormack et al.'s constant: damps the head of each list

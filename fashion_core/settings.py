@@ -50,9 +50,10 @@ class Settings(BaseSettings):
     index_dir: Path = Field(default=Path(".fashion-search/index"), description="local Qdrant path / FAISS dir")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; None = embedded local mode")
     qdrant_api_key: str | None = None
-    collection: str = "products"
+    index_name: str = Field(default="products", description="the serving index name (a Qdrant collection or "
+                                                             "alias, a FAISS folder or pointer)")
     faiss_index_type: Literal["flat", "hnsw", "ivf", "auto"] = "flat"
-    # ANN at scale (fashion_core/index/ann_params.py chooses the rest by size; benchmarks/ann_scale.py measures).
+    # ANN at scale (fashion_core/stores/ann_params.py chooses the rest by size; benchmarks/ann_scale.py measures).
     faiss_quantization: Literal["none", "sq8", "pq"] = Field(
         default="none", description="FAISS ANN codes: sq8 = 4x smaller, pq = 16x; re-ranked on float32 vectors")
     qdrant_quantization: Literal["none", "scalar", "product"] = Field(

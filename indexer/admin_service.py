@@ -61,7 +61,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             raise InvalidInputError("catalog_dir is required")
         if request.chunk_size < 0:
             raise InvalidInputError(f"chunk_size must be positive, got {request.chunk_size}")
-        spec = start_job(self.settings, request.catalog_dir, request.index or self.settings.collection,
+        spec = start_job(self.settings, request.catalog_dir, request.index or self.settings.index_name,
                          chunk_size=request.chunk_size or None, background=True, store=self.store)
         return job_message(get_job(self.settings, spec.job_id, self.store))
 

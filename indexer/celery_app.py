@@ -102,7 +102,7 @@ def worker_encoder() -> Encoder:
     """One encoder per worker process: the encoder service client, or the model loaded once."""
     global _encoder
     if _encoder is None:
-        from fashion_cli.runtime import open_encoder
+        from services.wiring import open_encoder
 
         _encoder = open_encoder(settings)
     return _encoder

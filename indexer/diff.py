@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashion_core.catalog.reader import read_catalog
-from fashion_core.index.factory import open_index
-from fashion_core.indexing import product_payload
+from fashion_core.ingest import product_payload
 from fashion_core.settings import Settings
+from fashion_core.stores.backends import open_index
 
 
 @dataclass

@@ -102,7 +102,7 @@ def local_encoder(settings: Settings) -> Encoder:
     key = (settings.encoder_address, settings.model, str(settings.home), settings.device)
     with _local_lock:
         if key not in _local_encoders:
-            from fashion_cli.runtime import open_encoder
+            from services.wiring import open_encoder
 
             _local_encoders[key] = open_encoder(settings)
         return _local_encoders[key]

@@ -32,12 +32,12 @@ from fashion_core.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-from fashion_core.index import alias
-from fashion_core.index.base import IndexMeta
-from fashion_core.index.factory import backend, open_index
-from fashion_core.indexing import embed_products
+from fashion_core.ingest import embed_products
 from fashion_core.model.encoder import Encoder
 from fashion_core.settings import Settings
+from fashion_core.stores import versions
+from fashion_core.stores.backends import backend, open_index
+from fashion_core.stores.base import IndexMeta
 from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
 from indexer.shards import Shard, iter_shards, remove_shard, write_shard
 
@@ -62,7 +62,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
     """Record a job and return it with its chunks of product ids (nothing is enqueued yet)."""
     if kind not in {"reindex", "update"}:
         raise InvalidInputError(f"unknown job kind {kind!r}")
-    alias.check_index_name(index)
+    versions.check_index_name(index)
     size = chunk_size or settings.index_chunk_size
     if size <= 0:
         raise InvalidInputError(f"chunk size must be positive, got {size}")
@@ -80,11 +80,11 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
     # FAISS updates are copy-on-write (a new version, then the switch); Qdrant updates go through the alias.
     in_place = kind == "update" and backend(settings) == "qdrant"
     spec = JobSpec(job_id=job_id, kind=kind, catalog_dir=str(Path(catalog_dir).resolve()), index=index,
-                   version=index if in_place else alias.new_version_name(index), backend=backend(settings),
+                   version=index if in_place else versions.new_version_name(index), backend=backend(settings),
                    staging_dir=str(staging_dir(settings, job_id).resolve()),
                    chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
                    delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
-    alias.check_index_name(spec.version)  # the name plus its version stamp must still be a name
+    versions.check_index_name(spec.version)  # the name plus its version stamp must still be a name
     chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
     store.create(spec, failures, chunks)
     log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
@@ -166,8 +166,8 @@ def _cleanup(settings: Settings, spec: JobSpec, drop_version: bool) -> None:
         return
     index = open_index(settings, spec.version)
     try:
-        if alias.serving_version(settings, spec.index, _client_of(index)) != spec.version:  # type: ignore[arg-type]
-            alias.drop_version(settings, spec.version, _client_of(index))  # type: ignore[arg-type]
+        if versions.serving_version(settings, spec.index, _client_of(index)) != spec.version:  # type: ignore[arg-type]
+            versions.drop_version(settings, spec.version, _client_of(index))  # type: ignore[arg-type]
     finally:
         index.close()
 
@@ -280,13 +280,13 @@ def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") 
 
 def _switch_and_prune(settings: Settings, spec: JobSpec) -> None:
     if spec.backend == "faiss":
-        alias.switch(settings, spec.index, spec.version)
-        alias.prune_versions(settings, spec.index, settings.index_keep_versions)
+        versions.switch(settings, spec.index, spec.version)
+        versions.prune_versions(settings, spec.index, settings.index_keep_versions)
         return
     index = open_index(settings, spec.version)
     try:
         client = _client_of(index)
-        alias.switch(settings, spec.index, spec.version, client)  # type: ignore[arg-type]
-        alias.prune_versions(settings, spec.index, settings.index_keep_versions, client)  # type: ignore[arg-type]
+        versions.switch(settings, spec.index, spec.version, client)  # type: ignore[arg-type]
+        versions.prune_versions(settings, spec.index, settings.index_keep_versions, client)  # type: ignore[arg-type]
     finally:
         index.close()

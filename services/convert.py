@@ -8,7 +8,7 @@ from fashionsearch.v1 import common_pb2, query_pb2
 
 from fashion_core.catalog.schema import year_problem
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.filters import SearchFilter
 
 # proto field -> catalog field
 FILTER_FIELDS = {

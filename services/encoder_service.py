@@ -14,12 +14,13 @@ from PIL import Image
 
 from fashion_core.errors import FashionSearchError, InvalidInputError
 from fashion_core.images import decode_image
-from fashion_core.model.encoder import ClipEncoder, Encoder, check_texts
+from fashion_core.model.encoder import Encoder, check_texts
 from fashion_core.settings import Settings
 from services.batcher import DynamicBatcher
 from services.rpc import record, rpc
 from services.server import GrpcServer
 from services.status import status_of
+from services.wiring import local_encoder
 
 log = logging.getLogger(__name__)
 SERVICE = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name
@@ -102,10 +103,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
 def start_encoder_server(settings: Settings, address: str = "127.0.0.1:0", encoder: Encoder | None = None,
                          metrics_port: int | None = None) -> tuple[GrpcServer, EncoderServicer]:
     if encoder is None:
-        from fashion_core.model.resolve import resolve_model
-
-        encoder = ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device,
-                                              batch_size=settings.encoder_max_batch)
+        encoder = local_encoder(settings, batch_size=settings.encoder_max_batch)
     servicer = EncoderServicer(encoder, settings)
 
     def add(server: grpc.Server) -> list[str]:

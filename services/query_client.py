@@ -10,8 +10,8 @@ from typing import Any
 import grpc
 from fashionsearch.v1 import query_pb2, query_pb2_grpc
 
-from fashion_core.index.base import SearchHit
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.base import SearchHit
+from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
 from services.convert import filter_to_proto, mode_to_proto, product_from_proto
 from services.status import raise_for_rpc_error

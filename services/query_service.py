@@ -20,20 +20,21 @@ from PIL import Image
 from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import SourceImage, decode_image, load_image
-from fashion_core.index import alias
-from fashion_core.index.alias import check_index_name
-from fashion_core.index.base import SearchHit, VectorIndex
-from fashion_core.index.factory import backend, open_index
 from fashion_core.localization import heatmap_png, occlusion_map
-from fashion_core.model.encoder import ClipEncoder, Encoder
+from fashion_core.model.encoder import Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
+from fashion_core.stores import versions
+from fashion_core.stores.backends import backend, open_index
+from fashion_core.stores.base import SearchHit, VectorIndex
+from fashion_core.stores.versions import check_index_name
 from fashion_core.zeroshot import DEFAULT_TEMPLATES
 from services.convert import filter_from_proto, mode_from_proto, product_to_proto
-from services.encoder_client import EncoderClient, call_deadline
+from services.encoder_client import call_deadline
 from services.encoder_service import model_info_message
 from services.rpc import rpc
 from services.server import GrpcServer
+from services.wiring import open_encoder
 
 log = logging.getLogger(__name__)
 SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
@@ -77,7 +78,7 @@ class IndexRegistry:
     recently used one is closed to make room.
 
     A re-index reaches a running service: before each request the FAISS pointer and the serving version's
-    ``meta.json`` are checked (:func:`alias.faiss_stamp`, one small read and one stat), and when they changed the
+    ``meta.json`` are checked (:func:`versions.faiss_stamp`, one small read and one stat), and when they changed the
     new version is opened (complete: the pointer only moves to a flushed version) and replaces the old one, which
     answers until then. Qdrant follows a switch by itself: aliases resolve inside the server, and an embedded
     store has one client, this one."""
@@ -95,18 +96,18 @@ class IndexRegistry:
         self._serialise = self._faiss or settings.qdrant_url is None
 
     def name(self, requested: str) -> str:
-        return requested or self.settings.collection
+        return requested or self.settings.index_name
 
     def served(self) -> list[str]:
         """The names the store serves (FAISS dirs and pointers; Qdrant collections and aliases), sorted."""
         if self._faiss:
-            return alias.serving_names(self.settings)
+            return versions.serving_names(self.settings)
         if self.settings.qdrant_url:
             from qdrant_client import QdrantClient
 
             client = QdrantClient(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key)
             try:
-                return alias.serving_names(self.settings, client)
+                return versions.serving_names(self.settings, client)
             finally:
                 client.close()
         # embedded Qdrant: one client per store, the default index's
@@ -116,8 +117,8 @@ class IndexRegistry:
             return []
         index = default.index
         if isinstance(index, LockedIndex):
-            return index.run(lambda i: alias.serving_names(self.settings, i.client))
-        return alias.serving_names(self.settings, index.client)  # type: ignore[attr-defined]
+            return index.run(lambda i: versions.serving_names(self.settings, i.client))
+        return versions.serving_names(self.settings, index.client)  # type: ignore[attr-defined]
 
     def _cached(self, name: str, stamp: tuple[str, int | None] | None) -> SearchEngine | None:
         with self._guard:
@@ -131,13 +132,13 @@ class IndexRegistry:
         """The engine of ``requested`` (empty = the default index), of the version serving it now. Raises
         InvalidInputError for a name that is not one, NotFoundError for an index this service does not serve."""
         name = check_index_name(self.name(requested))
-        stamp = alias.faiss_stamp(self.settings, name) if self._faiss else None
+        stamp = versions.faiss_stamp(self.settings, name) if self._faiss else None
         engine = self._cached(name, stamp)
         if engine is not None:
             return engine
         with self._guard:
             known = name in self._engines
-        if not known and name != self.settings.collection and name not in self.served():
+        if not known and name != self.settings.index_name and name not in self.served():
             raise NotFoundError(f"index {name!r} does not exist")
         with self._opening:
             engine = self._cached(name, stamp)  # loaded by the request this one waited for
@@ -255,7 +256,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     @rpc("query")
     def ListIndexes(self, request, context):  # noqa: N802
         # what the store serves, by name: never a path, never a name someone merely asked for
-        names = list(dict.fromkeys([self.settings.collection, *self.indexes.served()]))
+        names = list(dict.fromkeys([self.settings.index_name, *self.indexes.served()]))
         infos = []
         for name in names:
             try:
@@ -266,7 +267,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             infos.append(query_pb2.IndexInfo(
                 name=name, backend=engine.index.backend, size=size, dim=meta.dim if meta else 0,
                 model_id=meta.model_id if meta else "", model_version=meta.model_version if meta else "",
-                is_default=name == self.settings.collection))
+                is_default=name == self.settings.index_name))
         return query_pb2.ListIndexesResponse(indexes=infos)
 
     @rpc("query")
@@ -290,18 +291,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                                           box_y1=y1)
 
 
-def build_encoder(settings: Settings) -> Encoder:
-    if settings.encoder_address:
-        return EncoderClient.from_settings(settings)
-    from fashion_core.model.resolve import resolve_model
-
-    return ClipEncoder.from_pretrained(resolve_model(settings), device=settings.device,
-                                       batch_size=settings.encode_batch_size)
-
-
 def start_query_server(settings: Settings, address: str = "127.0.0.1:0", encoder: Encoder | None = None,
                        metrics_port: int | None = None) -> tuple[GrpcServer, QueryServicer]:
-    servicer = QueryServicer(settings, encoder or build_encoder(settings))
+    servicer = QueryServicer(settings, encoder or open_encoder(settings))
 
     def add(server: grpc.Server) -> list[str]:
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)

@@ -16,7 +16,7 @@ SHARED_HOME = Path(os.environ.get("FASHION_HOME") or Path.home() / ".cache" / "f
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fashion_core.model.factory import build_tiny_clip
+    from training.architectures import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 
@@ -31,7 +31,7 @@ def tiny_encoder(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def synthetic_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """140 clean products (every article type x 10) plus the dirty rows of the real file."""
-    from fashion_core.catalog.synthetic import generate_catalog
+    from training.synthetic_catalog import generate_catalog
 
     return generate_catalog(tmp_path_factory.mktemp("catalog"), n=140, seed=1, dirty=True)
 

@@ -25,16 +25,17 @@ import torch
 from fashion_core.captions import caption, clean_text
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.schema import Product
-from fashion_core.catalog.synthetic import generate_catalog
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import ClipEncoder, Encoder
-from fashion_core.model.factory import CARD_FILE, TinyClipSpec, build_tiny_clip
-from fashion_core.model.tokenizer import fashion_corpus
 from fashion_core.settings import Settings
+from training.architectures import TinyClipSpec, build_tiny_clip
 from training.evaluate import ZEROSHOT_TEMPLATES, load_images, zero_shot
 from training.losses import LossWeights
 from training.metrics import first_relevant_ranks, mrr, recall_at_k
 from training.optim import OptimConfig
 from training.recipes import ensure_trained
+from training.synthetic_catalog import generate_catalog
+from training.tokenizer import fashion_corpus
 from training.trainer import TrainConfig, train
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ model hub is reachable, fine-tuning ``patrickjohncyh/fashion-clip`` or ``openai/
 ``fashion-search train --base`` is the better road; this recipe is what a machine without one can do.
 
 Model: a ``VisionTextDualEncoderModel`` (ConvNeXt image tower, BERT-style text tower, see
-``fashion_core.model.factory``), trained with CLIP's InfoNCE on product names and enriched captions, the
+``training.architectures``), trained with CLIP's InfoNCE on product names and enriched captions, the
 label-prompt loss of UniCL (each image against the prompt of every articleType, colour, gender, ...) and
 NormFace class proxies (a classifier's direct signal for the image tower while the text tower is still random).
 
@@ -36,13 +36,14 @@ import transformers
 from fashion_core.captions import caption, clean_text, shopper_query
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.schema import Product
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import ClipEncoder
-from fashion_core.model.factory import CARD_FILE, DualEncoderSpec, build_dual_encoder
-from fashion_core.model.tokenizer import fashion_corpus
 from fashion_core.settings import Settings
+from training.architectures import DualEncoderSpec, build_dual_encoder
 from training.data import PARTIAL_TEMPLATES, split_products
 from training.losses import LossWeights
 from training.optim import OptimConfig
+from training.tokenizer import fashion_corpus
 from training.trainer import TrainConfig, train
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.resolve import recipe_pointer
 from fashion_core.settings import Settings
 
@@ -52,7 +53,7 @@ def recipe_dir(settings: Settings, recipe: Recipe) -> Path:
 
 
 def is_trained(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "model_card.json").is_file()
+    return (path / "config.json").is_file() and (path / CARD_FILE).is_file()
 
 
 @contextlib.contextmanager

@@ -23,8 +23,8 @@ from transformers import PreTrainedModel, ProcessorMixin
 
 from fashion_core.captions import clean_text
 from fashion_core.catalog.schema import Product
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import load_checkpoint
-from fashion_core.model.factory import CARD_FILE
 from fashion_core.zeroshot import FIELD_TEMPLATES
 from training.curves import plot_curves
 from training.data import (

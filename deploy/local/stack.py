@@ -23,8 +23,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fashion_core.errors import InvalidInputError, UnavailableError
-from fashion_core.index.factory import backend
 from fashion_core.settings import Settings
+from fashion_core.stores.backends import backend
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from transformers import AutoModel, AutoProcessor, PreTrainedModel, ProcessorMix
 
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import SourceImage, decode_image, to_rgb
-from fashion_core.model.factory import CARD_FILE
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.preprocess import ClipPixels
 
 log = logging.getLogger(__name__)

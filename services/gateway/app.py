@@ -1,4 +1,4 @@
-"""The ASGI app: the page, its static files, product images and the JSON API over a SearchBackend."""
+"""The ASGI app: the page, its static files, product images and the JSON API over a QueryPort."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from fashion_core.errors import (
     TooLargeError,
     UnavailableError,
 )
-from fashion_core.index.base import SearchHit
-from fashion_core.index.filters import SearchFilter
-from services.gateway.backend import SearchBackend
+from fashion_core.stores.base import SearchHit
+from fashion_core.stores.filters import SearchFilter
+from services.gateway.port import QueryPort
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -115,7 +115,7 @@ def _k(data: dict[str, Any]) -> int:
     return k
 
 
-def create_app(backend: SearchBackend, catalog_roots: Sequence[Path | str],
+def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
                max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Starlette:
     roots = [Path(r).resolve() for r in catalog_roots]
 

@@ -52,7 +52,7 @@ def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
 
 
 def test_qdrant_filter_translation_matches_the_catalog_filter(ann_scale) -> None:
-    from fashion_core.index import SearchFilter
+    from fashion_core.stores import SearchFilter
 
     assert ann_scale.edge_filter(None) is None
     flt = ann_scale.edge_filter(SearchFilter.build(gender="Men,Boys", articleType="Heels", year_min=2010))
@@ -71,8 +71,8 @@ def test_gender_follows_the_clusters(ann_scale) -> None:
 
 def test_real_vectors_are_read_from_an_exported_faiss_index(ann_scale, tmp_path) -> None:
     """--export-faiss writes an index's vectors and payloads; --vectors measures on them (queries held out)."""
-    from fashion_core.index import IndexMeta
-    from fashion_core.index.faiss_index import FaissIndex
+    from fashion_core.stores import IndexMeta
+    from fashion_core.stores.faiss_index import FaissIndex
 
     rng = np.random.default_rng(0)
     n, dim = 600, 16

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fashion_core.catalog import read_catalog
-from fashion_core.catalog.synthetic import ARTICLES, COLOURS, generate_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
+from training.synthetic_catalog import ARTICLES, COLOURS, generate_catalog
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"
 

@@ -10,12 +10,12 @@ import pytest
 from fashion_core.catalog import read_catalog
 from fashion_core.errors import InvalidInputError
 from fashion_core.fusion import fuse
-from fashion_core.index.base import SearchHit
-from fashion_core.index.faiss_index import FaissIndex
-from fashion_core.index.filters import SearchFilter
-from fashion_core.index.lexical import LEXICAL_DIR, Bm25Lexicon, product_text
-from fashion_core.indexing import index_catalog
+from fashion_core.ingest import index_catalog
 from fashion_core.search import SearchEngine, TextSearchConfig
+from fashion_core.stores.base import SearchHit
+from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.filters import SearchFilter
+from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon, product_text
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_index_without_text_answers_dense_by_default(tmp_path: Path, tiny_encode
 
 @pytest.fixture(scope="module")
 def qdrant_indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder):
-    from fashion_core.index.qdrant_index import QdrantIndex
+    from fashion_core.stores.qdrant_index import QdrantIndex
 
     index = QdrantIndex("products", path=tmp_path_factory.mktemp("hybrid-qdrant"))
     index_catalog(synthetic_catalog, tiny_encoder, index)
@@ -149,7 +149,7 @@ def qdrant_indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder):
 
 
 def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> None:
-    from fashion_core.index.qdrant_lexical import LEXICAL_FIELD
+    from fashion_core.stores.qdrant_lexical import LEXICAL_FIELD
 
     index = qdrant_indexed
     hits = index.search_lexical("puma shoes", 5)
@@ -187,7 +187,7 @@ def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tin
 def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_encoder) -> None:
     from qdrant_client import models
 
-    from fashion_core.index.qdrant_index import QdrantIndex
+    from fashion_core.stores.qdrant_index import QdrantIndex
 
     index = QdrantIndex("old", path=tmp_path / "q")
     index.client.create_collection("old", vectors_config=models.VectorParams(size=tiny_encoder.info.dim,

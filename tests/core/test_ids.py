@@ -12,9 +12,9 @@ import pytest
 from fashion_core.catalog import read_catalog
 from fashion_core.catalog.schema import MAX_PRODUCT_ID, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.faiss_index import FaissIndex
-from fashion_core.index.filters import SearchFilter
-from fashion_core.indexing import index_catalog
+from fashion_core.ingest import index_catalog
+from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.filters import SearchFilter
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"
 
@@ -64,7 +64,7 @@ def test_rows_with_out_of_range_ids_are_reported_skips_and_the_rest_is_indexed(t
 
 
 def test_indexes_refuse_ids_out_of_range(tmp_path: Path, tiny_encoder) -> None:
-    from fashion_core.index.base import IndexMeta
+    from fashion_core.stores.base import IndexMeta
 
     index = FaissIndex(tmp_path / "faiss")
     index.create(IndexMeta(name="x", backend="faiss", dim=tiny_encoder.info.dim))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.index import IndexMeta, SearchFilter
-from fashion_core.index.faiss_index import FaissIndex
-from fashion_core.index.qdrant_index import QdrantIndex
+from fashion_core.stores import IndexMeta, SearchFilter
+from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.qdrant_index import QdrantIndex
 
 N, DIM = 1500, 32
 GENDERS = ["Men", "Women", "Boys", "Girls", "Unisex"]
@@ -185,8 +185,8 @@ def test_filter_validation() -> None:
 
 
 def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> None:
-    from fashion_core.index.factory import open_index
     from fashion_core.settings import Settings
+    from fashion_core.stores.backends import open_index
 
     index = open_index(Settings(index_dir=tmp_path, index_backend="qdrant", qdrant_shards=3, qdrant_replicas=2,
                                 qdrant_quantization="scalar", index_search_ef=77))
@@ -206,8 +206,8 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     """FASHION_QDRANT_ACORN_MAX_SELECTIVITY reaches Qdrant as AcornSearchParams on filtered searches only."""
     from qdrant_client import QdrantClient
 
-    from fashion_core.index.factory import open_index
     from fashion_core.settings import Settings
+    from fashion_core.stores.backends import open_index
 
     opened = open_index(Settings(index_backend="qdrant", index_dir=tmp_path, qdrant_acorn_max_selectivity=0.6))
     assert opened.acorn_max_selectivity == 0.6

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashion_core.index import IndexMeta, SearchFilter, ann_params, faiss_index
-from fashion_core.index.faiss_index import FaissIndex
+from fashion_core.stores import IndexMeta, SearchFilter, ann_params, faiss_index
+from fashion_core.stores.faiss_index import FaissIndex
 
 N, DIM, CLUSTERS = 30_000, 64, 60
 GENDERS = ["Men", "Women", "Unisex", "Boys", "Girls"]

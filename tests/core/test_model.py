@@ -74,7 +74,7 @@ def test_tokenizer_training_is_the_same_in_every_process() -> None:
     import subprocess
     import sys
 
-    script = ("import json; from fashion_core.model.tokenizer import train_clip_tokenizer, fashion_corpus; "
+    script = ("import json; from training.tokenizer import train_clip_tokenizer, fashion_corpus; "
               "t = train_clip_tokenizer(fashion_corpus() + ['tiger printed kurta', 'navy running shoes'], 1000); "
               "print(json.dumps(sorted(t.get_vocab().items(), key=lambda kv: kv[1])))")
     runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
@@ -94,7 +94,7 @@ def test_load_checkpoint_takes_both_kinds_of_clip_and_refuses_others(tiny_model_
 
     from fashion_core.errors import InvalidInputError, NotFoundError
     from fashion_core.model.encoder import ClipEncoder, load_checkpoint
-    from fashion_core.model.factory import DualEncoderSpec, build_dual_encoder
+    from training.architectures import DualEncoderSpec, build_dual_encoder
 
     spec = DualEncoderSpec(image_size=32, resize_edge=24, dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), text_width=32,
                            text_layers=1, heads=2, projection_dim=16, vocab_size=300)

@@ -11,9 +11,9 @@ from PIL import Image
 
 from fashion_core.errors import InvalidInputError
 from fashion_core.images import decode_image
-from fashion_core.index.factory import backend
 from fashion_core.model.resolve import recipe_pointer, resolve_model
 from fashion_core.settings import load_settings
+from fashion_core.stores.backends import backend
 
 
 def test_defaults_need_no_server() -> None:
@@ -27,13 +27,13 @@ def test_defaults_need_no_server() -> None:
 
 def test_precedence_flags_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     toml = tmp_path / "fashion.toml"
-    toml.write_text('index_backend = "faiss"\ncollection = "from-file"\nencode_batch_size = 7\n')
+    toml.write_text('index_backend = "faiss"\nindex_name = "from-file"\nencode_batch_size = 7\n')
     monkeypatch.setenv("FASHION_CONFIG", str(toml))
     s = load_settings()
-    assert (s.index_backend, s.collection, s.encode_batch_size) == ("faiss", "from-file", 7)
-    monkeypatch.setenv("FASHION_COLLECTION", "from-env")
-    assert load_settings().collection == "from-env"
-    assert load_settings(collection="from-flag", model=None).collection == "from-flag"
+    assert (s.index_backend, s.index_name, s.encode_batch_size) == ("faiss", "from-file", 7)
+    monkeypatch.setenv("FASHION_INDEX_NAME", "from-env")
+    assert load_settings().index_name == "from-env"
+    assert load_settings(index_name="from-flag", model=None).index_name == "from-flag"
 
     yaml = tmp_path / "fashion.yaml"
     yaml.write_text("redis_url: redis://127.0.0.1:6379/0\n")

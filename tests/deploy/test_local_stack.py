@@ -17,11 +17,11 @@ from fashionsearch.v1 import admin_pb2, admin_pb2_grpc
 
 from deploy.local.stack import LocalStack, StackConfig, grpc_serving
 from fashion_core.catalog.reader import read_catalog
-from fashion_core.catalog.synthetic import generate_catalog
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.filters import SearchFilter
 from services.query_client import QueryClient
 from tests.indexer.helpers import loadable_ids, wait_until, worker_env
+from training.synthetic_catalog import generate_catalog
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -79,8 +79,8 @@ def test_encoder_service_on_cuda_serves_concurrent_callers(tiny_model_dir, cuda_
 
 
 def test_mixed_precision_fine_tune_on_cuda_learns(tiny_model_dir, tmp_path) -> None:
-    from fashion_core.catalog.synthetic import generate_catalog
     from tests.training.test_learning import SPLIT, fine_tune_config, t2i_ranks
+    from training.synthetic_catalog import generate_catalog
 
     products = read_catalog(generate_catalog(tmp_path / "catalog", n=420, seed=3)).products
     result = train(fine_tune_config(tiny_model_dir, tmp_path / "ckpt"), products)  # device "auto": the GPU

@@ -6,8 +6,8 @@ import grpc
 import pytest
 from fashionsearch.v1 import admin_pb2, admin_pb2_grpc
 
-from fashion_core.index.factory import open_index
 from fashion_core.settings import load_settings
+from fashion_core.stores.backends import open_index
 from indexer.admin_service import start_admin_server
 from tests.indexer.helpers import loadable_ids, wait_until
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import redis
 
-from fashion_core.catalog.synthetic import generate_catalog
-from fashion_core.index.factory import open_index
 from fashion_core.settings import Settings, load_settings
+from fashion_core.stores.backends import open_index
 from indexer.diff import diff_catalog
 from indexer.distributors import get_job, start_job, wait_job
 from indexer.jobs import RedisJobStore
 from tests.indexer.helpers import loadable_ids, wait_until
+from training.synthetic_catalog import generate_catalog
 
 pytestmark = pytest.mark.redis
 

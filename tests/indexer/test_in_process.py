@@ -9,9 +9,9 @@ import numpy as np
 
 from fashion_cli.main import main
 from fashion_core.catalog.reader import read_catalog
-from fashion_core.index import alias
-from fashion_core.index.factory import open_index
 from fashion_core.settings import Settings, load_settings
+from fashion_core.stores import versions
+from fashion_core.stores.backends import open_index
 from indexer.diff import diff_catalog
 from indexer.distributors import get_job, start_job
 from tests.indexer.helpers import edit_catalog, loadable_ids
@@ -43,7 +43,7 @@ def test_reindex_in_process_exact_count_report_and_version_switch(tiny_model_dir
     assert any(r.startswith("unreadable image") for r in reasons.values())  # the corrupt JPEG
     assert any(r.startswith("missing image") for r in reasons.values())
     # Only the newest two versions are kept; the staging shards are gone.
-    assert alias.list_versions(settings, "shop") == versions[1:]
+    assert versions.list_versions(settings, "shop") == versions[1:]
     assert not any((settings.index_dir / "staging").iterdir())
 
 
@@ -96,8 +96,8 @@ def test_failed_job_leaves_serving_index_untouched(tiny_model_dir, tiny_encoder,
     status = get_job(broken, spec.job_id)
     assert status.state == "failed" and status.chunks_failed == spec.chunks_total
     assert all(f.reason.startswith("chunk failed") for f in status.failures if f.line == 0)
-    assert alias.serving_version(settings, "shop") == good.version
-    assert alias.list_versions(settings, "shop") == [good.version]  # the half-built one was dropped
+    assert versions.serving_version(settings, "shop") == good.version
+    assert versions.list_versions(settings, "shop") == [good.version]  # the half-built one was dropped
 
 
 def test_qdrant_embedded_reindex_switches_alias_and_updates_in_place(tiny_model_dir, tiny_encoder,
@@ -109,8 +109,8 @@ def test_qdrant_embedded_reindex_switches_alias_and_updates_in_place(tiny_model_
     assert get_job(settings, second.job_id).state == "succeeded"
     index = open_index(settings, "shop")
     try:
-        assert alias.serving_version(settings, "shop", index.client) == second.version
-        assert alias.list_versions(settings, "shop", index.client) == [first.version, second.version]
+        assert versions.serving_version(settings, "shop", index.client) == second.version
+        assert versions.list_versions(settings, "shop", index.client) == [first.version, second.version]
         assert index.all_ids() == expected
         victim = min(expected)
     finally:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.factory import open_index
 from fashion_core.settings import Settings, load_settings
+from fashion_core.stores.backends import open_index
 from indexer.distributors import cancel_job, get_job, resume_job, start_job, wait_job
 from indexer.jobs import FileJobStore
 from indexer.pipeline import finalize, plan_job, run_chunk

@@ -85,9 +85,9 @@ def real_query_server(real_model_dir: Path, real_encoder, val_split: list[Produc
                       tmp_path_factory: pytest.TempPathFactory):
     """A real query service over a FAISS index of the validation split's products (never trained on; the
     thresholds below were set on it, so the test split stays unseen)."""
-    from fashion_core.index.factory import open_index
-    from fashion_core.indexing import index_products
+    from fashion_core.ingest import index_products
     from fashion_core.settings import Settings
+    from fashion_core.stores.backends import open_index
     from services.query_service import start_query_server
 
     settings = Settings(model=str(real_model_dir), index_backend="faiss",
@@ -142,7 +142,7 @@ def test_sports_shoes_are_shoes_of_the_colour_asked(real_query_server) -> None:
 
 
 def test_a_photo_finds_products_of_its_type(real_query_server, val_split: list[Product]) -> None:
-    from fashion_core.index.filters import SearchFilter
+    from fashion_core.stores.filters import SearchFilter
     from services.query_client import QueryClient
 
     watch = next(p for p in val_split if p.articleType == "Watches")

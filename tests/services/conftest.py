@@ -12,9 +12,9 @@ from fashion_core.settings import Settings
 
 @pytest.fixture(scope="module")
 def service_settings(tmp_path_factory, tiny_model_dir: Path, synthetic_catalog: Path) -> Settings:
-    from fashion_core.index.factory import open_index
-    from fashion_core.indexing import index_catalog
+    from fashion_core.ingest import index_catalog
     from fashion_core.model.encoder import ClipEncoder
+    from fashion_core.stores.backends import open_index
 
     settings = Settings(model=str(tiny_model_dir), index_backend="faiss",
                         index_dir=tmp_path_factory.mktemp("svc-index"), home=tmp_path_factory.mktemp("home"))

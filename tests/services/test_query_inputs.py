@@ -12,8 +12,8 @@ import pytest
 from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 from fashion_core.errors import NotFoundError
-from fashion_core.index import alias
 from fashion_core.settings import Settings
+from fashion_core.stores import versions
 from services.query_client import QueryClient
 from services.query_service import start_query_server
 
@@ -26,7 +26,7 @@ def served_store(service_settings: Settings) -> dict[str, Path]:
     shutil.copytree(faiss / "products", faiss / "other", dirs_exist_ok=True)
     version = "shop__v20260101000000000000"
     shutil.copytree(faiss / "products", faiss / version, dirs_exist_ok=True)
-    alias.switch(service_settings, "shop", version)
+    versions.switch(service_settings, "shop", version)
     secret = service_settings.index_dir.parent / "private" / "faiss" / "secret"
     shutil.copytree(faiss / "products", secret, dirs_exist_ok=True)
     return {"secret": secret, "version": Path(version)}
@@ -111,8 +111,8 @@ def test_a_stored_id_no_message_can_carry_does_not_break_searches(tmp_path, tiny
     int32: searches that rank them answer without them instead of INTERNAL for everyone."""
     from qdrant_client import models
 
-    from fashion_core.index.base import IndexMeta
-    from fashion_core.index.factory import open_index
+    from fashion_core.stores.backends import open_index
+    from fashion_core.stores.base import IndexMeta
 
     settings = Settings(index_backend="qdrant", index_dir=tmp_path / "index", home=tmp_path / "home")
     index = open_index(settings)

@@ -15,8 +15,8 @@ from PIL import Image
 
 from fashion_core.catalog import read_catalog
 from fashion_core.errors import DeadlineExceededError, InvalidInputError, NotFoundError, UnavailableError
-from fashion_core.index.factory import open_index
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.backends import open_index
+from fashion_core.stores.filters import SearchFilter
 from services.query_client import QueryClient
 from services.query_service import start_query_server
 

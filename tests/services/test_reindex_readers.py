@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from fashion_core.errors import NotFoundError
-from fashion_core.index import alias
-from fashion_core.index.base import IndexMeta
-from fashion_core.index.faiss_index import FaissIndex
 from fashion_core.settings import Settings
+from fashion_core.stores import versions
+from fashion_core.stores.base import IndexMeta
+from fashion_core.stores.faiss_index import FaissIndex
 from indexer.distributors import get_job, start_job
 from services.query_client import QueryClient
 from services.query_service import start_query_server
@@ -33,7 +33,7 @@ def _size(client: QueryClient, name: str) -> int:
 @pytest.fixture()
 def shop(tmp_path, tiny_model_dir, tiny_encoder):
     settings = Settings(model=str(tiny_model_dir), index_backend="faiss", device="cpu",
-                        index_dir=tmp_path / "index", home=tmp_path / "home", collection="shop")
+                        index_dir=tmp_path / "index", home=tmp_path / "home", index_name="shop")
     server, servicer = start_query_server(settings, encoder=tiny_encoder)
     client = QueryClient(server.address)
     yield settings, servicer, client
@@ -58,7 +58,7 @@ def test_running_service_serves_the_new_version_after_a_reindex(shop, tiny_encod
     assert servicer.indexes.engine("shop") is engine  # nothing changed: nothing reloaded
 
     # A version being built (its files written, the pointer not yet switched) is never served.
-    building = FaissIndex(alias.faiss_root(settings) / alias.new_version_name("shop"))
+    building = FaissIndex(versions.faiss_root(settings) / versions.new_version_name("shop"))
     dim = engine.index.meta.dim
     building.create(IndexMeta(name="shop", backend="faiss", dim=dim))
     building.upsert([new_id], np.ones((1, dim), dtype=np.float32), [{"productDisplayName": "half-built"}])
@@ -67,7 +67,7 @@ def test_running_service_serves_the_new_version_after_a_reindex(shop, tiny_encod
     assert servicer.indexes.engine("shop") is engine
 
     second = _reindex(settings, synthetic_catalog, tiny_encoder)
-    assert second != first and alias.serving_version(settings, "shop") == second
+    assert second != first and versions.serving_version(settings, "shop") == second
     # The same running service, no restart: the new version's size, products and search results.
     assert _size(client, "shop") == len(everything)
     assert client.get_product(new_id, index="shop")["productDisplayName"] not in ("", "half-built")
@@ -80,8 +80,8 @@ def test_running_service_serves_the_new_version_after_a_reindex(shop, tiny_encod
 
 def test_rewritten_plain_index_is_reloaded(shop, tiny_encoder, synthetic_catalog, tmp_path) -> None:
     """`fashion-search index` rewrites a plain index in place; meta.json, written last, marks it complete."""
-    from fashion_core.index.factory import open_index
-    from fashion_core.indexing import index_catalog
+    from fashion_core.ingest import index_catalog
+    from fashion_core.stores.backends import open_index
 
     settings, _, client = shop
     everything = sorted(loadable_ids(synthetic_catalog))

@@ -9,6 +9,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def train_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fashion_core.catalog.synthetic import generate_catalog
+    from training.synthetic_catalog import generate_catalog
 
     return generate_catalog(tmp_path_factory.mktemp("train-catalog"), n=420, seed=3)

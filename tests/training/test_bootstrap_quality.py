@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from fashion_core.catalog.reader import read_catalog
-from fashion_core.catalog.synthetic import COLOURS, draw_product
-from fashion_core.index.factory import open_index
-from fashion_core.index.filters import SearchFilter
-from fashion_core.indexing import index_catalog
+from fashion_core.ingest import index_catalog
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import ClipEncoder
-from fashion_core.model.factory import CARD_FILE
 from fashion_core.search import SearchEngine
 from fashion_core.settings import Settings
+from fashion_core.stores.backends import open_index
+from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import classify
 from training.bootstrap import TARGETS
+from training.synthetic_catalog import COLOURS, draw_product
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def encoder(bootstrap_model_dir: Path) -> ClipEncoder:
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from fashion_core.catalog.synthetic import generate_catalog
+    from training.synthetic_catalog import generate_catalog
 
     # seed and ids unlike the bootstrap's training catalog: none of these images was seen in training
     return generate_catalog(tmp_path_factory.mktemp("unseen"), n=1000, seed=77, start_id=500_000)
@@ -101,7 +101,7 @@ def test_image_queries_return_their_article_type_and_colour(engine: SearchEngine
     """
     import random
 
-    from fashion_core.catalog.synthetic import ARTICLES
+    from training.synthetic_catalog import ARTICLES
 
     rng = random.Random(0)
     top1_type = top1_colour = precision5 = 0.0
@@ -144,8 +144,8 @@ def test_zero_shot_picks_the_right_colour(encoder: ClipEncoder) -> None:
 def test_zero_shot_picks_the_article_type(encoder: ClipEncoder) -> None:
     import random
 
-    from fashion_core.catalog.synthetic import ARTICLES
     from training.evaluate import label_prompt
+    from training.synthetic_catalog import ARTICLES
 
     labels = [label_prompt(a) for a in ARTICLES]
     right = sum(classify(encoder, draw_product(a, "Blue", random.Random(a)), labels)[0].label == label_prompt(a)

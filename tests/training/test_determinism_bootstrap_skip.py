@@ -7,9 +7,9 @@ from pathlib import Path
 
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.model.encoder import ClipEncoder
-from fashion_core.model.factory import build_tiny_clip
 from fashion_core.model.resolve import cached_recipe_model, resolve_model
 from fashion_core.settings import Settings
+from training.architectures import build_tiny_clip
 from training.bootstrap import SyntheticRecipe, bootstrap_model
 from training.optim import OptimConfig
 from training.recipes import ensure_trained, is_trained, recipe_dir

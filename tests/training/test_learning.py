@@ -11,8 +11,8 @@ import pytest
 
 from fashion_core.captions import caption
 from fashion_core.catalog.reader import read_catalog
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import ClipEncoder
-from fashion_core.model.factory import CARD_FILE
 from training.data import split_products
 from training.evaluate import load_images
 from training.losses import LossWeights
@@ -98,7 +98,7 @@ def test_a_convnext_dual_encoder_learns_zero_shot_types_with_label_prompts_and_p
     """The real recipe's model shape (training/real.py) at toy size: a VisionTextDualEncoderModel with a ConvNeXt
     image tower, trained from scratch with InfoNCE + label prompts + class proxies, then zero-shot on held-out
     products. 14 article types: chance is 7%."""
-    from fashion_core.model.factory import DualEncoderSpec, build_dual_encoder
+    from training.architectures import DualEncoderSpec, build_dual_encoder
 
     spec = DualEncoderSpec(image_size=32, resize_edge=32, patch_size=4, dims=(16, 32, 48, 64), depths=(1, 1, 1, 1),
                            text_width=48, text_layers=1, projection_dim=48, vocab_size=600, text_init_range=0.1)

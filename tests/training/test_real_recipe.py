@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import ClipEncoder
-from fashion_core.model.factory import CARD_FILE, DualEncoderSpec
 from fashion_core.model.resolve import resolve_model
 from fashion_core.settings import Settings
+from training.architectures import DualEncoderSpec
 from training.real import STUDY_METRICS, RealConfig, RealRecipe, run_study, variant
 from training.recipes import ensure_trained
 

@@ -62,10 +62,10 @@ def page(browser, tmp_path: Path):
 @pytest.fixture(scope="module")
 def query_service(tmp_path_factory, tiny_model_dir, synthetic_catalog):
     """The real query service (encoder in-process) over a FAISS index of the synthetic catalog."""
-    from fashion_core.index.factory import open_index
-    from fashion_core.indexing import index_catalog
+    from fashion_core.ingest import index_catalog
     from fashion_core.model.encoder import ClipEncoder
     from fashion_core.settings import Settings
+    from fashion_core.stores.backends import open_index
     from services.query_service import start_query_server
 
     settings = Settings(model=str(tiny_model_dir), index_backend="faiss",

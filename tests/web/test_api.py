@@ -25,9 +25,9 @@ BOUNDARY = "XyZ"
 @pytest.fixture(scope="module")
 def app(query_service, synthetic_catalog):
     from services.gateway.app import create_app
-    from services.gateway.grpc_backend import GrpcSearchBackend
+    from services.gateway.grpc_port import GrpcQueryPort
 
-    return create_app(GrpcSearchBackend(query_service.address), catalog_roots=[synthetic_catalog],
+    return create_app(GrpcQueryPort(query_service.address), catalog_roots=[synthetic_catalog],
                       max_upload_bytes=LIMIT)
 
 

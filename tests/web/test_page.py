@@ -17,9 +17,9 @@ pytestmark = pytest.mark.slow
 def gateway(query_service, synthetic_catalog):
     """The page and its API, talking to the query service over gRPC."""
     from services.gateway.app import create_app
-    from services.gateway.grpc_backend import GrpcSearchBackend
+    from services.gateway.grpc_port import GrpcQueryPort
 
-    app = create_app(GrpcSearchBackend(query_service.address), catalog_roots=[synthetic_catalog],
+    app = create_app(GrpcQueryPort(query_service.address), catalog_roots=[synthetic_catalog],
                      max_upload_bytes=200_000)
     yield from serve_app(app, free_port())
 
@@ -153,9 +153,9 @@ def test_heatmap_overlay_and_model_card(page, gateway, tmp_path: Path) -> None:
 
 def test_query_service_down_shows_an_error_not_a_blank_page(page, synthetic_catalog, tmp_path: Path) -> None:
     from services.gateway.app import create_app
-    from services.gateway.grpc_backend import GrpcSearchBackend
+    from services.gateway.grpc_port import GrpcQueryPort
 
-    dead = create_app(GrpcSearchBackend(f"127.0.0.1:{free_port()}", timeout_s=3), catalog_roots=[synthetic_catalog])
+    dead = create_app(GrpcQueryPort(f"127.0.0.1:{free_port()}", timeout_s=3), catalog_roots=[synthetic_catalog])
     for url in serve_app(dead, free_port()):
         page.goto(url)
         page.wait_for_selector("#error", state="visible")

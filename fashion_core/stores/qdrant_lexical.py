@@ -25,7 +25,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from fashion_core.index.lexical import product_text, tokenize
+from fashion_core.stores.lexical import product_text, tokenize
 
 LEXICAL_FIELD = "lexical_text"
 # what searches return: the product's payload, never the analysed words

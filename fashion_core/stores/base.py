@@ -10,7 +10,7 @@ import numpy as np
 
 from fashion_core.catalog.schema import MAX_PRODUCT_ID, product_id_problem
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.filters import SearchFilter
 
 
 @dataclass(frozen=True)

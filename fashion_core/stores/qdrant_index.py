@@ -20,10 +20,10 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS
 from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableError
-from fashion_core.index import ann_params
-from fashion_core.index.base import IndexMeta, SearchHit, check_batch, check_query
-from fashion_core.index.filters import SearchFilter
-from fashion_core.index.qdrant_lexical import (
+from fashion_core.stores import ann_params
+from fashion_core.stores.base import IndexMeta, SearchHit, check_batch, check_query
+from fashion_core.stores.filters import SearchFilter
+from fashion_core.stores.qdrant_lexical import (
     LEXICAL_FIELD,
     PAYLOAD,
     create_text_index,

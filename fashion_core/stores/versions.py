@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.index.factory import backend
 from fashion_core.settings import Settings
+from fashion_core.stores.backends import backend
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient

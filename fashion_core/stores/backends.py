@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fashion_core.index.base import VectorIndex
 from fashion_core.settings import Settings
+from fashion_core.stores.base import VectorIndex
 
 Backend = Literal["faiss", "qdrant"]
 
@@ -26,21 +26,21 @@ def backend(settings: Settings) -> Backend:
 
 
 def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
-    """The index (or version) ``name`` of the configured backend, default ``settings.collection``.
+    """The index (or version) ``name`` of the configured backend, default ``settings.index_name``.
 
     Raises InvalidInputError when ``name`` is not an index name (a path, "..", ...)."""
-    from fashion_core.index.alias import check_index_name
+    from fashion_core.stores.versions import check_index_name
 
-    collection = check_index_name(name or settings.collection)
+    collection = check_index_name(name or settings.index_name)
     if backend(settings) == "faiss":
-        from fashion_core.index.alias import resolve_faiss
-        from fashion_core.index.faiss_index import FaissIndex
+        from fashion_core.stores.faiss_index import FaissIndex
+        from fashion_core.stores.versions import resolve_faiss
 
         # A re-indexed name is a pointer to its serving version (Qdrant resolves its aliases itself).
         return FaissIndex(settings.index_dir / "faiss" / resolve_faiss(settings, collection),
                           index_type=settings.faiss_index_type, quantization=settings.faiss_quantization,
                           ef_search=settings.index_search_ef)
-    from fashion_core.index.qdrant_index import QdrantIndex
+    from fashion_core.stores.qdrant_index import QdrantIndex
 
     return QdrantIndex(collection, path=settings.index_dir / "qdrant", url=settings.qdrant_url,
                        api_key=settings.qdrant_api_key, shards=settings.qdrant_shards,

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fashion_core.index.base import SearchHit
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.base import SearchHit
+from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
 
 
@@ -26,7 +26,7 @@ class ServingInfo:
     indexes: list[IndexSummary] = field(default_factory=list)
 
 
-class SearchBackend(Protocol):
+class QueryPort(Protocol):
     def serving(self) -> ServingInfo: ...
 
     def facets(self, index: str) -> dict[str, list[str]]: ...

@@ -42,10 +42,10 @@ import numpy as np
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.index import ann_params
-from fashion_core.index.base import IndexMeta, SearchHit, check_batch, check_query
-from fashion_core.index.filters import SearchFilter
-from fashion_core.index.lexical import LEXICAL_DIR, Bm25Lexicon
+from fashion_core.stores import ann_params
+from fashion_core.stores.base import IndexMeta, SearchHit, check_batch, check_query
+from fashion_core.stores.filters import SearchFilter
+from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon
 
 log = logging.getLogger(__name__)
 

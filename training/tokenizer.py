@@ -15,7 +15,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import CLIPTokenizerFast
 
-from fashion_core.catalog.synthetic import ARTICLES, BRANDS, COLOURS, SEASONS
+from training.synthetic_catalog import ARTICLES, BRANDS, COLOURS, SEASONS
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # CLIP's pre-tokenisation pattern (lower-cased text).

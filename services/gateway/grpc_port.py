@@ -1,18 +1,18 @@
-"""SearchBackend over the query service's gRPC client: what `serve-web` runs."""
+"""QueryPort over the query service's gRPC client: what `serve-web` runs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from fashion_core.index.base import SearchHit
-from fashion_core.index.filters import SearchFilter
+from fashion_core.stores.base import SearchHit
+from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
-from services.gateway.backend import IndexSummary, ServingInfo
+from services.gateway.port import IndexSummary, ServingInfo
 from services.query_client import QueryClient
 
 
-class GrpcSearchBackend:
+class GrpcQueryPort:
     def __init__(self, address: str, timeout_s: float = 10.0) -> None:
         self.client = QueryClient(address, timeout_s=timeout_s)
 

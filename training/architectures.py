@@ -30,9 +30,8 @@ from transformers import (
     VisionTextDualEncoderProcessor,
 )
 
-from fashion_core.model.tokenizer import fashion_corpus, train_clip_tokenizer
-
-CARD_FILE = "model_card.json"
+from fashion_core.model.card import CARD_FILE
+from training.tokenizer import fashion_corpus, train_clip_tokenizer
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,0 @@
-"""The vector-index interface and its two backends (Qdrant, FAISS), chosen by settings."""
-
-from fashion_core.index.base import IndexMeta, SearchHit, VectorIndex
-from fashion_core.index.factory import open_index
-from fashion_core.index.filters import SearchFilter
-
-__all__ = ["IndexMeta", "SearchFilter", "SearchHit", "VectorIndex", "open_index"]
