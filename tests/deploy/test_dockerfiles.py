@@ -82,7 +82,9 @@ def test_images_are_multi_stage_and_run_unprivileged(dockerfile: Path) -> None:
         assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), f"{dockerfile.name}/{name}: USER {user}"
         assert instruction(chain, "ENTRYPOINT") == ['["fashion-search"]']
     copies_from_builder = [c for lines in by_stage.values() for c in instruction(lines, "COPY") if "--from=" in c]
-    assert copies_from_builder == ["--from=builder /opt/venv /opt/venv"] * len(copies_from_builder) != []
+    venvs = {"--from=builder /opt/venv /opt/venv", "--from=client-builder /opt/venv /opt/venv"}
+    assert set(copies_from_builder) <= venvs
+    assert "--from=builder /opt/venv /opt/venv" in copies_from_builder
 
 
 def test_each_image_target_runs_a_real_cli_command(cli_parser) -> None:
@@ -101,9 +103,16 @@ def test_cpu_and_cuda_images_pick_their_torch_wheels() -> None:
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in cpu
     assert re.search(r"ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu\d+", cuda)
     assert re.search(r"ARG CUDA_IMAGE=nvidia/cuda:[\d.]+-runtime-", cuda)
-    for text in (cpu, cuda):  # torch pinned by the same file as the dev install, then the project itself
+    for text in (cpu, cuda):  # torch pinned by the same file as the dev install, then the project's server role
         assert '--index-url "${TORCH_INDEX_URL}" -r scripts/requirements-torch.txt' in text
-        assert "pip install --no-cache-dir . " in text
+    assert 'pip install --no-cache-dir ".[indexer]" ' in cpu and 'pip install --no-cache-dir ".[server]" ' in cuda
+
+
+def test_the_web_image_is_the_client_role_without_torch() -> None:
+    web = stages(DOCKER_DIR / "Dockerfile")
+    assert any("pip install --no-cache-dir . " in line for line in instruction(web["client-builder"], "RUN"))
+    assert not any("torch" in line for line in web["client-builder"])
+    assert "--from=client-builder /opt/venv /opt/venv" in instruction(web["web"], "COPY")
 
 
 def test_dockerignore_lets_in_everything_the_images_copy_and_nothing_else() -> None:
