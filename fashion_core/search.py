@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError
+from fashion_core.errors import InvalidInputError, ModelMismatchError, NotFoundError
 from fashion_core.fusion import RRF_C, fuse
 from fashion_core.model.encoder import Encoder, ImageInput, check_texts
 from fashion_core.settings import FusionMethod, SearchMode, Settings
@@ -53,10 +53,6 @@ def check_mode(mode: str | None) -> SearchMode | None:
     if mode not in SEARCH_MODES:
         raise InvalidInputError(f"unknown search mode {mode!r}: {', '.join(SEARCH_MODES)}")
     return mode  # type: ignore[return-value]
-
-
-class ModelMismatchError(FashionSearchError):
-    """The index was built by another model than the one encoding queries."""
 
 
 class SearchEngine:

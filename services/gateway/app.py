@@ -21,17 +21,11 @@ from starlette.types import Message, Receive
 
 from fashion_core.catalog.reader import IMAGE_SUFFIXES
 from fashion_core.catalog.schema import parse_product_id, product_id_problem
-from fashion_core.errors import (
-    FashionSearchError,
-    InvalidInputError,
-    NotFoundError,
-    ResourceExhaustedError,
-    TooLargeError,
-    UnavailableError,
-)
+from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError, TooLargeError
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.filters import SearchFilter
 from services.gateway.port import QueryPort
+from services.status import http_status_of
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -39,10 +33,6 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
 
 MULTIPART_OVERHEAD = MAX_JSON_BYTES + 16 * 1024  # the form's params field, boundaries and part headers
-
-# Project errors -> HTTP status, first match wins (TooLargeError is an InvalidInputError).
-STATUS = {TooLargeError: 413, InvalidInputError: 400, NotFoundError: 404, ResourceExhaustedError: 429,
-          UnavailableError: 503}
 
 
 class BodyLimit:
@@ -134,7 +124,7 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
             try:
                 return await handler(request)
             except FashionSearchError as exc:
-                status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+                status = http_status_of(exc)
                 if status >= 500:
                     log.warning("%s %s failed: %s", request.method, request.url.path, exc)
                 return _error(status, str(exc))
