@@ -17,6 +17,7 @@ from fashion_core.errors import DeadlineExceededError, InvalidInputError, TooLar
 from fashion_core.images import SourceImage, to_rgb
 from fashion_core.model.encoder import ImageInput, ModelInfo
 from fashion_core.settings import Settings
+from services.channel import MAX_MESSAGE_BYTES, insecure_channel
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "encoder service"
@@ -59,14 +60,12 @@ class EncoderClient:
     ``max_message_bytes`` (the services' gRPC message limit, ``FASHION_GRPC_MAX_MESSAGE_MB``)."""
 
     def __init__(self, address: str, timeout_s: float = 30.0, max_items: int = 256,
-                 max_message_bytes: int = 64 << 20) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.address = address
         self.timeout_s = timeout_s
         self.max_items = max_items
         self.max_message_bytes = max_message_bytes
-        self.channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes)])
+        self.channel = insecure_channel(address, max_message_bytes)
         self.stub = encoder_pb2_grpc.EncoderServiceStub(self.channel)
         self._info: ModelInfo | None = None
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ from fashionsearch.v1 import query_pb2, query_pb2_grpc
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
+from services.channel import MAX_MESSAGE_BYTES, insecure_channel
 from services.convert import filter_to_proto, mode_to_proto, product_from_proto
 from services.status import raise_for_rpc_error
 
@@ -46,11 +47,10 @@ class LocalizeResult:
 
 
 class QueryClient:
-    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, address: str, timeout_s: float = 30.0, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20),
-                                                               ("grpc.max_receive_message_length", 64 << 20)])
+        self.channel = insecure_channel(address, max_message_bytes)
         self.stub = query_pb2_grpc.QueryServiceStub(self.channel)
 
     def _call(self, method, request, timeout: float | None):  # a stub method and its request message
