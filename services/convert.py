@@ -1,13 +1,15 @@
-"""Conversions between protobuf messages and the core's types (filters, products, hits)."""
+"""Conversions between protobuf messages and the core's types (filters, products, model info, search modes)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fashionsearch.v1 import common_pb2, query_pb2
 
 from fashion_core.catalog.schema import year_problem
 from fashion_core.errors import InvalidInputError
+from fashion_core.model.encoder import ModelInfo
 from fashion_core.stores.filters import SearchFilter
 
 # proto field -> catalog field
@@ -51,6 +53,16 @@ def product_from_proto(msg: common_pb2.Product) -> dict[str, Any]:
                                                 for proto, catalog in PRODUCT_FIELDS.items()}}
     payload["year"] = msg.year if msg.HasField("year") else None
     return payload
+
+
+def model_info_to_proto(info: ModelInfo) -> common_pb2.ModelInfo:
+    return common_pb2.ModelInfo(model_id=info.model_id, version=info.version, dim=info.dim, device=info.device,
+                                logit_scale=info.logit_scale, card_json=json.dumps(info.card))
+
+
+def model_info_from_proto(msg: common_pb2.ModelInfo) -> ModelInfo:
+    return ModelInfo(model_id=msg.model_id, version=msg.version, dim=msg.dim, device=msg.device,
+                     logit_scale=msg.logit_scale, card=json.loads(msg.card_json or "{}"))
 
 
 # SearchMode enum value <-> the core's mode name ("" = the server's default)

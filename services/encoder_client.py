@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from fashion_core.images import SourceImage, to_rgb
 from fashion_core.model.encoder import ImageInput, ModelInfo
 from fashion_core.settings import Settings
 from services.channel import MAX_MESSAGE_BYTES, insecure_channel
+from services.convert import model_info_from_proto
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "encoder service"
@@ -95,9 +95,8 @@ class EncoderClient:
     def info(self) -> ModelInfo:
         with self._lock:
             if self._info is None:
-                m = self._call(self.stub.GetModelInfo, encoder_pb2.GetModelInfoRequest())
-                self._info = ModelInfo(model_id=m.model_id, version=m.version, dim=m.dim, device=m.device,
-                                       logit_scale=m.logit_scale, card=json.loads(m.card_json or "{}"))
+                self._info = model_info_from_proto(self._call(self.stub.GetModelInfo,
+                                                              encoder_pb2.GetModelInfoRequest()))
             return self._info
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:

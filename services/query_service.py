@@ -29,9 +29,8 @@ from fashion_core.stores.backends import backend, open_index
 from fashion_core.stores.base import SearchHit, VectorIndex
 from fashion_core.stores.versions import check_index_name
 from fashion_core.zeroshot import DEFAULT_TEMPLATES
-from services.convert import filter_from_proto, mode_from_proto, product_to_proto
+from services.convert import filter_from_proto, mode_from_proto, model_info_to_proto, product_to_proto
 from services.encoder_client import call_deadline
-from services.encoder_service import model_info_message
 from services.rpc import rpc
 from services.server import GrpcServer
 from services.wiring import open_encoder
@@ -251,7 +250,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     @rpc("query")
     def ListModels(self, request, context):  # noqa: N802
         with call_deadline(context.time_remaining()):
-            return query_pb2.ListModelsResponse(models=[model_info_message(self.encoder)])
+            return query_pb2.ListModelsResponse(models=[model_info_to_proto(self.encoder.info)])
 
     @rpc("query")
     def ListIndexes(self, request, context):  # noqa: N802
