@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from fashion_core.errors import InvalidInputError
+from fashion_core.search import check_k
 from fashion_core.settings import SearchMode, Settings, load_settings
 from fashion_core.stores.filters import SearchFilter
 
@@ -60,8 +60,7 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
 
 
 def filter_from(args: argparse.Namespace) -> SearchFilter:
-    if args.k <= 0:
-        raise InvalidInputError(f"-k must be positive, got {args.k}")
+    check_k(args.k, name="-k")  # before a model or a service is reached
     values = {field: getattr(args, f"f_{field}") for field in FILTER_OPTIONS.values()}
     return SearchFilter.build(year_min=args.year_min, year_max=args.year_max, **values)
 

@@ -22,6 +22,7 @@ from starlette.types import Message, Receive
 from fashion_core.catalog.reader import IMAGE_SUFFIXES
 from fashion_core.catalog.schema import parse_product_id, product_id_problem
 from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError, TooLargeError
+from fashion_core.search import check_k
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.filters import SearchFilter
 from services.gateway.port import QueryPort
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
+MAX_PAGE_K = 200  # results one page asks for (the query service allows up to fashion_core.search.MAX_K)
 
 MULTIPART_OVERHEAD = MAX_JSON_BYTES + 16 * 1024  # the form's params field, boundaries and part headers
 
@@ -99,10 +101,11 @@ def _text(value: str, name: str) -> str:
 
 
 def _k(data: dict[str, Any]) -> int:
+    """The JSON ``k`` (default 12): an integer, within the page's limit."""
     k = _opt_int(data.get("k", 12), "k")
-    if k is None or not 0 < k <= 200:
-        raise InvalidInputError(f"k must be between 1 and 200, got {data.get('k')!r}")
-    return k
+    if k is None:
+        raise InvalidInputError("k must be an integer, got None")
+    return check_k(k, MAX_PAGE_K)
 
 
 def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
