@@ -73,7 +73,7 @@ class SearchEngine:
         self.index = index
         self.text = text or TextSearchConfig()
         meta = index.meta
-        if meta is not None and meta.model_version and meta.model_version != encoder.info.version:
+        if meta is not None and meta.built_by_another_model(encoder.info.version):
             message = (f"index {meta.name!r} was built by model {meta.model_id} ({meta.model_version}) but queries "
                        f"are encoded by {encoder.info.model_id} ({encoder.info.version}); re-index first")
             if not allow_model_mismatch:
