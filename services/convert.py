@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fashionsearch.v1 import common_pb2, query_pb2
 
-from fashion_core.catalog.schema import year_problem
+from fashion_core.catalog.schema import KEYWORD_FIELDS, year_problem
 from fashion_core.errors import InvalidInputError
 from fashion_core.model.encoder import ModelInfo
 from fashion_core.stores.filters import SearchFilter
 
+
+def proto_field(catalog_field: str) -> str:
+    """The Filter and Product message field of a keyword field: its name in snake_case (baseColour ->
+    base_colour)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", catalog_field).lower()
+
+
 # proto field -> catalog field
-FILTER_FIELDS = {
-    "gender": "gender", "master_category": "masterCategory", "sub_category": "subCategory",
-    "article_type": "articleType", "base_colour": "baseColour", "season": "season", "usage": "usage",
-}
+FILTER_FIELDS = {proto_field(name): name for name in KEYWORD_FIELDS}
 PRODUCT_FIELDS = {**FILTER_FIELDS, "display_name": "productDisplayName", "image": "image"}
 
 

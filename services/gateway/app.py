@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive
 
 from fashion_core.catalog.reader import IMAGE_SUFFIXES
-from fashion_core.catalog.schema import parse_product_id, product_id_problem
+from fashion_core.catalog.schema import KEYWORDS, parse_product_id, product_id_problem
 from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError, TooLargeError
 from fashion_core.search import check_k
 from fashion_core.stores.base import SearchHit
@@ -172,7 +172,9 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
         facets = await run_in_threadpool(backend.facets, index)
         return JSONResponse({"model": {"model_id": serving.model_id, "version": serving.version,
                                        "card": serving.card},
-                             "indexes": [asdict(i) for i in serving.indexes], "facets": facets})
+                             "indexes": [asdict(i) for i in serving.indexes], "facets": facets,
+                             # the page's filter selects, in order: a field's key in "facets" and "filters"
+                             "filter_fields": [{"name": f.name, "label": f.label} for f in KEYWORDS]})
 
     async def search_text(request: Request) -> Response:
         started = time.perf_counter()
