@@ -5,20 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import get_args
 
-from fashion_core.errors import InvalidInputError
+from fashion_core.catalog.schema import KEYWORDS
+from fashion_core.search import check_k
 from fashion_core.settings import SearchMode, Settings, load_settings
 from fashion_core.stores.filters import SearchFilter
-
-FILTER_OPTIONS = {
-    # flag: catalog field
-    "gender": "gender",
-    "master-category": "masterCategory",
-    "sub-category": "subCategory",
-    "article-type": "articleType",
-    "colour": "baseColour",
-    "season": "season",
-    "usage": "usage",
-}
 
 
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -52,17 +42,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("filters (AND across fields; comma-separated values mean any-of)")
-    for flag, field in FILTER_OPTIONS.items():
-        group.add_argument(f"--{flag}", dest=f"f_{field}", metavar="VALUE", help=f"{field} in VALUE[,VALUE...]")
+    for field in KEYWORDS:
+        group.add_argument(f"--{field.flag}", dest=f"f_{field.name}", metavar="VALUE",
+                           help=f"{field.name} in VALUE[,VALUE...]")
     group.add_argument("--year-min", type=int)
     group.add_argument("--year-max", type=int)
     parser.add_argument("-k", "--top-k", dest="k", type=int, default=10, help="number of results (default 10)")
 
 
 def filter_from(args: argparse.Namespace) -> SearchFilter:
-    if args.k <= 0:
-        raise InvalidInputError(f"-k must be positive, got {args.k}")
-    values = {field: getattr(args, f"f_{field}") for field in FILTER_OPTIONS.values()}
+    check_k(args.k, name="-k")  # before a model or a service is reached
+    values = {field.name: getattr(args, f"f_{field.name}") for field in KEYWORDS}
     return SearchFilter.build(year_min=args.year_min, year_max=args.year_max, **values)
 
 

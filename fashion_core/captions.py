@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from fashion_core.catalog.schema import Product
+from fashion_core.errors import InvalidInputError
 
 CaptionMode = Literal["raw", "enriched", "template", "structured"]
 CAPTION_MODES: tuple[str, ...] = ("raw", "enriched", "template", "structured")
@@ -111,15 +112,24 @@ def structured_caption(product: Product, tagger: Tagger) -> str:
     return _limit(" ".join(parts))
 
 
+def check_caption_mode(mode: str) -> CaptionMode:
+    """``mode`` if it is one of CAPTION_MODES; InvalidInputError (a user's ``--captions``) otherwise."""
+    if mode not in CAPTION_MODES:
+        raise InvalidInputError(f"unknown caption mode {mode!r}; choose from {', '.join(CAPTION_MODES)}")
+    return mode  # type: ignore[return-value]
+
+
 def caption(product: Product, mode: CaptionMode = "enriched", tagger: Tagger | None = None) -> str:
+    """The caption of ``product`` in ``mode``. Raises InvalidInputError for an unknown mode, or for structured
+    captions without a tagger."""
+    mode = check_caption_mode(mode)
     if mode == "structured":
         if tagger is None:
-            raise ValueError("structured captions need a tagger (train one with `fashion-search train-tagger`)")
+            raise InvalidInputError("structured captions need a tagger "
+                                    "(train one with `fashion-search train-tagger`)")
         return structured_caption(product, tagger)
     if mode == "raw":
         return raw_caption(product)
     if mode == "template":
         return template_caption(product)
-    if mode == "enriched":
-        return enriched_caption(product)
-    raise ValueError(f"unknown caption mode {mode!r}; choose from {', '.join(CAPTION_MODES)}")
+    return enriched_caption(product)

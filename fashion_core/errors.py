@@ -28,3 +28,7 @@ class ResourceExhaustedError(FashionSearchError):
 
 class DeadlineExceededError(FashionSearchError):
     """The caller's deadline passed before the work (or a dependency's part of it) finished."""
+
+
+class ModelMismatchError(FashionSearchError):
+    """The index was built by another model than the one encoding queries."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError
+from fashion_core.errors import InvalidInputError, ModelMismatchError, NotFoundError
 from fashion_core.fusion import RRF_C, fuse
 from fashion_core.model.encoder import Encoder, ImageInput, check_texts
 from fashion_core.settings import FusionMethod, SearchMode, Settings
@@ -55,8 +55,15 @@ def check_mode(mode: str | None) -> SearchMode | None:
     return mode  # type: ignore[return-value]
 
 
-class ModelMismatchError(FashionSearchError):
-    """The index was built by another model than the one encoding queries."""
+def check_k(k: int, limit: int = MAX_K, name: str = "k") -> int:
+    """``k`` if it is a result count in 1..``limit``; raises InvalidInputError naming it as ``name``. The one rule
+    for k: the engine checks every search with it, and the edges that must answer before a search runs (the
+    gateway's smaller page limit, the CLI before it loads a model) call it too."""
+    if k <= 0:
+        raise InvalidInputError(f"{name} must be positive, got {k}")
+    if k > limit:
+        raise InvalidInputError(f"{name} must be between 1 and {limit}, got {k}")
+    return k
 
 
 class SearchEngine:
@@ -66,7 +73,7 @@ class SearchEngine:
         self.index = index
         self.text = text or TextSearchConfig()
         meta = index.meta
-        if meta is not None and meta.model_version and meta.model_version != encoder.info.version:
+        if meta is not None and meta.built_by_another_model(encoder.info.version):
             message = (f"index {meta.name!r} was built by model {meta.model_id} ({meta.model_version}) but queries "
                        f"are encoded by {encoder.info.model_id} ({encoder.info.version}); re-index first")
             if not allow_model_mismatch:
@@ -87,18 +94,13 @@ class SearchEngine:
         except InvalidInputError:
             return flt.canonical(self.facets(refresh=True))  # the index may have grown since
 
-    @staticmethod
-    def _check_k(k: int) -> None:
-        if not 0 < k <= MAX_K:
-            raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")
-
     def search_text(self, query: str, k: int = 10, flt: SearchFilter | None = None,
                     mode: str | None = None) -> list[SearchHit]:
         """Top ``k`` products for a text query among those ``flt`` keeps, by ``mode`` (dense, lexical or hybrid;
         None = the configured default). Each hit's ``matched`` names the ranking(s) that found it. A lexical
         search returns only products sharing a word with the query (maybe fewer than k). Raises
         InvalidInputError for a bad query, k, mode, filter value, or a lexical mode on an index without text."""
-        self._check_k(k)
+        check_k(k)
         (text,) = check_texts([query])
         asked = check_mode(mode)
         mode = asked or self.text.default_mode
@@ -136,13 +138,13 @@ class SearchEngine:
         return [SearchHit(h.id, h.score, h.payload, "lexical") for h in search(text, k, flt)]
 
     def search_image(self, image: ImageInput, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
-        self._check_k(k)
+        check_k(k)
         flt = self._filter(flt)
         return self.index.search(self.encoder.encode_images([image])[0], k, flt)
 
     def more_like_this(self, product_id: int, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
         """Nearest products to an indexed product's image, the product itself excluded."""
-        self._check_k(k)
+        check_k(k)
         found = self.index.retrieve([product_id], with_vectors=True)
         if product_id not in found:
             raise NotFoundError(f"product {product_id} is not in the index")

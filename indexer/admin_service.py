@@ -5,37 +5,20 @@ Jobs go to the Celery workers when Redis is configured; otherwise they run in a 
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import grpc
 from fashionsearch.v1 import admin_pb2, admin_pb2_grpc
 
-from fashion_core.errors import FashionSearchError, InvalidInputError
+from fashion_core.errors import InvalidInputError
 from fashion_core.settings import Settings
 from indexer.distributors import cancel_job, get_job, open_store, start_job
 from indexer.jobs import JobStatus
+from services.rpc import rpc
+from services.server import GrpcServer
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _aborts_on_errors(method: F) -> F:
-    """Project errors become their gRPC status (INVALID_ARGUMENT, NOT_FOUND, ...) with the message."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        from services.status import status_of
-
-        try:
-            return method(self, request, context)
-        except FashionSearchError as exc:
-            context.abort(status_of(exc), str(exc))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def job_message(status: JobStatus, max_failures: int = 1000) -> admin_pb2.Job:
@@ -54,7 +37,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self.settings = settings
         self.store = open_store(settings)  # one store, so in-process jobs and GetJob see the same state
 
-    @_aborts_on_errors
+    @rpc("admin")
     def StartReindex(self, request: admin_pb2.StartReindexRequest,  # noqa: N802 - gRPC method name
                      context: grpc.ServicerContext) -> admin_pb2.Job:
         if not request.catalog_dir:
@@ -65,20 +48,18 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                          chunk_size=request.chunk_size or None, background=True, store=self.store)
         return job_message(get_job(self.settings, spec.job_id, self.store))
 
-    @_aborts_on_errors
+    @rpc("admin")
     def GetJob(self, request: admin_pb2.GetJobRequest,  # noqa: N802
                context: grpc.ServicerContext) -> admin_pb2.Job:
         return job_message(get_job(self.settings, request.job_id, self.store))
 
-    @_aborts_on_errors
+    @rpc("admin")
     def CancelJob(self, request: admin_pb2.CancelJobRequest,  # noqa: N802
                   context: grpc.ServicerContext) -> admin_pb2.Job:
         return job_message(cancel_job(self.settings, request.job_id, self.store))
 
 
-def start_admin_server(settings: Settings, address: str = "127.0.0.1:50053"):  # -> services.server.GrpcServer
-    from services.server import GrpcServer
-
+def start_admin_server(settings: Settings, address: str = "127.0.0.1:50053") -> GrpcServer:
     servicer = AdminServicer(settings)
 
     def add(server: grpc.Server) -> list[str]:

@@ -1,20 +1,27 @@
-"""Conversions between protobuf messages and the core's types (filters, products, hits)."""
+"""Conversions between protobuf messages and the core's types (filters, products, model info, search modes)."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from fashionsearch.v1 import common_pb2, query_pb2
 
-from fashion_core.catalog.schema import year_problem
+from fashion_core.catalog.schema import KEYWORD_FIELDS, year_problem
 from fashion_core.errors import InvalidInputError
+from fashion_core.model.encoder import ModelInfo
 from fashion_core.stores.filters import SearchFilter
 
+
+def proto_field(catalog_field: str) -> str:
+    """The Filter and Product message field of a keyword field: its name in snake_case (baseColour ->
+    base_colour)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", catalog_field).lower()
+
+
 # proto field -> catalog field
-FILTER_FIELDS = {
-    "gender": "gender", "master_category": "masterCategory", "sub_category": "subCategory",
-    "article_type": "articleType", "base_colour": "baseColour", "season": "season", "usage": "usage",
-}
+FILTER_FIELDS = {proto_field(name): name for name in KEYWORD_FIELDS}
 PRODUCT_FIELDS = {**FILTER_FIELDS, "display_name": "productDisplayName", "image": "image"}
 
 
@@ -51,6 +58,16 @@ def product_from_proto(msg: common_pb2.Product) -> dict[str, Any]:
                                                 for proto, catalog in PRODUCT_FIELDS.items()}}
     payload["year"] = msg.year if msg.HasField("year") else None
     return payload
+
+
+def model_info_to_proto(info: ModelInfo) -> common_pb2.ModelInfo:
+    return common_pb2.ModelInfo(model_id=info.model_id, version=info.version, dim=info.dim, device=info.device,
+                                logit_scale=info.logit_scale, card_json=json.dumps(info.card))
+
+
+def model_info_from_proto(msg: common_pb2.ModelInfo) -> ModelInfo:
+    return ModelInfo(model_id=msg.model_id, version=msg.version, dim=msg.dim, device=msg.device,
+                     logit_scale=msg.logit_scale, card=json.loads(msg.card_json or "{}"))
 
 
 # SearchMode enum value <-> the core's mode name ("" = the server's default)

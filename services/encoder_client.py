@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ from fashion_core.errors import DeadlineExceededError, InvalidInputError, TooLar
 from fashion_core.images import SourceImage, to_rgb
 from fashion_core.model.encoder import ImageInput, ModelInfo
 from fashion_core.settings import Settings
+from services.channel import MAX_MESSAGE_BYTES, insecure_channel
+from services.convert import model_info_from_proto
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "encoder service"
@@ -59,14 +60,12 @@ class EncoderClient:
     ``max_message_bytes`` (the services' gRPC message limit, ``FASHION_GRPC_MAX_MESSAGE_MB``)."""
 
     def __init__(self, address: str, timeout_s: float = 30.0, max_items: int = 256,
-                 max_message_bytes: int = 64 << 20) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.address = address
         self.timeout_s = timeout_s
         self.max_items = max_items
         self.max_message_bytes = max_message_bytes
-        self.channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes)])
+        self.channel = insecure_channel(address, max_message_bytes)
         self.stub = encoder_pb2_grpc.EncoderServiceStub(self.channel)
         self._info: ModelInfo | None = None
         self._lock = threading.Lock()
@@ -96,9 +95,8 @@ class EncoderClient:
     def info(self) -> ModelInfo:
         with self._lock:
             if self._info is None:
-                m = self._call(self.stub.GetModelInfo, encoder_pb2.GetModelInfoRequest())
-                self._info = ModelInfo(model_id=m.model_id, version=m.version, dim=m.dim, device=m.device,
-                                       logit_scale=m.logit_scale, card=json.loads(m.card_json or "{}"))
+                self._info = model_info_from_proto(self._call(self.stub.GetModelInfo,
+                                                              encoder_pb2.GetModelInfoRequest()))
             return self._info
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
 
 import grpc
 import numpy as np
-from fashionsearch.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
+from fashionsearch.v1 import encoder_pb2, encoder_pb2_grpc
 from PIL import Image
 
 from fashion_core.errors import FashionSearchError, InvalidInputError
@@ -17,6 +16,7 @@ from fashion_core.images import decode_image
 from fashion_core.model.encoder import Encoder, check_texts
 from fashion_core.settings import Settings
 from services.batcher import DynamicBatcher
+from services.convert import model_info_to_proto
 from services.rpc import record, rpc
 from services.server import GrpcServer
 from services.status import status_of
@@ -24,12 +24,6 @@ from services.wiring import local_encoder
 
 log = logging.getLogger(__name__)
 SERVICE = encoder_pb2.DESCRIPTOR.services_by_name["EncoderService"].full_name
-
-
-def model_info_message(encoder: Encoder) -> common_pb2.ModelInfo:
-    info = encoder.info
-    return common_pb2.ModelInfo(model_id=info.model_id, version=info.version, dim=info.dim, device=info.device,
-                                logit_scale=info.logit_scale, card_json=json.dumps(info.card))
 
 
 class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
@@ -76,7 +70,7 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
 
     @rpc("encoder")
     def GetModelInfo(self, request, context):  # noqa: N802
-        return model_info_message(self.encoder)
+        return model_info_to_proto(self.encoder.info)
 
     def StreamEncode(self, request_iterator: Iterator[encoder_pb2.EncodeRequest], context):  # noqa: N802
         # A bad message ends the stream with its status, naming the message's tag; replies already sent stand.

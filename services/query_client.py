@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from fashionsearch.v1 import query_pb2, query_pb2_grpc
 
+from fashion_core.model.encoder import ModelInfo
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
-from services.convert import filter_to_proto, mode_to_proto, product_from_proto
+from services.channel import MAX_MESSAGE_BYTES, insecure_channel
+from services.convert import filter_to_proto, mode_to_proto, model_info_from_proto, product_from_proto
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "query service"
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    model_id: str
-    version: str
-    dim: int
-    device: str
-    card: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,11 +38,10 @@ class LocalizeResult:
 
 
 class QueryClient:
-    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, address: str, timeout_s: float = 30.0, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20),
-                                                               ("grpc.max_receive_message_length", 64 << 20)])
+        self.channel = insecure_channel(address, max_message_bytes)
         self.stub = query_pb2_grpc.QueryServiceStub(self.channel)
 
     def _call(self, method, request, timeout: float | None):  # a stub method and its request message
@@ -93,10 +84,9 @@ class QueryClient:
                            timeout)
         return product_from_proto(reply)
 
-    def list_models(self, timeout: float | None = None) -> list[ServedModel]:
+    def list_models(self, timeout: float | None = None) -> list[ModelInfo]:
         reply = self._call(self.stub.ListModels, query_pb2.ListModelsRequest(), timeout)
-        return [ServedModel(m.model_id, m.version, m.dim, m.device, json.loads(m.card_json or "{}"))
-                for m in reply.models]
+        return [model_info_from_proto(m) for m in reply.models]
 
     def list_indexes(self, timeout: float | None = None) -> list[ServedIndex]:
         reply = self._call(self.stub.ListIndexes, query_pb2.ListIndexesRequest(), timeout)

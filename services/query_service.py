@@ -18,7 +18,7 @@ from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 from PIL import Image
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, product_id_problem
-from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.errors import NotFoundError
 from fashion_core.images import SourceImage, decode_image, load_image
 from fashion_core.localization import heatmap_png, occlusion_map
 from fashion_core.model.encoder import Encoder
@@ -29,9 +29,8 @@ from fashion_core.stores.backends import backend, open_index
 from fashion_core.stores.base import SearchHit, VectorIndex
 from fashion_core.stores.versions import check_index_name
 from fashion_core.zeroshot import DEFAULT_TEMPLATES
-from services.convert import filter_from_proto, mode_from_proto, product_to_proto
+from services.convert import filter_from_proto, mode_from_proto, model_info_to_proto, product_to_proto
 from services.encoder_client import call_deadline
-from services.encoder_service import model_info_message
 from services.rpc import rpc
 from services.server import GrpcServer
 from services.wiring import open_encoder
@@ -192,12 +191,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         with call_deadline(context.time_remaining()):
             yield engine
 
-    @staticmethod
-    def _k(k: int) -> int:
-        if k <= 0:
-            raise InvalidInputError(f"k must be positive, got {k}")
-        return k
-
     def _response(self, hits: list[SearchHit], index: str) -> query_pb2.SearchResponse:
         # An index built before ids were checked may hold one no message can carry: leave it out, and let
         # everyone else's searches work.
@@ -213,7 +206,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def SearchText(self, request, context):  # noqa: N802 - gRPC method names
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
-            hits = engine.search_text(request.query, self._k(request.k), flt, mode_from_proto(request.mode))
+            hits = engine.search_text(request.query, request.k, flt, mode_from_proto(request.mode))
         return self._response(hits, request.index)
 
     @rpc("query")
@@ -221,14 +214,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         flt = filter_from_proto(request.filter)
         image = SourceImage(request.image, decode_image(request.image, name="query image"))
         with self._engine(request.index, context) as engine:
-            hits = engine.search_image(image, self._k(request.k), flt)
+            hits = engine.search_image(image, request.k, flt)
         return self._response(hits, request.index)
 
     @rpc("query")
     def SearchSimilar(self, request, context):  # noqa: N802
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
-            hits = engine.more_like_this(parse_product_id(request.product_id), self._k(request.k), flt)
+            hits = engine.more_like_this(parse_product_id(request.product_id), request.k, flt)
         return self._response(hits, request.index)
 
     @rpc("query")
@@ -251,7 +244,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     @rpc("query")
     def ListModels(self, request, context):  # noqa: N802
         with call_deadline(context.time_remaining()):
-            return query_pb2.ListModelsResponse(models=[model_info_message(self.encoder)])
+            return query_pb2.ListModelsResponse(models=[model_info_to_proto(self.encoder.info)])
 
     @rpc("query")
     def ListIndexes(self, request, context):  # noqa: N802

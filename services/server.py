@@ -12,10 +12,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.channel import MAX_MESSAGE_BYTES, message_options
 from services.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class GrpcServer:
@@ -24,10 +24,8 @@ class GrpcServer:
     def __init__(self, add_servicers: Callable[[grpc.Server], Sequence[str]], address: str,
                  max_workers: int = 32, metrics_port: int | None = None,
                  max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ])
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
+                                  options=message_options(max_message_bytes))
         service_names = list(add_servicers(self.server))
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -1,4 +1,5 @@
-"""Project errors <-> gRPC status codes, mapped in one place for servers and clients."""
+"""Project errors -> gRPC status codes and HTTP statuses: one table for the servers, their clients and the web
+gateway."""
 
 from __future__ import annotations
 
@@ -8,36 +9,42 @@ from fashion_core.errors import (
     DeadlineExceededError,
     FashionSearchError,
     InvalidInputError,
+    ModelMismatchError,
     NotFoundError,
     ResourceExhaustedError,
     TooLargeError,
     UnavailableError,
 )
 
-TO_STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
-    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
-    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
+# Project error -> (gRPC status, HTTP status). First match wins, so a subclass comes before its base; anything
+# else is INTERNAL / 500. The gateway never had a status of its own for a passed deadline or a model mismatch:
+# both stay 500 there.
+ERRORS: tuple[tuple[type[FashionSearchError], grpc.StatusCode, int], ...] = (
+    (TooLargeError, grpc.StatusCode.INVALID_ARGUMENT, 413),  # never fits, so never retried: INVALID_ARGUMENT
+    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT, 400),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND, 404),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE, 503),
+    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED, 500),
+    (ModelMismatchError, grpc.StatusCode.FAILED_PRECONDITION, 500),
 )
-FROM_STATUS: dict[grpc.StatusCode, type[FashionSearchError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInputError,
-    grpc.StatusCode.NOT_FOUND: NotFoundError,
-    grpc.StatusCode.UNAVAILABLE: UnavailableError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
-}
-# ModelMismatchError <-> FAILED_PRECONDITION is mapped in the functions: fashion_core.search imports torch,
-# which a client (the web gateway, the CLI) should not pay for at import time.
+# Client side: a status code -> the most general error mapped to it (bases come later in ERRORS, so they win).
+FROM_STATUS: dict[grpc.StatusCode, type[FashionSearchError]] = {code: kind for kind, code, _ in ERRORS}
+
+
+def _entry(exc: Exception) -> tuple[grpc.StatusCode, int]:
+    return next(((code, http) for kind, code, http in ERRORS if isinstance(exc, kind)),
+                (grpc.StatusCode.INTERNAL, 500))
 
 
 def status_of(exc: Exception) -> grpc.StatusCode:
-    from fashion_core.search import ModelMismatchError
+    """The gRPC status a server answers ``exc`` with."""
+    return _entry(exc)[0]
 
-    if isinstance(exc, ModelMismatchError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    return next((code for kind, code in TO_STATUS if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)
+
+def http_status_of(exc: Exception) -> int:
+    """The HTTP status the web gateway answers ``exc`` with."""
+    return _entry(exc)[1]
 
 
 def raise_for_rpc_error(exc: grpc.RpcError, service: str, address: str) -> None:
@@ -51,8 +58,4 @@ def raise_for_rpc_error(exc: grpc.RpcError, service: str, address: str) -> None:
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         # gRPC's own message-size limit (either side): the same request never fits, so it is no "retry later"
         raise TooLargeError(f"{service} at {address}: {details}") from exc
-    if code == grpc.StatusCode.FAILED_PRECONDITION:
-        from fashion_core.search import ModelMismatchError
-
-        raise ModelMismatchError(details) from exc
     raise FROM_STATUS.get(code, FashionSearchError)(details) from exc

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessor
 
-from fashion_core.captions import CAPTION_MODES, ENRICH_FIELDS, caption, clean_text, singular
+from fashion_core.captions import ENRICH_FIELDS, caption, check_caption_mode, clean_text, singular
 from fashion_core.catalog.schema import Product
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
@@ -114,8 +114,7 @@ class ProductData:
 def build_data(products: Sequence[Product], image_processor: CLIPImageProcessor,
                modes: Sequence[str] = ("enriched",), tagger: TaggerFn | None = None) -> ProductData:
     for mode in modes:
-        if mode not in CAPTION_MODES:
-            raise ValueError(f"unknown caption mode {mode!r}")
+        check_caption_mode(mode)
     kept, images = [], []
     for p in products:
         if p.image_path is None:

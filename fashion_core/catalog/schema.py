@@ -22,16 +22,28 @@ CSV_COLUMNS: tuple[str, ...] = (
     "productDisplayName",
 )
 
-# Categorical fields filtered by equality / any-of; "year" is filtered by range.
-KEYWORD_FIELDS: tuple[str, ...] = (
-    "gender",
-    "masterCategory",
-    "subCategory",
-    "articleType",
-    "baseColour",
-    "season",
-    "usage",
+
+@dataclass(frozen=True)
+class KeywordField:
+    """A categorical field, filtered by equality / any-of, and what each edge calls it. The gRPC messages name it
+    in snake_case (services/convert.py)."""
+
+    name: str  # the catalog column: SearchFilter's and the facets' key, the JSON API's filter key
+    flag: str  # the CLI's filter option, --{flag}
+    label: str  # the search page's label (the gateway serves these in /api/meta)
+
+
+# The one list of keyword filters, in the order the CLI and the page show them; "year" is filtered by range.
+KEYWORDS: tuple[KeywordField, ...] = (
+    KeywordField("gender", "gender", "Gender"),
+    KeywordField("masterCategory", "master-category", "Category"),
+    KeywordField("subCategory", "sub-category", "Sub-category"),
+    KeywordField("articleType", "article-type", "Article type"),
+    KeywordField("baseColour", "colour", "Colour"),
+    KeywordField("season", "season", "Season"),
+    KeywordField("usage", "usage", "Usage"),
 )
+KEYWORD_FIELDS: tuple[str, ...] = tuple(f.name for f in KEYWORDS)
 FILTER_FIELDS: tuple[str, ...] = (*KEYWORD_FIELDS, "year")
 
 # Product ids are plain positive 64-bit decimal integers: FAISS stores int64, the gRPC messages carry int64.

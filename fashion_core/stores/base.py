@@ -35,6 +35,11 @@ class IndexMeta:
     model_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def built_by_another_model(self, model_version: str) -> bool:
+        """Whether these vectors come from a model other than ``model_version``, so that its embeddings would
+        not match them. An index that records no version (built before versions were kept) is taken as its."""
+        return bool(self.model_version) and self.model_version != model_version
+
 
 class VectorIndex(Protocol):
     backend: str

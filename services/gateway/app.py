@@ -20,29 +20,21 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive
 
 from fashion_core.catalog.reader import IMAGE_SUFFIXES
-from fashion_core.catalog.schema import parse_product_id, product_id_problem
-from fashion_core.errors import (
-    FashionSearchError,
-    InvalidInputError,
-    NotFoundError,
-    ResourceExhaustedError,
-    TooLargeError,
-    UnavailableError,
-)
+from fashion_core.catalog.schema import KEYWORDS, parse_product_id, product_id_problem
+from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError, TooLargeError
+from fashion_core.search import check_k
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.filters import SearchFilter
 from services.gateway.port import QueryPort
+from services.status import http_status_of
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
+MAX_PAGE_K = 200  # results one page asks for (the query service allows up to fashion_core.search.MAX_K)
 
 MULTIPART_OVERHEAD = MAX_JSON_BYTES + 16 * 1024  # the form's params field, boundaries and part headers
-
-# Project errors -> HTTP status, first match wins (TooLargeError is an InvalidInputError).
-STATUS = {TooLargeError: 413, InvalidInputError: 400, NotFoundError: 404, ResourceExhaustedError: 429,
-          UnavailableError: 503}
 
 
 class BodyLimit:
@@ -109,10 +101,11 @@ def _text(value: str, name: str) -> str:
 
 
 def _k(data: dict[str, Any]) -> int:
+    """The JSON ``k`` (default 12): an integer, within the page's limit."""
     k = _opt_int(data.get("k", 12), "k")
-    if k is None or not 0 < k <= 200:
-        raise InvalidInputError(f"k must be between 1 and 200, got {data.get('k')!r}")
-    return k
+    if k is None:
+        raise InvalidInputError("k must be an integer, got None")
+    return check_k(k, MAX_PAGE_K)
 
 
 def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
@@ -134,7 +127,7 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
             try:
                 return await handler(request)
             except FashionSearchError as exc:
-                status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+                status = http_status_of(exc)
                 if status >= 500:
                     log.warning("%s %s failed: %s", request.method, request.url.path, exc)
                 return _error(status, str(exc))
@@ -179,7 +172,9 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
         facets = await run_in_threadpool(backend.facets, index)
         return JSONResponse({"model": {"model_id": serving.model_id, "version": serving.version,
                                        "card": serving.card},
-                             "indexes": [asdict(i) for i in serving.indexes], "facets": facets})
+                             "indexes": [asdict(i) for i in serving.indexes], "facets": facets,
+                             # the page's filter selects, in order: a field's key in "facets" and "filters"
+                             "filter_fields": [{"name": f.name, "label": f.label} for f in KEYWORDS]})
 
     async def search_text(request: Request) -> Response:
         started = time.perf_counter()

@@ -39,3 +39,31 @@ def test_admin_start_get_cancel_over_grpc(tiny_model_dir, synthetic_catalog):
             assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         server.stop(0)
+
+
+def test_admin_calls_are_counted_and_logged_like_the_other_services(caplog):
+    """AdminService goes through services.rpc.rpc: a status per call in the RPC metrics and the access log."""
+    from prometheus_client import REGISTRY
+
+    def count(method: str, code: str) -> float:
+        return REGISTRY.get_sample_value("fashion_rpc_requests_total",
+                                         {"service": "admin", "method": method, "code": code}) or 0.0
+
+    before = {key: count(*key) for key in (("GetJob", "NOT_FOUND"), ("StartReindex", "INVALID_ARGUMENT"))}
+    server = start_admin_server(load_settings(index_backend="faiss", device="cpu"), "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(server.address) as channel, caplog.at_level("INFO", "services.access"):
+            stub = admin_pb2_grpc.AdminServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as missing:
+                stub.GetJob(admin_pb2.GetJobRequest(job_id="nope"), timeout=10)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.StartReindex(admin_pb2.StartReindexRequest(index="shop"), timeout=10)
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "catalog_dir is required" in bad.value.details()
+    finally:
+        server.stop(0)
+    assert {key: count(*key) - value for key, value in before.items()} == {("GetJob", "NOT_FOUND"): 1.0,
+                                                                          ("StartReindex", "INVALID_ARGUMENT"): 1.0}
+    access = [(r.rpc, r.code) for r in caplog.records if r.name == "services.access"]
+    assert access == [("GetJob", "NOT_FOUND"), ("StartReindex", "INVALID_ARGUMENT")]

@@ -101,6 +101,8 @@ def test_listing_facets_and_localize(client, tiny_encoder) -> None:
 def test_errors_have_clear_status_codes(client, query_server, channel_to) -> None:
     with pytest.raises(InvalidInputError, match="k must be positive"):
         client.search_text("dress", 0)
+    with pytest.raises(InvalidInputError, match="k must be between 1 and 1000, got 1001"):
+        client.search_similar(10001, 1001)
     with pytest.raises(InvalidInputError, match="unknown baseColour value 'Plaid'"):
         client.search_text("dress", 5, SearchFilter.build(baseColour="Plaid"))
     with pytest.raises(InvalidInputError, match="empty"):

@@ -7,6 +7,7 @@ import pytest
 from fashion_core.captions import caption, tagged_spans
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.schema import Product
+from fashion_core.errors import InvalidInputError
 from training.tagger import PerceptronTagger, bio_labels, span_scores, train_tagger
 
 
@@ -51,8 +52,10 @@ def test_tagger_per_tag_f1_on_synthetic_names(train_catalog, tmp_path) -> None:
 
 def test_structured_caption_needs_a_tagger_and_fills_gaps() -> None:
     p = product("Roadster Blue Skinny Fit Jeans", gender="Women", colour="Blue", article="Jeans")
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInputError, match="need a tagger"):  # a user's --captions: a one-line error
         caption(p, "structured")
+    with pytest.raises(InvalidInputError, match="unknown caption mode 'fancy'; choose from raw, enriched"):
+        caption(p, "fancy")  # type: ignore[arg-type]
     words, gold = bio_labels(p)
     assert tagged_spans(words, gold)[0] == ("BRAND", "roadster")
     text = caption(p, "structured", tagger=lambda ws: bio_labels(p)[1])

@@ -174,3 +174,49 @@ def test_uploaded_phone_photo_is_read_upright(gateway, synthetic_catalog) -> Non
     with httpx.Client(base_url=gateway, timeout=30) as client:
         hits = client.post("/api/search/image", files={"image": ("phone.png", buf.getvalue())}).json()["hits"]
     assert hits[0]["id"] == 10005 and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+class _StaticPort:
+    """A QueryPort that only answers the page's meta call: one model, one index, fixed facets."""
+
+    def serving(self):
+        from services.gateway.port import IndexSummary, ServingInfo
+
+        return ServingInfo("tiny", "v1", {}, [IndexSummary("products", 3, "faiss")])
+
+    def facets(self, index: str) -> dict[str, list[str]]:
+        return {"gender": ["Men", "Women"], "season": ["Summer"]}
+
+    def search_text(self, *args, **kwargs):
+        raise AssertionError("a bad k reached the query service")
+
+
+def test_meta_serves_the_filter_fields_from_the_one_python_list(monkeypatch, tmp_path) -> None:
+    import services.gateway.app as gateway_app
+    from fashion_core.catalog.schema import KEYWORDS, KeywordField
+
+    async def meta() -> dict:
+        app = gateway_app.create_app(_StaticPort(), catalog_roots=[tmp_path])
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+            return (await client.get("/api/meta")).json()
+
+    assert asyncio.run(meta())["filter_fields"] == [{"name": f.name, "label": f.label} for f in KEYWORDS]
+    monkeypatch.setattr(gateway_app, "KEYWORDS", (KeywordField("season", "season", "Time of year"),))
+    assert asyncio.run(meta())["filter_fields"] == [{"name": "season", "label": "Time of year"}]
+    # the page has no list of its own to drift from this one
+    script = (gateway_app.STATIC_DIR / "app.js").read_text()
+    assert not any(f'"{f.label}"' in script for f in KEYWORDS)
+
+
+def test_k_keeps_its_messages_at_the_gateway(tmp_path) -> None:
+    import services.gateway.app as gateway_app
+
+    async def text(k) -> httpx.Response:
+        app = gateway_app.create_app(_StaticPort(), catalog_roots=[tmp_path])
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+            return await client.post("/api/search/text", json={"query": "red", "k": k})
+
+    for k, message in ((0, "k must be positive, got 0"), (-2, "k must be positive, got -2"),
+                       (201, "k must be between 1 and 200, got 201"), (None, "k must be an integer")):
+        response = asyncio.run(text(k))
+        assert response.status_code == 400 and message in response.json()["error"], (k, response.json())

@@ -165,3 +165,26 @@ def test_query_service_down_shows_an_error_not_a_blank_page(page, synthetic_cata
         page.wait_for_function("document.querySelector('#error').textContent.includes('unavailable')")
         page.screenshot(path=str(tmp_path / "service-down.png"), full_page=True)
         assert page.locator("h1").inner_text() == "fashion-search"
+
+
+def test_the_filter_selects_come_from_the_servers_list(page, monkeypatch, tmp_path: Path) -> None:
+    """The page builds its filter selects from /api/meta: a change to the Python list shows in the page."""
+    import services.gateway.app as gateway_app
+    from fashion_core.catalog.schema import KeywordField
+    from services.gateway.port import IndexSummary, ServingInfo
+
+    class Port:  # only the page's meta call
+        def serving(self) -> ServingInfo:
+            return ServingInfo("tiny", "v1", {}, [IndexSummary("products", 3, "faiss")])
+
+        def facets(self, index: str) -> dict[str, list[str]]:
+            return {"gender": ["Men", "Women"], "season": ["Summer", "Winter"]}
+
+    monkeypatch.setattr(gateway_app, "KEYWORDS", (KeywordField("season", "season", "Time of year"),))
+    for url in serve_app(gateway_app.create_app(Port(), catalog_roots=[tmp_path]), free_port()):
+        page.goto(url)
+        page.wait_for_selector("#filter-season option[value=Winter]", state="attached")
+        labels = page.locator("#filter-selects label").evaluate_all(
+            "ls => ls.map(l => l.firstChild.textContent.trim())")
+        assert labels == ["Time of year"]
+        assert page.locator("#filter-gender").count() == 0  # facets alone do not make a select

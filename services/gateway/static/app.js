@@ -2,10 +2,6 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const FILTER_LABELS = {
-  gender: "Gender", masterCategory: "Category", subCategory: "Sub-category", articleType: "Article type",
-  baseColour: "Colour", season: "Season", usage: "Usage",
-};
 let queryImage = null;   // File or Blob chosen, dropped or pasted
 let lastTextQuery = "";
 
@@ -54,7 +50,8 @@ async function loadMeta() {
     $("card-body").textContent = JSON.stringify(meta.model.card, null, 2) || "no card";
     const selects = $("filter-selects");
     selects.innerHTML = "";
-    for (const [field, label] of Object.entries(FILTER_LABELS)) {
+    // The filter fields and their labels come from the gateway (fashion_core.catalog.schema.KEYWORDS).
+    for (const { name: field, label } of meta.filter_fields) {
       const values = meta.facets[field] || [];
       if (!values.length) continue;
       const wrap = document.createElement("label");
