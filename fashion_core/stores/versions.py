@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -179,3 +180,18 @@ def prune_versions(settings: Settings, name: str, keep: int, client: QdrantClien
     if old:
         log.info("dropped old versions of %s: %s", name, ", ".join(old))
     return old
+
+
+def version_prefix(name: str) -> str:
+    """What every version of ``name`` starts with."""
+    return f"{name}{VERSION_SEP}"
+
+
+def serving_only(names: Iterable[str]) -> list[str]:
+    """The serving names among ``names``, sorted: index names that are not versions."""
+    return sorted(n for n in set(names) if INDEX_NAME.fullmatch(n) and not is_version(n))
+
+
+def stale_versions(versions: list[str], serving: str, keep: int) -> list[str]:
+    """Of ``versions`` (oldest first), all but the newest ``keep``, never ``serving``; nothing when keep <= 0."""
+    return [v for v in versions[:-keep] if v != serving] if keep > 0 else []
