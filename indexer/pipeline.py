@@ -7,6 +7,7 @@
   files, so a single writer (``finalize``) merges the shards. A redelivered chunk rewrites its own shard.
 - ``finalize``: merge the shards into the version being built, flush, then switch the serving name to it
   (only when every chunk succeeded) and prune old versions. A failed or cancelled job drops what it built.
+  Every step goes through one index store (``backends.open_store``), opened for the finalize and closed after.
 
 Point ids are the product ids, and a build goes to its own versioned collection/dir, so re-running a chunk
 or the whole finalize never duplicates an item.
@@ -35,9 +36,10 @@ from fashion_core.errors import (
 from fashion_core.ingest import embed_products
 from fashion_core.model.encoder import Encoder
 from fashion_core.settings import Settings
-from fashion_core.stores import versions
-from fashion_core.stores.backends import backend, open_index
-from fashion_core.stores.base import IndexMeta
+from fashion_core.stores.backends import open_store
+from fashion_core.stores.base import IndexMeta, VectorIndex
+from fashion_core.stores.store import IndexStore
+from fashion_core.stores.versions import check_index_name
 from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
 from indexer.shards import Shard, iter_shards, remove_shard, write_shard
 
@@ -62,7 +64,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
     """Record a job and return it with its chunks of product ids (nothing is enqueued yet)."""
     if kind not in {"reindex", "update"}:
         raise InvalidInputError(f"unknown job kind {kind!r}")
-    versions.check_index_name(index)
+    check_index_name(index)
     size = chunk_size or settings.index_chunk_size
     if size <= 0:
         raise InvalidInputError(f"chunk size must be positive, got {size}")
@@ -77,14 +79,19 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
         ids = [i for i in wanted if i in known]
         failures = [Failure(str(i), "not in catalog (or rejected by the reader)") for i in wanted if i not in known]
     job_id = JobSpec.new_id()
-    # FAISS updates are copy-on-write (a new version, then the switch); Qdrant updates go through the alias.
-    in_place = kind == "update" and backend(settings) == "qdrant"
-    spec = JobSpec(job_id=job_id, kind=kind, catalog_dir=str(Path(catalog_dir).resolve()), index=index,
-                   version=index if in_place else versions.new_version_name(index), backend=backend(settings),
-                   staging_dir=str(staging_dir(settings, job_id).resolve()),
-                   chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
-                   delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
-    versions.check_index_name(spec.version)  # the name plus its version stamp must still be a name
+    indexes = open_store(settings)  # asked for its capabilities and a version name only: nothing is opened
+    try:
+        # An update writes into the serving index where the store updates in place, else into a new version
+        # (copy-on-write), switched to like a re-index. new_version checks the name plus its stamp is a name.
+        in_place = kind == "update" and indexes.in_place_updates
+        version = index if in_place else indexes.new_version(index)
+        spec = JobSpec(job_id=job_id, kind=kind, catalog_dir=str(Path(catalog_dir).resolve()), index=index,
+                       version=version, backend=indexes.backend,
+                       staging_dir=str(staging_dir(settings, job_id).resolve()),
+                       chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
+                       delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
+    finally:
+        indexes.close()
     chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
     store.create(spec, failures, chunks)
     log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
@@ -156,78 +163,6 @@ def fail_chunk(store: JobStore, job_id: str, chunk: int, chunks_total: int, ids:
 
 
 # -- finalize --------------------------------------------------------------------------------------------
-def _client_of(index: object) -> object | None:
-    return getattr(index, "client", None)
-
-
-def _cleanup(settings: Settings, spec: JobSpec, drop_version: bool) -> None:
-    shutil.rmtree(spec.staging_dir, ignore_errors=True)
-    if not drop_version or spec.version == spec.index:
-        return
-    index = open_index(settings, spec.version)
-    try:
-        if versions.serving_version(settings, spec.index, _client_of(index)) != spec.version:  # type: ignore[arg-type]
-            versions.drop_version(settings, spec.version, _client_of(index))  # type: ignore[arg-type]
-    finally:
-        index.close()
-
-
-def _write_version(settings: Settings, spec: JobSpec) -> int:
-    """Merge the shards (plus, for a FAISS update, the serving rows) into ``spec.version``; returns its count."""
-    shards = iter_shards(Path(spec.staging_dir))
-    first = next(shards, None)
-    if first is None:
-        if spec.kind != "update":
-            raise InvalidInputError("no products were embedded: nothing to index")
-        first = _serving_shape(settings, spec)  # a delete-only update
-    index = open_index(settings, spec.version)
-    try:
-        index.create(IndexMeta(name=spec.version, backend=spec.backend, dim=first.dim, model_id=first.model_id,
-                               model_version=first.model_version))
-        meta = index.meta
-        if meta is not None and meta.model_version and meta.model_version != first.model_version:
-            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
-                                    f"the workers run {first.model_version}: run a full reindex")
-        if spec.kind == "update" and spec.version != spec.index:
-            _copy_serving(settings, spec, index, first)
-        for shard in (first, *shards):
-            index.upsert(shard.ids, shard.vectors, shard.payloads)
-        if spec.delete_ids:
-            index.delete(spec.delete_ids)
-        index.flush()
-        return index.count()
-    finally:
-        index.close()
-
-
-def _serving_shape(settings: Settings, spec: JobSpec) -> Shard:
-    serving = open_index(settings, spec.index)
-    try:
-        meta = serving.meta
-        if meta is None:
-            raise NotFoundError(f"index {spec.index!r} does not exist: nothing to delete from")
-        return Shard([], np.zeros((0, meta.dim), np.float32), [], meta.dim, meta.model_id, meta.model_version)
-    finally:
-        serving.close()
-
-
-def _copy_serving(settings: Settings, spec: JobSpec, target: object, first: Shard) -> None:
-    serving = open_index(settings, spec.index)
-    try:
-        meta = serving.meta
-        if meta is None:
-            return  # nothing served yet: the update builds the first version
-        if meta.model_version and meta.model_version != first.model_version:
-            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
-                                    f"the workers run {first.model_version}: run a full reindex")
-        rows = serving.retrieve(sorted(serving.all_ids()), with_vectors=True)
-        ids = list(rows)
-        vectors = np.stack([rows[i][1] for i in ids]) if ids else np.zeros((0, first.dim), np.float32)
-        target.upsert(ids, vectors, [rows[i][0] for i in ids])  # type: ignore[attr-defined]
-    finally:
-        serving.close()
-
-
 def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") -> JobStatus:
     """Build the version from the shards and switch to it if every chunk succeeded; idempotent.
 
@@ -238,6 +173,7 @@ def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") 
     if not store.claim_finalize(job_id, owner):
         log.info("job %s: another finalize holds the lock", job_id)
         return store.get(job_id)
+    indexes = open_store(settings)
     try:
         status = store.get(job_id)
         spec = status.spec
@@ -245,48 +181,102 @@ def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") 
             if not status.over:
                 return status  # failed before all its chunks were queued: its shards wait for resume or cancel
             if status.state != "succeeded":
-                _cleanup(settings, spec, drop_version=True)
+                _discard(indexes, spec)
             return status
         if status.chunks_complete < spec.chunks_total:
             return status  # not all chunks in yet: the last chunk triggers another finalize
         if status.chunks_failed:
             store.set_state(job_id, "failed", f"{status.chunks_failed} of {spec.chunks_total} chunks failed; "
                                               f"serving index {spec.index!r} left as it was")
-            _cleanup(settings, spec, drop_version=True)
+            _discard(indexes, spec)
             return store.get(job_id)
         try:
-            count = _write_version(settings, spec) if spec.chunks_total or spec.delete_ids else -1
+            count = _write_version(indexes, spec) if spec.chunks_total or spec.delete_ids else -1
             if count < 0:
                 raise InvalidInputError("no products to index")
             if store.get_state(job_id) == "cancelled":  # cancelled while we were merging: do not switch
-                _cleanup(settings, spec, drop_version=True)
+                _discard(indexes, spec)
                 return store.get(job_id)
             if spec.version != spec.index:
-                _switch_and_prune(settings, spec)
+                indexes.switch(spec.index, spec.version)
+                indexes.prune(spec.index, settings.index_keep_versions)
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # any other error ends the job; the serving index is untouched
             log.exception("job %s: finalize failed", job_id)
             store.set_state(job_id, "failed", f"{type(exc).__name__}: {exc}")
-            _cleanup(settings, spec, drop_version=True)
+            _discard(indexes, spec)
             return store.get(job_id)
         store.set_state(job_id, "succeeded", index_count=count)
         shutil.rmtree(spec.staging_dir, ignore_errors=True)
         log.info("job %s: %s now serves %s (%d items)", job_id, spec.index, spec.version, count)
         return store.get(job_id)
     finally:
-        store.release_finalize(job_id)
+        try:
+            indexes.close()
+        finally:
+            store.release_finalize(job_id)
 
 
-def _switch_and_prune(settings: Settings, spec: JobSpec) -> None:
-    if spec.backend == "faiss":
-        versions.switch(settings, spec.index, spec.version)
-        versions.prune_versions(settings, spec.index, settings.index_keep_versions)
-        return
-    index = open_index(settings, spec.version)
+def _discard(indexes: IndexStore, spec: JobSpec) -> None:
+    """A job that will not switch: its shards go, and so does the version it built unless it serves."""
+    shutil.rmtree(spec.staging_dir, ignore_errors=True)
+    if spec.version != spec.index and indexes.serving_version(spec.index) != spec.version:
+        indexes.drop(spec.version)
+
+
+def _write_version(indexes: IndexStore, spec: JobSpec) -> int:
+    """Merge the shards (plus, for a copy-on-write update, the serving rows) into ``spec.version``; returns its
+    count."""
+    shards = iter_shards(Path(spec.staging_dir))
+    first = next(shards, None)
+    if first is None:
+        if spec.kind != "update":
+            raise InvalidInputError("no products were embedded: nothing to index")
+        first = _serving_shape(indexes, spec)  # a delete-only update
+    index = indexes.open(spec.version)
     try:
-        client = _client_of(index)
-        versions.switch(settings, spec.index, spec.version, client)  # type: ignore[arg-type]
-        versions.prune_versions(settings, spec.index, settings.index_keep_versions, client)  # type: ignore[arg-type]
+        index.create(IndexMeta(name=spec.version, backend=spec.backend, dim=first.dim, model_id=first.model_id,
+                               model_version=first.model_version))
+        meta = index.meta
+        if meta is not None and meta.model_version and meta.model_version != first.model_version:
+            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
+                                    f"the workers run {first.model_version}: run a full reindex")
+        if spec.kind == "update" and spec.version != spec.index:
+            _copy_serving(indexes, spec, index, first)
+        for shard in (first, *shards):
+            index.upsert(shard.ids, shard.vectors, shard.payloads)
+        if spec.delete_ids:
+            index.delete(spec.delete_ids)
+        index.flush()
+        return index.count()
     finally:
         index.close()
+
+
+def _serving_shape(indexes: IndexStore, spec: JobSpec) -> Shard:
+    serving = indexes.open(spec.index)
+    try:
+        meta = serving.meta
+        if meta is None:
+            raise NotFoundError(f"index {spec.index!r} does not exist: nothing to delete from")
+        return Shard([], np.zeros((0, meta.dim), np.float32), [], meta.dim, meta.model_id, meta.model_version)
+    finally:
+        serving.close()
+
+
+def _copy_serving(indexes: IndexStore, spec: JobSpec, target: VectorIndex, first: Shard) -> None:
+    serving = indexes.open(spec.index)
+    try:
+        meta = serving.meta
+        if meta is None:
+            return  # nothing served yet: the update builds the first version
+        if meta.model_version and meta.model_version != first.model_version:
+            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
+                                    f"the workers run {first.model_version}: run a full reindex")
+        rows = serving.retrieve(sorted(serving.all_ids()), with_vectors=True)
+        ids = list(rows)
+        vectors = np.stack([rows[i][1] for i in ids]) if ids else np.zeros((0, first.dim), np.float32)
+        target.upsert(ids, vectors, [rows[i][0] for i in ids])
+    finally:
+        serving.close()

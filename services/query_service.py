@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
@@ -24,8 +24,7 @@ from fashion_core.localization import heatmap_png, occlusion_map
 from fashion_core.model.encoder import Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
-from fashion_core.stores import versions
-from fashion_core.stores.backends import backend, open_index
+from fashion_core.stores.backends import open_store
 from fashion_core.stores.base import SearchHit, VectorIndex
 from fashion_core.stores.versions import check_index_name
 from fashion_core.zeroshot import DEFAULT_TEMPLATES
@@ -38,7 +37,6 @@ from services.wiring import open_encoder
 log = logging.getLogger(__name__)
 SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
 MAX_OPEN_INDEXES = 8
-T = TypeVar("T")
 
 
 class LockedIndex:
@@ -62,64 +60,41 @@ class LockedIndex:
 
         return locked
 
-    def run(self, fn: Callable[[VectorIndex], T]) -> T:
-        """``fn(index)`` under the lock: for work on the wrapped index's own attributes (its client)."""
-        with self._lock:
-            return fn(self._index)
-
 
 class IndexRegistry:
-    """The indexes this service answers for, opened on first use, once per version (embedded Qdrant allows one
-    client per store).
+    """The indexes this service answers for, opened on first use from one store (``backends.open_store``, which
+    lives as long as the registry: embedded Qdrant allows one client per store, the store's).
 
     A requested name must be an index name (never a path: INVALID_ARGUMENT) that the store serves (a plain index
     or a re-indexed name, not a version: else NOT_FOUND). At most ``max_open`` are open at a time; the least
     recently used one is closed to make room.
 
-    A re-index reaches a running service: before each request the FAISS pointer and the serving version's
-    ``meta.json`` are checked (:func:`versions.faiss_stamp`, one small read and one stat), and when they changed the
-    new version is opened (complete: the pointer only moves to a flushed version) and replaces the old one, which
-    answers until then. Qdrant follows a switch by itself: aliases resolve inside the server, and an embedded
-    store has one client, this one."""
+    A re-index reaches a running service: before each request the store's stamp of the name is checked
+    (``IndexStore.stamp``; for FAISS the pointer and the serving version's ``meta.json``, one small read and one
+    stat), and when it changed the index is opened again (complete: the pointer only moves to a flushed version)
+    and replaces the old one, which answers until then. A store that resolves names itself (Qdrant aliases) has
+    no stamp: its indexes follow a switch by themselves."""
 
     def __init__(self, settings: Settings, encoder: Encoder, max_open: int = MAX_OPEN_INDEXES) -> None:
         self.settings = settings
         self.encoder = encoder
         self.max_open = max_open
+        self.store = open_store(settings)  # connects on first use
         # name -> (engine, stamp of the version it serves)
-        self._engines: OrderedDict[str, tuple[SearchEngine, tuple[str, int | None] | None]] = OrderedDict()
+        self._engines: OrderedDict[str, tuple[SearchEngine, Hashable | None]] = OrderedDict()
         self._guard = threading.Lock()
         self._opening = threading.Lock()  # one load at a time: two requests after a switch load it once
-        self._faiss = backend(settings) == "faiss"
-        # Servers (Qdrant URL) take concurrent calls themselves; local stores get a lock.
-        self._serialise = self._faiss or settings.qdrant_url is None
+        # A store whose indexes do not take concurrent calls (files, embedded Qdrant) gets a lock per index.
+        self._serialise = not self.store.concurrent
 
     def name(self, requested: str) -> str:
         return requested or self.settings.index_name
 
     def served(self) -> list[str]:
-        """The names the store serves (FAISS dirs and pointers; Qdrant collections and aliases), sorted."""
-        if self._faiss:
-            return versions.serving_names(self.settings)
-        if self.settings.qdrant_url:
-            from qdrant_client import QdrantClient
+        """The names the store serves (plain indexes and re-indexed names, never versions), sorted."""
+        return self.store.serving_names()
 
-            client = QdrantClient(url=self.settings.qdrant_url, api_key=self.settings.qdrant_api_key)
-            try:
-                return versions.serving_names(self.settings, client)
-            finally:
-                client.close()
-        # embedded Qdrant: one client per store, the default index's
-        try:
-            default = self.engine("")
-        except NotFoundError:
-            return []
-        index = default.index
-        if isinstance(index, LockedIndex):
-            return index.run(lambda i: versions.serving_names(self.settings, i.client))
-        return versions.serving_names(self.settings, index.client)  # type: ignore[attr-defined]
-
-    def _cached(self, name: str, stamp: tuple[str, int | None] | None) -> SearchEngine | None:
+    def _cached(self, name: str, stamp: Hashable | None) -> SearchEngine | None:
         with self._guard:
             entry = self._engines.get(name)
             if entry is None or entry[1] != stamp:
@@ -131,7 +106,7 @@ class IndexRegistry:
         """The engine of ``requested`` (empty = the default index), of the version serving it now. Raises
         InvalidInputError for a name that is not one, NotFoundError for an index this service does not serve."""
         name = check_index_name(self.name(requested))
-        stamp = versions.faiss_stamp(self.settings, name) if self._faiss else None
+        stamp = self.store.stamp(name)
         engine = self._cached(name, stamp)
         if engine is not None:
             return engine
@@ -143,8 +118,8 @@ class IndexRegistry:
             engine = self._cached(name, stamp)  # loaded by the request this one waited for
             if engine is not None:
                 return engine
-            # FAISS: open exactly the version stamped, so the stamp kept describes what is served.
-            index: VectorIndex = open_index(self.settings, stamp[0] if stamp else name)
+            # Stamped before opening: a switch in between re-opens once more, never serves a stale version.
+            index: VectorIndex = self.store.open(name)
             if index.meta is None:
                 index.close()
                 raise NotFoundError(f"index {name!r} does not exist")
@@ -155,8 +130,7 @@ class IndexRegistry:
             with self._guard:
                 old = self._engines.pop(name, None)
                 if old is not None:
-                    log.info("index %r: serving %s now (was %s)", name, stamp[0] if stamp else name,
-                             old[1][0] if old[1] else name)
+                    log.info("index %r: serving %s now (was %s)", name, stamp, old[1])
                     closing.append((name, old[0]))
                 self._engines[name] = (engine, stamp)
                 while len(self._engines) > self.max_open:
@@ -177,6 +151,7 @@ class IndexRegistry:
             for engine, _ in self._engines.values():
                 engine.index.close()
             self._engines.clear()
+        self.store.close()
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from fashion_core.errors import InvalidInputError, UnavailableError
 from fashion_core.settings import Settings
-from fashion_core.stores.backends import backend
+from fashion_core.stores.backends import open_store
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,10 @@ class LocalStack:
         self.config = config or StackConfig()
         self.env = dict(os.environ if env is None else env)
         self.settings = settings_of(self.env)
-        if backend(self.settings) == "qdrant" and not self.settings.qdrant_url:
+        store = open_store(self.settings)  # asked a capability only: nothing is opened
+        shared = store.multi_process
+        store.close()
+        if not shared:  # embedded Qdrant
             raise InvalidInputError("local-stack: embedded Qdrant allows one process per store, and the query service "
                                     "and the workers' finalize step both open it; use --backend faiss or a Qdrant "
                                     "server (--qdrant-url)")

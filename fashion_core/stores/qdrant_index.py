@@ -48,6 +48,18 @@ def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
     return models.Filter(must=must)
 
 
+def connect(path: Path | str | None = None, url: str | None = None, api_key: str | None = None) -> QdrantClient:
+    """A client of the server at ``url``, else of the embedded store at ``path`` (created if missing). Raises
+    UnavailableError when another process (or another client in this one) holds the embedded store."""
+    if url is not None:
+        return QdrantClient(url=url, api_key=api_key)
+    Path(path or ".").mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:  # portalocker: another process holds the local store
+        raise UnavailableError(f"local Qdrant store {path} is in use by another process: {exc}") from exc
+
+
 class QdrantIndex:
     backend = "qdrant"
 
@@ -55,7 +67,11 @@ class QdrantIndex:
                  api_key: str | None = None, client: QdrantClient | None = None,
                  hnsw_ef: int | None = None, expected_size: int | None = None, quantization: str = "none",
                  shards: int = 1, replicas: int = 1, oversampling: float = 2.0,
-                 acorn_max_selectivity: float | None = None) -> None:
+                 acorn_max_selectivity: float | None = None, local: bool | None = None,
+                 close_client: bool = True) -> None:
+        """On ``client`` when given (``local`` says whether it is embedded: by default it is treated as a
+        server's), else on a new client of ``url`` or of the embedded store at ``path``. ``close`` closes the
+        client unless ``close_client`` is False (a client shared by a store)."""
         if quantization not in {"none", "scalar", "product"}:
             raise InvalidInputError(f"unknown Qdrant quantization {quantization!r}: none, scalar or product")
         self.collection = self.name = collection
@@ -68,17 +84,9 @@ class QdrantIndex:
         # recall@10 0.77 without, 0.98 with, at ~1/10 of the QPS; benchmarks/ann_scale.py, qdrant-hnsw+acorn).
         self.acorn_max_selectivity = acorn_max_selectivity
         self.shards, self.replicas = shards, replicas
-        self.local = client is None and url is None
-        if client is not None:
-            self.client = client
-        elif url is not None:
-            self.client = QdrantClient(url=url, api_key=api_key)
-        else:
-            Path(path or ".").mkdir(parents=True, exist_ok=True)
-            try:
-                self.client = QdrantClient(path=str(path))
-            except RuntimeError as exc:  # portalocker: another process holds the local store
-                raise UnavailableError(f"local Qdrant store {path} is in use by another process: {exc}") from exc
+        self.local = (client is None and url is None) if local is None else local
+        self.client = client if client is not None else connect(path, url, api_key)
+        self._close_client = close_client
         self._meta: IndexMeta | None = None
 
     def _exists(self) -> bool:
@@ -250,4 +258,5 @@ class QdrantIndex:
         self._meta = None
 
     def close(self) -> None:
-        self.client.close()
+        if self._close_client:
+            self.client.close()

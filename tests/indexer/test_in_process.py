@@ -10,8 +10,7 @@ import numpy as np
 from fashion_cli.main import main
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.settings import Settings, load_settings
-from fashion_core.stores import versions
-from fashion_core.stores.backends import open_index
+from fashion_core.stores.backends import open_index, open_store
 from indexer.diff import diff_catalog
 from indexer.distributors import get_job, start_job
 from tests.indexer.helpers import edit_catalog, loadable_ids
@@ -26,12 +25,12 @@ def test_reindex_in_process_exact_count_report_and_version_switch(tiny_model_dir
     settings = _settings(tiny_model_dir, index_backend="faiss", index_keep_versions=2)
     expected = loadable_ids(synthetic_catalog)
 
-    versions = []
+    built = []
     for _ in range(3):
         spec = start_job(settings, synthetic_catalog, "shop", chunk_size=32, encoder=tiny_encoder)
         status = get_job(settings, spec.job_id)
         assert status.state == "succeeded", status.error
-        versions.append(spec.version)
+        built.append(spec.version)
         index = open_index(settings, "shop")
         assert index.dir.name == spec.version  # the name resolves to the version just built
         assert index.all_ids() == expected and len(index.ids) == len(expected)
@@ -43,7 +42,7 @@ def test_reindex_in_process_exact_count_report_and_version_switch(tiny_model_dir
     assert any(r.startswith("unreadable image") for r in reasons.values())  # the corrupt JPEG
     assert any(r.startswith("missing image") for r in reasons.values())
     # Only the newest two versions are kept; the staging shards are gone.
-    assert versions.list_versions(settings, "shop") == versions[1:]
+    assert open_store(settings).list_versions("shop") == built[1:]
     assert not any((settings.index_dir / "staging").iterdir())
 
 
@@ -96,8 +95,8 @@ def test_failed_job_leaves_serving_index_untouched(tiny_model_dir, tiny_encoder,
     status = get_job(broken, spec.job_id)
     assert status.state == "failed" and status.chunks_failed == spec.chunks_total
     assert all(f.reason.startswith("chunk failed") for f in status.failures if f.line == 0)
-    assert versions.serving_version(settings, "shop") == good.version
-    assert versions.list_versions(settings, "shop") == [good.version]  # the half-built one was dropped
+    assert open_store(settings).serving_version("shop") == good.version
+    assert open_store(settings).list_versions("shop") == [good.version]  # the half-built one was dropped
 
 
 def test_qdrant_embedded_reindex_switches_alias_and_updates_in_place(tiny_model_dir, tiny_encoder,
@@ -107,14 +106,14 @@ def test_qdrant_embedded_reindex_switches_alias_and_updates_in_place(tiny_model_
     first = start_job(settings, synthetic_catalog, "shop", chunk_size=64, encoder=tiny_encoder)
     second = start_job(settings, synthetic_catalog, "shop", chunk_size=64, encoder=tiny_encoder)
     assert get_job(settings, second.job_id).state == "succeeded"
-    index = open_index(settings, "shop")
+    store = open_store(settings)
     try:
-        assert versions.serving_version(settings, "shop", index.client) == second.version
-        assert versions.list_versions(settings, "shop", index.client) == [first.version, second.version]
-        assert index.all_ids() == expected
+        assert store.serving_version("shop") == second.version
+        assert store.list_versions("shop") == [first.version, second.version]
+        assert store.open("shop").all_ids() == expected
         victim = min(expected)
     finally:
-        index.close()
+        store.close()
     update = start_job(settings, synthetic_catalog, "shop", kind="update", upsert_ids=[], delete_ids=[victim])
     assert get_job(settings, update.job_id).state == "succeeded"
     index = open_index(settings, "shop")

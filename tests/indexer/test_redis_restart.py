@@ -16,8 +16,7 @@ from celery import Celery
 
 from fashion_cli.main import main
 from fashion_core.settings import Settings, load_settings
-from fashion_core.stores import versions
-from fashion_core.stores.backends import open_index
+from fashion_core.stores.backends import open_index, open_store
 from indexer.distributors import get_job, start_job, wait_job
 from indexer.jobs import RedisJobStore
 from tests.indexer.helpers import RedisServer, loadable_ids, wait_until
@@ -69,7 +68,7 @@ def test_redis_restarts_mid_job_every_item_exactly_once(own_redis, own_workers, 
         wait_until(lambda done=done: chunk_in_flight(done), timeout_s=120, poll_s=0.005)
         own_redis.stop()
         time.sleep(down_s / 2)
-        assert versions.serving_version(settings, "shop") == serving  # untouched while Redis is away
+        assert open_store(settings).serving_version("shop") == serving  # untouched while Redis is away
         assert open_index(settings, "shop").all_ids() == serving_ids
         time.sleep(down_s / 2)
         own_redis.start()
@@ -166,7 +165,7 @@ def test_cli_queueing_failure_is_one_line_and_the_job_failed_resumable_or_cancel
         job_id = err.split("could not queue job ", 1)[1].split(":", 1)[0]
         status = get_job(settings, job_id)
         assert status.state == "failed" and status.resumable and "2 of " in status.error
-        assert versions.serving_version(settings, "shop") == serving
+        assert open_store(settings).serving_version("shop") == serving
         job_ids.append(job_id)
         monkeypatch.undo()
         _cli_env(monkeypatch, own_redis, tiny_model_dir, retry_s=1.5)
@@ -179,7 +178,7 @@ def test_cli_queueing_failure_is_one_line_and_the_job_failed_resumable_or_cancel
     cancelled = wait_until(lambda: (s := get_job(settings, job_ids[1])).state == "cancelled"
                            and not Path(s.spec.staging_dir).exists() and s, timeout_s=60)
     assert cancelled.state == "cancelled"
-    assert versions.serving_version(settings, "shop") == get_job(settings, job_ids[0]).spec.version
+    assert open_store(settings).serving_version("shop") == get_job(settings, job_ids[0]).spec.version
     capsys.readouterr()
     assert main(["resume", job_ids[1]]) == 2  # over: a one-line error
     err = capsys.readouterr().err

@@ -13,7 +13,7 @@ from fashionsearch.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 from fashion_core.errors import NotFoundError
 from fashion_core.settings import Settings
-from fashion_core.stores import versions
+from fashion_core.stores.backends import open_store
 from services.query_client import QueryClient
 from services.query_service import start_query_server
 
@@ -26,7 +26,7 @@ def served_store(service_settings: Settings) -> dict[str, Path]:
     shutil.copytree(faiss / "products", faiss / "other", dirs_exist_ok=True)
     version = "shop__v20260101000000000000"
     shutil.copytree(faiss / "products", faiss / version, dirs_exist_ok=True)
-    versions.switch(service_settings, "shop", version)
+    open_store(service_settings).switch("shop", version)
     secret = service_settings.index_dir.parent / "private" / "faiss" / "secret"
     shutil.copytree(faiss / "products", secret, dirs_exist_ok=True)
     return {"secret": secret, "version": Path(version)}

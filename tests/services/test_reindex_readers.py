@@ -10,9 +10,8 @@ import pytest
 
 from fashion_core.errors import NotFoundError
 from fashion_core.settings import Settings
-from fashion_core.stores import versions
+from fashion_core.stores.backends import open_store
 from fashion_core.stores.base import IndexMeta
-from fashion_core.stores.faiss_index import FaissIndex
 from indexer.distributors import get_job, start_job
 from services.query_client import QueryClient
 from services.query_service import start_query_server
@@ -58,7 +57,8 @@ def test_running_service_serves_the_new_version_after_a_reindex(shop, tiny_encod
     assert servicer.indexes.engine("shop") is engine  # nothing changed: nothing reloaded
 
     # A version being built (its files written, the pointer not yet switched) is never served.
-    building = FaissIndex(versions.faiss_root(settings) / versions.new_version_name("shop"))
+    store = open_store(settings)
+    building = store.open(store.new_version("shop"))
     dim = engine.index.meta.dim
     building.create(IndexMeta(name="shop", backend="faiss", dim=dim))
     building.upsert([new_id], np.ones((1, dim), dtype=np.float32), [{"productDisplayName": "half-built"}])
@@ -67,7 +67,7 @@ def test_running_service_serves_the_new_version_after_a_reindex(shop, tiny_encod
     assert servicer.indexes.engine("shop") is engine
 
     second = _reindex(settings, synthetic_catalog, tiny_encoder)
-    assert second != first and versions.serving_version(settings, "shop") == second
+    assert second != first and store.serving_version("shop") == second
     # The same running service, no restart: the new version's size, products and search results.
     assert _size(client, "shop") == len(everything)
     assert client.get_product(new_id, index="shop")["productDisplayName"] not in ("", "half-built")

@@ -1,0 +1,121 @@
+"""Qdrant store: collections and aliases over ONE client, of a server (``url``) or of an embedded store (``path``).
+
+A version is a collection; a re-indexed name is a collection alias, switched with one
+``update_collection_aliases`` call. Aliases resolve inside Qdrant, so an index opened by name follows a switch
+on its next request: readers never re-open (``stamp`` is None).
+
+Embedded Qdrant allows one client per path (a lock file), so the store owns the one client and every index it
+opens shares it; the client is made on first use, so a store that only answers its capabilities or names a
+version never touches the path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from qdrant_client import QdrantClient, models
+
+from fashion_core.stores.qdrant_index import QdrantIndex, connect
+from fashion_core.stores.versions import (
+    check_index_name,
+    new_version_name,
+    serving_only,
+    stale_versions,
+    version_prefix,
+)
+
+log = logging.getLogger(__name__)
+
+
+class QdrantStore:
+    backend = "qdrant"
+    in_place_updates = True  # an update writes through the alias into the serving collection
+
+    def __init__(self, path: Path | str | None = None, url: str | None = None, api_key: str | None = None,
+                 shards: int = 1, replicas: int = 1, quantization: str = "none", hnsw_ef: int | None = None,
+                 expected_size: int | None = None, acorn_max_selectivity: float | None = None) -> None:
+        self.path, self.url, self.api_key = path, url, api_key
+        self.local = url is None
+        self.concurrent = not self.local  # a server takes concurrent calls; the embedded store is plain Python
+        self.multi_process = not self.local  # the embedded store locks its path to one client
+        self.shards, self.replicas, self.quantization = shards, replicas, quantization
+        self.hnsw_ef, self.expected_size, self.acorn_max_selectivity = hnsw_ef, expected_size, acorn_max_selectivity
+        self._client: QdrantClient | None = None
+        self._connecting = threading.Lock()
+
+    @property
+    def client(self) -> QdrantClient:
+        """The store's client, made on first use. Raises UnavailableError when another process holds the
+        embedded store."""
+        with self._connecting:
+            if self._client is None:
+                self._client = connect(self.path, self.url, self.api_key)
+            return self._client
+
+    def open(self, name: str, *, closes_store: bool = False) -> QdrantIndex:
+        return QdrantIndex(check_index_name(name), client=self.client, local=self.local, close_client=closes_store,
+                           shards=self.shards, replicas=self.replicas, quantization=self.quantization,
+                           hnsw_ef=self.hnsw_ef, expected_size=self.expected_size,
+                           acorn_max_selectivity=self.acorn_max_selectivity)
+
+    def new_version(self, name: str) -> str:
+        return check_index_name(new_version_name(check_index_name(name)))
+
+    def _aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    def serving_version(self, name: str) -> str:
+        """The collection the alias ``name`` points at, else ``name`` itself."""
+        name = check_index_name(name)
+        return self._aliases().get(name, name)
+
+    def stamp(self, name: str) -> None:
+        check_index_name(name)
+        return None  # aliases resolve inside Qdrant: a reader follows a switch without re-opening
+
+    def serving_names(self) -> list[str]:
+        return serving_only({c.name for c in self.client.get_collections().collections} | set(self._aliases()))
+
+    def list_versions(self, name: str) -> list[str]:
+        prefix = version_prefix(check_index_name(name))
+        return sorted(c.name for c in self.client.get_collections().collections if c.name.startswith(prefix))
+
+    def switch(self, name: str, version: str) -> None:
+        check_index_name(name)
+        check_index_name(version)
+        client = self.client
+        aliases = self._aliases()
+        if name not in aliases and client.collection_exists(name):
+            # A plain collection holds the name (from `fashion-search index`): an alias cannot share it, so this
+            # first switch drops it; every later switch is a single atomic alias update.
+            log.warning("dropping plain collection %r so that the name can become an alias", name)
+            client.delete_collection(name)
+        ops: list[models.DeleteAliasOperation | models.CreateAliasOperation] = []
+        if name in aliases:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
+        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=version,
+                                                                               alias_name=name)))
+        client.update_collection_aliases(change_aliases_operations=ops)
+        log.info("Qdrant alias %s -> %s", name, version)
+
+    def drop(self, version: str) -> None:
+        check_index_name(version)
+        if self.client.collection_exists(version):
+            self.client.delete_collection(version)
+
+    def prune(self, name: str, keep: int) -> list[str]:
+        serving = self.serving_version(name)
+        old = stale_versions(self.list_versions(name), serving, keep)
+        for version in old:
+            self.drop(version)
+        if old:
+            log.info("dropped old versions of %s: %s", name, ", ".join(old))
+        return old
+
+    def close(self) -> None:
+        with self._connecting:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
