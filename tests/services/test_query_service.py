@@ -51,7 +51,9 @@ def test_text_modes_over_grpc_match_the_in_process_engine(client, service_settin
             want = engine.search_text("puma black shoes", 8, flt, mode)
             got = client.search_text("puma black shoes", 8, flt, mode=mode)
             assert [(h.id, h.matched) for h in got] == [(h.id, h.matched) for h in want]
-            np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-5)
+            # Same ranking; scores to float32 noise: the two encoders run matmuls with different thread counts and
+            # the blend's min-max scaling magnifies a 1e-7 difference in a query vector (seen: 1.9e-5 relative).
+            np.testing.assert_allclose([h.score for h in got], [h.score for h in want], rtol=1e-4, atol=1e-6)
             assert all(h.payload["gender"] == "Men" and "Shoes" in h.payload["articleType"] for h in got)
         assert all("Puma" in h.payload["productDisplayName"] for h in client.search_text("puma", 3, mode="lexical"))
         default = client.search_text("puma black shoes", 8, flt)  # unspecified: the server's default (hybrid)
