@@ -3,7 +3,8 @@
 No pretrained CLIP weights can be had offline, so this trains a small CLIP-style dual encoder (ConvNeXt
 image tower, BERT-style text tower, a BPE vocabulary learned from the catalog's own names) with the project's
 ``train`` pipeline. Where a model hub is reachable, fine-tuning ``patrickjohncyh/fashion-clip`` or
-``openai/clip-vit-base-patch32`` with ``fashion-search train --base`` is the better road; this recipe is what a machine without one can do.
+``openai/clip-vit-base-patch32`` with ``fashion-search train --base`` is the better road; this recipe is what a
+machine without one can do.
 
 Model: a ``VisionTextDualEncoderModel`` (ConvNeXt image tower, BERT-style text tower, see
 ``training.architectures``), trained with CLIP's InfoNCE on product names and enriched captions, the
