@@ -202,9 +202,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    from services.wiring import local_encoder
-
     from fashion_core.settings import Settings
+    from services.wiring import local_encoder
 
     work = Path(tempfile.mkdtemp(prefix="bench-encoder-"))
     model = args.model or build_model(args.size, work)

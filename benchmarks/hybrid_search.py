@@ -45,7 +45,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import console, percentile, table
-from services.wiring import local_encoder
 
 from fashion_core.captions import clean_text, shopper_query, singular
 from fashion_core.catalog import read_catalog
@@ -58,6 +57,7 @@ from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.faiss_index import FaissIndex
+from services.wiring import local_encoder
 from training.data import split_products
 from training.evaluate import usable
 

@@ -22,13 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.wiring import local_encoder
-
 from benchmarks._common import catalog_dir, console, model_dir, table
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.images import load_image
 from fashion_core.settings import load_settings
 from indexer.distributors import start_job, wait_job
+from services.wiring import local_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import catalog_dir, model_dir, percentile, table
-from services.wiring import local_encoder
 
 from fashion_core.ingest import index_catalog
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index
 from fashion_core.stores.filters import SearchFilter
 from services.query_client import QueryClient
+from services.wiring import local_encoder
 
 QUERIES = ["red dress", "men's blue sports shoes", "black handbag", "white t-shirt", "brown leather watch",
            "green cap", "pink heels", "grey backpack"]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from services.wiring import open_encoder, open_engine
 
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
@@ -27,6 +26,7 @@ from fashion_core.images import load_image
 from fashion_core.ingest import IndexReport, index_catalog
 from fashion_core.stores.backends import open_index
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
+from services.wiring import open_encoder, open_engine
 from training.synthetic_catalog import generate_catalog
 
 

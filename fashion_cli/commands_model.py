@@ -7,8 +7,6 @@ import json
 import logging
 from pathlib import Path
 
-from services.wiring import local_encoder, open_encoder
-
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
 from fashion_cli.main import main as cli
@@ -24,6 +22,7 @@ from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index
 from fashion_core.stores.base import VectorIndex
 from fashion_core.stores.filters import SearchFilter
+from services.wiring import local_encoder, open_encoder
 from training.architectures import TinyClipSpec, build_tiny_clip
 from training.synthetic_catalog import generate_catalog
 

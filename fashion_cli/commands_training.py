@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from rich.table import Table
-from services.wiring import local_encoder
 
 from fashion_cli.console import console
 from fashion_cli.options import add_catalog_option, add_settings_options, settings_from
@@ -20,6 +19,7 @@ from fashion_core.catalog.real import HOW_TO_GET, find_real_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.model.card import CARD_FILE
 from fashion_core.model.resolve import resolve_model
+from services.wiring import local_encoder
 
 log = logging.getLogger(__name__)
 
