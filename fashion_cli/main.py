@@ -51,9 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    import transformers
-
-    transformers.logging.set_verbosity_error()
+    # read by transformers when (if) a command imports it: a search on an ONNX export never does
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     for noisy in ("httpx", "urllib3", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
