@@ -28,8 +28,9 @@ FROM_STATUS: dict[grpc.StatusCode, type[FashionSearchError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
 }
-# ModelMismatchError <-> FAILED_PRECONDITION is mapped in the functions: fashion_core.search imports torch,
-# which a client (the web gateway, the CLI) should not pay for at import time.
+# ModelMismatchError <-> FAILED_PRECONDITION is mapped in the functions: fashion_core.search imports the
+# search stack (numpy, the stores' interface, fusion), which a client (the web gateway) need not pay for at
+# import time.
 
 
 def status_of(exc: Exception) -> grpc.StatusCode:
