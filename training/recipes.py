@@ -69,24 +69,21 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, progress: bool = True) -> Path:
-    """The recipe's cached checkpoint folder, trained first when missing (or when ``force``), with its ONNX
-    export in ``<folder>/onnx`` (made here for a folder trained before exports existed)."""
+    """The recipe's cached checkpoint folder, trained first when missing (or when ``force``). A folder trained
+    here comes with its ONNX export in ``<folder>/onnx`` (:func:`export_onnx`)."""
     out = recipe_dir(settings, recipe)
-    lock = settings.models_dir / f".{recipe.name}.lock"
     if is_trained(out) and not force:
-        _ensure_onnx(out, lock)
         _point_to(settings, recipe, out)
         return out
-    with _exclusive(lock):
+    with _exclusive(settings.models_dir / f".{recipe.name}.lock"):
         if is_trained(out) and not force:  # another process trained it while this one waited
-            _export_onnx(out)
             _point_to(settings, recipe, out)
             return out
         started = time.perf_counter()
         log.info("training recipe %r into %s", recipe.name, out)
         with tempfile.TemporaryDirectory(prefix=f".{recipe.name}-", dir=settings.models_dir) as tmp:
             trained = recipe.train(Path(tmp) / "work", progress)
-            _export_onnx(trained)  # moved with the checkpoint: the cached model comes with it
+            export_onnx(trained)  # moved with the checkpoint: the cached model comes with it
             if out.exists():
                 shutil.rmtree(out)
             shutil.move(str(trained), out)
@@ -95,33 +92,27 @@ def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, prog
     return out
 
 
-def _ensure_onnx(out: Path, lock: Path) -> None:
-    """Export a trained folder that has no ONNX export (trained before exports existed), once."""
-    from fashion_core.model.onnx_encoder import OnnxExport
-
-    if OnnxExport.read(out / EXPORT_DIR) is not None:
-        return
-    with _exclusive(lock):
-        _export_onnx(out)
-
-
-def _export_onnx(checkpoint: Path) -> None:
-    """The checkpoint's ONNX export into ``<checkpoint>/onnx`` (:mod:`fashion_core.model.onnx_export`), unless it
-    has a current one. Best effort: a model that does not export is served by torch, so a failure is logged."""
+def export_onnx(checkpoint: Path) -> bool:
+    """Give the checkpoint folder its ONNX export in ``<checkpoint>/onnx`` (:mod:`fashion_core.model.onnx_export`)
+    unless it has a current one; True when it has one afterwards. Best effort: a model that does not export is
+    served by torch, so a failure is logged, not raised. ``ensure_trained`` calls it on every folder it trains,
+    ``fashion-search prepare-models`` on folders cached before exports existed."""
     from fashion_core.model.base import weights_version
     from fashion_core.model.onnx_encoder import OnnxExport
 
     try:
         export = OnnxExport.read(checkpoint / EXPORT_DIR)
         if export is not None and export.version == weights_version(checkpoint):
-            return
-        from fashion_core.model.onnx_export import export_onnx
+            return True
+        from fashion_core.model.onnx_export import export_onnx as export_checkpoint
 
         started = time.perf_counter()
-        export_onnx(checkpoint, out_dir=checkpoint / EXPORT_DIR)
+        export_checkpoint(checkpoint, out_dir=checkpoint / EXPORT_DIR)
         log.info("exported %s to ONNX in %.0f s", checkpoint, time.perf_counter() - started)
+        return True
     except Exception as exc:  # e.g. the onnx package missing, an unsupported layout: torch serves it
         log.warning("%s: no ONNX export (%s: %s); it is served by torch", checkpoint, type(exc).__name__, exc)
+        return False
 
 
 def _point_to(settings: Settings, recipe: Recipe, out: Path) -> None:
