@@ -10,11 +10,12 @@ has an ONNX export (``local_encoder``) never imports them.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fashion_core.errors import InvalidInputError
+from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,15 +55,18 @@ def _onnx_encoder(settings: Settings, name: str, batch_size: int) -> Encoder | N
     required = settings.encoder_runtime == "onnx"
     path = Path(name)
     if not path.is_dir():
+        if required and (path.is_absolute() or name.startswith(".") or path.exists()):
+            raise NotFoundError(f"{name}: no such checkpoint directory")
         if required:
-            raise InvalidInputError(f"encoder_runtime=onnx serves a local checkpoint folder, not {name!r}: download "
-                                    "it and run `fashion-search export-onnx --model DIR`")
+            raise InvalidInputError(f"encoder_runtime=onnx serves a local checkpoint folder, not the hub id {name!r}: "
+                                    "save it to a folder and run `fashion-search export-onnx --model DIR`")
         return None
     if settings.device == "cuda":
         if required:
             raise InvalidInputError("encoder_runtime=onnx runs on the CPU; device=cuda needs encoder_runtime=torch")
         return None
-    if not required and settings.device == "auto" and _has_cuda():
+    if not required and (importlib.util.find_spec("onnxruntime") is None
+                         or (settings.device == "auto" and _has_cuda())):
         return None
     from fashion_core.model.base import weights_version
     from fashion_core.model.onnx_encoder import OnnxEncoder, find_export

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_core.errors import InvalidInputError
+from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.model.encoder import ClipEncoder
 from fashion_core.model.onnx_encoder import META_FILE, OnnxEncoder, OnnxExport, find_export
 from fashion_core.model.onnx_export import export_onnx
@@ -173,6 +173,8 @@ def test_onnx_exports_on_first_use_and_refuses_what_it_cannot_serve(plain_model:
         local_encoder(settings.model_copy(update={"device": "cuda"}))
     with pytest.raises(InvalidInputError, match="local checkpoint folder"):
         local_encoder(settings.model_copy(update={"model": "some-org/some-clip"}))
+    with pytest.raises(NotFoundError):
+        local_encoder(settings.model_copy(update={"model": str(tmp_path / "nope")}))
 
 
 def test_a_checkpoint_that_is_not_writable_exports_to_the_cache(plain_model: Path, tmp_path: Path,
