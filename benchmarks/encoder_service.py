@@ -208,7 +208,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-encoder-"))
     model = args.model or build_model(args.size, work)
     items = payloads(args.modality, 256)
-    encoder = local_encoder(Settings(model=model, device=args.device), batch_size=args.max_batch)
+    # torch: the raw rows run its model and ClipPixels (a model with an ONNX export would get ONNX Runtime)
+    encoder = local_encoder(Settings(model=model, device=args.device, encoder_runtime="torch"),
+                            batch_size=args.max_batch)
     console.print(f"model {encoder.info.model_id} (dim {encoder.info.dim}, {encoder.info.device}), "
                   f"{args.modality}s, {os.cpu_count()} CPUs, {args.threads} torch thread(s), "
                   f"{args.seconds:.0f}s per row")

@@ -52,7 +52,7 @@ from fashion_core.catalog.real import find_real_catalog
 from fashion_core.catalog.schema import Product
 from fashion_core.fusion import fuse
 from fashion_core.ingest import index_products
-from fashion_core.model.encoder import Encoder
+from fashion_core.model.base import Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 from fashion_core.stores.base import SearchHit

@@ -23,7 +23,6 @@ from fashion_core.stores.backends import open_index
 from fashion_core.stores.base import VectorIndex
 from fashion_core.stores.filters import SearchFilter
 from services.wiring import local_encoder, open_encoder
-from training.architectures import TinyClipSpec, build_tiny_clip
 from training.synthetic_catalog import generate_catalog
 
 log = logging.getLogger(__name__)
@@ -38,6 +37,8 @@ def ensure_model(settings: Settings) -> str:
     try:
         from training.bootstrap import bootstrap_model
     except ImportError:
+        from training.architectures import build_tiny_clip
+
         console.print("[yellow]training pipeline not installed: using an untrained tiny CLIP; results are "
                       "random[/yellow]")
         return str(build_tiny_clip(settings.models_dir / "untrained"))
@@ -46,16 +47,35 @@ def ensure_model(settings: Settings) -> str:
 
 
 def cmd_make_tiny(args: argparse.Namespace) -> int:
+    from training.architectures import TinyClipSpec, build_tiny_clip
+
     out = build_tiny_clip(args.out_dir, TinyClipSpec(image_size=args.image_size), seed=args.seed)
     console.print(f"tiny random CLIP checkpoint written to {out}")
     return 0
 
 
 def cmd_model_info(args: argparse.Namespace) -> int:
+    from fashion_core.model.onnx_encoder import OnnxEncoder
+
     settings = settings_from(args)
-    info = local_encoder(settings).info
+    encoder = local_encoder(settings)
+    info = encoder.info
+    runtime = "onnx" if isinstance(encoder, OnnxEncoder) else "torch"
     print(json.dumps({"model_id": info.model_id, "version": info.version, "dim": info.dim, "device": info.device,
-                      "card": info.card}, indent=2))
+                      "runtime": runtime, "card": info.card}, indent=2))
+    return 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from fashion_core.model.onnx_export import export_onnx
+
+    settings = settings_from(args)
+    model = resolve_model(settings)
+    out = export_onnx(model, out_dir=args.out, home=settings.home)
+    message = f"ONNX export of {model} written to {out}"
+    if args.out is None:
+        message += "; encoding on the CPU uses it from now on (FASHION_ENCODER_RUNTIME=auto)"
+    console.print(message, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -199,6 +219,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model-info", help="which model would serve, with its card")
     add_settings_options(p)
     p.set_defaults(handler=cmd_model_info)
+
+    p = sub.add_parser("export-onnx", help="export a checkpoint folder to ONNX, so that the CPU encodes with ONNX "
+                                           "Runtime instead of torch")
+    p.add_argument("--out", help="export folder; default: <model>/onnx, or $FASHION_HOME/onnx/<version> when the "
+                                 "model's folder is not writable (the places the encoder looks)")
+    add_settings_options(p)
+    p.set_defaults(handler=cmd_export_onnx)
 
     p = sub.add_parser("demo", help="the main job on the embedded default: catalog, model, index, searches")
     p.add_argument("--out", default="out/demo", help="where the grids and the skip report go")

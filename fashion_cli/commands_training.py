@@ -144,10 +144,11 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare_models(args: argparse.Namespace) -> int:
-    """Train (once per machine) every model the demo and the test suite use, outside any test's timeout."""
+    """Train (once per machine) every model the demo and the test suite use, outside any test's timeout, each
+    with its ONNX export."""
     from training.bootstrap import SyntheticRecipe
     from training.real import RealRecipe
-    from training.recipes import Recipe, ensure_trained, recipe_dir
+    from training.recipes import Recipe, ensure_trained, export_onnx, recipe_dir
 
     settings = settings_from(args)
     wanted = {n.strip() for n in args.recipes.split(",") if n.strip()}
@@ -161,13 +162,15 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
         else:
             console.print(f"[yellow]{HOW_TO_GET}[/yellow]: the real recipe is not trained; the real-data tests "
                           "will skip")
-    table = Table("recipe", "fingerprint", "checkpoint", "seconds", title="models")
+    table = Table("recipe", "fingerprint", "checkpoint", "onnx", "seconds", title="models")
     for recipe in recipes:
         cached = (recipe_dir(settings, recipe) / "config.json").is_file()
         console.print(f"recipe {recipe.name}: " + ("cached" if cached else "training (once per machine)"))
         start = time.perf_counter()
         out = ensure_trained(recipe, settings, force=args.force)
-        table.add_row(recipe.name, recipe.fingerprint(), str(out), f"{time.perf_counter() - start:.0f}")
+        exported = export_onnx(out)  # a model cached before exports existed gets its export here, once
+        table.add_row(recipe.name, recipe.fingerprint(), str(out), "yes" if exported else "no (torch serves it)",
+                      f"{time.perf_counter() - start:.0f}")
     console.print(table)
     return 0
 

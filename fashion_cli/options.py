@@ -21,6 +21,9 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--index-name", help="the serving index name (FASHION_INDEX_NAME)")
     group.add_argument("--faiss-type", dest="faiss_index_type", choices=["flat", "hnsw", "ivf"])
     group.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    group.add_argument("--runtime", dest="encoder_runtime", choices=["auto", "torch", "onnx"],
+                       help="encoder runtime (FASHION_ENCODER_RUNTIME): auto (default) = ONNX Runtime where the "
+                            "model has an ONNX export and runs on the CPU, else torch")
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +39,7 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    keys = ("model", "index_backend", "index_dir", "index_name", "faiss_index_type", "device")
+    keys = ("model", "index_backend", "index_dir", "index_name", "faiss_index_type", "device", "encoder_runtime")
     return load_settings(**{k: getattr(args, k, None) for k in keys}, catalog=getattr(args, "real_catalog", None))
 
 

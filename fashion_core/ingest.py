@@ -19,7 +19,7 @@ from fashion_core.catalog.reader import CatalogReadResult, SkippedRow, read_cata
 from fashion_core.catalog.schema import Product, product_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import read_image
-from fashion_core.model.encoder import Encoder
+from fashion_core.model.base import Encoder
 from fashion_core.stores.base import IndexMeta, VectorIndex
 
 log = logging.getLogger(__name__)

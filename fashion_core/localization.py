@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from fashion_core.model.encoder import Encoder, check_texts
+from fashion_core.model.base import Encoder, check_texts
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, get_args
 
 from fashion_core.errors import InvalidInputError, ModelMismatchError, NotFoundError
 from fashion_core.fusion import RRF_C, fuse
-from fashion_core.model.encoder import Encoder, ImageInput, check_texts
+from fashion_core.model.base import Encoder, ImageInput, check_texts
 from fashion_core.settings import FusionMethod, SearchMode, Settings
 from fashion_core.stores.base import SearchHit, VectorIndex
 from fashion_core.stores.filters import SearchFilter

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
                                                          "for ../shared/datasets/fashion-product-images-small")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     encode_batch_size: int = Field(default=32, gt=0)
+    encoder_runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="auto = ONNX Runtime when the checkpoint has an ONNX export for its current "
+        "weights and the device is the CPU, else torch; onnx = ONNX Runtime, exporting first when there is no "
+        "export (needs torch once); torch = never ONNX")
 
     # Index
     index_backend: Literal["auto", "qdrant", "faiss"] = Field(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.model.encoder import Encoder, ImageInput, is_blank
+from fashion_core.model.base import Encoder, ImageInput, is_blank
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}", "a product photo of a {}", "{}")
 # How each catalog field's values are prompted, shared by evaluation (zero-shot reports average the templates'

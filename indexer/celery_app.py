@@ -24,7 +24,7 @@ from celery import Celery, Task, bootsteps
 from celery.exceptions import Reject
 
 from fashion_core.errors import UnavailableError
-from fashion_core.model.encoder import Encoder
+from fashion_core.model.base import Encoder
 from fashion_core.settings import Settings, load_settings
 from indexer.jobs import RedisJobStore, StoreUnavailableError
 from indexer.pipeline import TRANSIENT_ERRORS, backoff_s, fail_chunk, finalize, run_chunk

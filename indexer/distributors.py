@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableError
-from fashion_core.model.encoder import Encoder
+from fashion_core.model.base import Encoder
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, FileJobStore, JobSpec, JobStatus, JobStore, RedisJobStore, redis_display
 from indexer.pipeline import TRANSIENT_ERRORS, backoff_s, fail_chunk, finalize, plan_job, run_chunk

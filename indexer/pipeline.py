@@ -34,7 +34,7 @@ from fashion_core.errors import (
     UnavailableError,
 )
 from fashion_core.ingest import embed_products
-from fashion_core.model.encoder import Encoder
+from fashion_core.model.base import Encoder
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_store
 from fashion_core.stores.base import IndexMeta, VectorIndex

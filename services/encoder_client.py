@@ -14,7 +14,7 @@ from fashionsearch.v1 import encoder_pb2, encoder_pb2_grpc
 
 from fashion_core.errors import DeadlineExceededError, InvalidInputError, TooLargeError
 from fashion_core.images import SourceImage, to_rgb
-from fashion_core.model.encoder import ImageInput, ModelInfo
+from fashion_core.model.base import ImageInput, ModelInfo
 from fashion_core.settings import Settings
 from services.channel import MAX_MESSAGE_BYTES, insecure_channel
 from services.convert import model_info_from_proto

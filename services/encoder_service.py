@@ -13,7 +13,7 @@ from PIL import Image
 
 from fashion_core.errors import FashionSearchError, InvalidInputError
 from fashion_core.images import decode_image
-from fashion_core.model.encoder import Encoder, check_texts
+from fashion_core.model.base import Encoder, check_texts
 from fashion_core.settings import Settings
 from services.batcher import DynamicBatcher
 from services.convert import model_info_to_proto

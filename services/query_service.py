@@ -21,7 +21,7 @@ from fashion_core.catalog.schema import KEYWORD_FIELDS, parse_product_id, produc
 from fashion_core.errors import NotFoundError
 from fashion_core.images import SourceImage, decode_image, load_image
 from fashion_core.localization import heatmap_png, occlusion_map
-from fashion_core.model.encoder import Encoder
+from fashion_core.model.base import Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_store

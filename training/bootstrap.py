@@ -25,8 +25,9 @@ import torch
 from fashion_core.captions import caption, clean_text
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.schema import Product
+from fashion_core.model.base import Encoder
 from fashion_core.model.card import CARD_FILE
-from fashion_core.model.encoder import ClipEncoder, Encoder
+from fashion_core.model.encoder import ClipEncoder
 from fashion_core.settings import Settings
 from training.architectures import TinyClipSpec, build_tiny_clip
 from training.evaluate import ZEROSHOT_TEMPLATES, load_images, zero_shot

@@ -35,7 +35,8 @@ from fashion_core.captions import clean_text, shopper_query
 from fashion_core.catalog.schema import Product
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
-from fashion_core.model.encoder import ClipEncoder, Encoder
+from fashion_core.model.base import Encoder
+from fashion_core.model.encoder import ClipEncoder
 from fashion_core.pictures import Tile, render_rows
 from fashion_core.zeroshot import FIELD_TEMPLATES, label_embeddings
 from training.data import split_products

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fashion_core.model.card import CARD_FILE
+from fashion_core.model.onnx_encoder import EXPORT_DIR
 from fashion_core.model.resolve import recipe_pointer
 from fashion_core.settings import Settings
 
@@ -68,7 +69,8 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, progress: bool = True) -> Path:
-    """The recipe's cached checkpoint folder, trained first when missing (or when ``force``)."""
+    """The recipe's cached checkpoint folder, trained first when missing (or when ``force``). A folder trained
+    here comes with its ONNX export in ``<folder>/onnx`` (:func:`export_onnx`)."""
     out = recipe_dir(settings, recipe)
     if is_trained(out) and not force:
         _point_to(settings, recipe, out)
@@ -81,12 +83,36 @@ def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, prog
         log.info("training recipe %r into %s", recipe.name, out)
         with tempfile.TemporaryDirectory(prefix=f".{recipe.name}-", dir=settings.models_dir) as tmp:
             trained = recipe.train(Path(tmp) / "work", progress)
+            export_onnx(trained)  # moved with the checkpoint: the cached model comes with it
             if out.exists():
                 shutil.rmtree(out)
             shutil.move(str(trained), out)
         log.info("recipe %r trained in %.0f s", recipe.name, time.perf_counter() - started)
     _point_to(settings, recipe, out)
     return out
+
+
+def export_onnx(checkpoint: Path) -> bool:
+    """Give the checkpoint folder its ONNX export in ``<checkpoint>/onnx`` (:mod:`fashion_core.model.onnx_export`)
+    unless it has a current one; True when it has one afterwards. Best effort: a model that does not export is
+    served by torch, so a failure is logged, not raised. ``ensure_trained`` calls it on every folder it trains,
+    ``fashion-search prepare-models`` on folders cached before exports existed."""
+    from fashion_core.model.base import weights_version
+    from fashion_core.model.onnx_encoder import OnnxExport
+
+    try:
+        export = OnnxExport.read(checkpoint / EXPORT_DIR)
+        if export is not None and export.version == weights_version(checkpoint):
+            return True
+        from fashion_core.model.onnx_export import export_onnx as export_checkpoint
+
+        started = time.perf_counter()
+        export_checkpoint(checkpoint, out_dir=checkpoint / EXPORT_DIR)
+        log.info("exported %s to ONNX in %.0f s", checkpoint, time.perf_counter() - started)
+        return True
+    except Exception as exc:  # e.g. the onnx package missing, an unsupported layout: torch serves it
+        log.warning("%s: no ONNX export (%s: %s); it is served by torch", checkpoint, type(exc).__name__, exc)
+        return False
 
 
 def _point_to(settings: Settings, recipe: Recipe, out: Path) -> None:

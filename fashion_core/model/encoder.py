@@ -1,58 +1,31 @@
-"""Batch encoding of images and texts with any Hugging Face CLIP-style checkpoint.
+"""Batch encoding of images and texts with any Hugging Face CLIP-style checkpoint, in torch.
 
-``Encoder`` is the interface the rest of the system codes against: the in-process ``ClipEncoder`` here and
-the gRPC client of the encoder service both implement it. ``load_checkpoint`` is the one place a checkpoint is
-loaded (the encoder, the trainer and the benchmarks call it): a ``CLIPModel`` (OpenAI CLIP, FashionCLIP, the
-synthetic bootstrap) or a ``VisionTextDualEncoderModel`` (the real-catalog recipe's ConvNeXt dual encoder),
-through transformers' Auto classes, from a directory or a hub id.
+``ClipEncoder`` is the torch runtime of the ``Encoder`` interface (:mod:`fashion_core.model.base` holds what the
+runtimes share, without torch); ``OnnxEncoder`` (:mod:`fashion_core.model.onnx_encoder`) is the ONNX Runtime one
+and the encoder service's gRPC client a third implementation. ``load_checkpoint`` is the one place a checkpoint
+is loaded (the encoder, the trainer, the ONNX export and the benchmarks call it): a ``CLIPModel`` (OpenAI CLIP,
+FashionCLIP, the synthetic bootstrap) or a ``VisionTextDualEncoderModel`` (the real-catalog recipe's ConvNeXt
+dual encoder), through transformers' Auto classes, from a directory or a hub id.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers import AutoModel, AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import SourceImage, decode_image, to_rgb
+from fashion_core.model.base import ImageInput, ModelInfo, as_images, check_texts, weights_version
 from fashion_core.model.card import CARD_FILE
 from fashion_core.model.preprocess import ClipPixels
 
 log = logging.getLogger(__name__)
-
-# bytes = an encoded file; SourceImage = decoded, with its file bytes (sent as they are to the encoder service)
-ImageInput = Image.Image | bytes | SourceImage
-MAX_TEXT_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    model_id: str  # checkpoint path or hub id as given
-    version: str  # content hash of the weights: changes whenever the vectors would
-    dim: int
-    device: str
-    logit_scale: float
-    card: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    @property
-    def info(self) -> ModelInfo: ...
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def encode_images(self, images: Sequence[ImageInput]) -> np.ndarray: ...
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -61,51 +34,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError("device=cuda requested but no CUDA device is available")
     return torch.device(device)
-
-
-def _weights_version(path: Path) -> str:
-    files = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-    digest = hashlib.sha256()
-    for file in files:
-        with file.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:12]
-
-
-# What renders as nothing: controls, format characters (zero-width space/joiners, BOM, bidi marks, word
-# joiner), separators, combining marks without a base, and the Hangul and Braille fillers (letters/symbols).
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
-_INVISIBLE_CHARS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-def is_blank(text: str) -> bool:
-    """True when ``text`` shows nothing: empty, or only whitespace and invisible characters."""
-    return all(unicodedata.category(c) in _INVISIBLE_CATEGORIES or c in _INVISIBLE_CHARS for c in text)
-
-
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """The texts, stripped. Raises InvalidInputError for one that is not a string, shows nothing (only
-    whitespace or zero-width/invisible characters) or is over MAX_TEXT_CHARS."""
-    cleaned = []
-    for i, text in enumerate(texts):
-        if not isinstance(text, str) or is_blank(text):
-            raise InvalidInputError(f"text #{i} is empty")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidInputError(f"text #{i} has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
-        cleaned.append(text.strip())
-    return cleaned
-
-
-def as_images(images: Sequence[ImageInput]) -> list[Image.Image]:
-    """RGB images through the one decoder (fashion_core.images). Raises InvalidInputError for a bad image."""
-    out = []
-    for i, img in enumerate(images):
-        if isinstance(img, SourceImage | Image.Image):
-            out.append(to_rgb(img.image if isinstance(img, SourceImage) else img, name=f"image #{i}"))
-        else:
-            out.append(decode_image(img, name=f"image #{i}"))
-    return out
 
 
 def load_checkpoint(name_or_path: str | Path) -> tuple[PreTrainedModel, ProcessorMixin]:
@@ -158,7 +86,7 @@ class ClipEncoder:
         card: dict[str, Any] = {}
         if local and (path / CARD_FILE).is_file():
             card = json.loads((path / CARD_FILE).read_text())
-        version = _weights_version(path) if local else str(getattr(model.config, "_commit_hash", None) or "hub")
+        version = weights_version(path) if local else str(getattr(model.config, "_commit_hash", None) or "hub")
         log.info("loaded CLIP %s (version %s)", name_or_path, version)
         return cls(model, processor, str(name_or_path), version, resolve_device(device), batch_size, card)
 

@@ -1,4 +1,5 @@
-"""ClipPixels gives the pixel values CLIPImageProcessor gives, bit for bit, for any image shape."""
+"""ClipPixels (torch) and PixelLayout (numpy, for the ONNX runtime) give the pixel values CLIPImageProcessor
+gives, bit for bit, for any image shape."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessor
 
+from fashion_core.model.pixels import PixelLayout
 from fashion_core.model.preprocess import ClipPixels
 
 SHAPES = [(224, 224), (300, 240), (240, 300), (500, 333), (225, 224), (10, 7), (7, 640), (1, 1)]
@@ -29,13 +31,22 @@ def test_pixels_equal_the_processors(edge: int, crop: tuple[int, int]) -> None:
     got = pixels(images)
     assert got.shape == want.shape == (len(SHAPES), 3, *crop) and got.dtype == torch.float32
     assert torch.equal(got, want)  # bit for bit: a model trained on either input is the same model
+    layout = PixelLayout.from_config(processor)
+    in_numpy = layout(images)
+    assert in_numpy.dtype == np.float32 and np.array_equal(in_numpy, want.numpy())
+    # from the saved JSON config too (what an ONNX export carries), and from the layout's own config
+    assert PixelLayout.from_config(processor.to_dict()) == layout == PixelLayout.from_config(layout.config())
 
 
 def test_other_rescale_factors_stay_bit_exact() -> None:
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
                                    rescale_factor=1 / 127.5, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     images = _images(SHAPES[:4])
-    assert torch.equal(ClipPixels(processor)(images), processor(images, return_tensors="pt")["pixel_values"])
+    want = processor(images, return_tensors="pt")["pixel_values"]
+    assert torch.equal(ClipPixels(processor)(images), want)
+    layout = PixelLayout.from_config(processor)
+    assert layout.divisor is None  # looked up, not divided
+    assert np.array_equal(layout(images), want.numpy())
 
 
 def test_the_real_catalogs_portraits_are_kept_whole_between_bars() -> None:
@@ -53,6 +64,7 @@ def test_other_layouts_fall_back_to_the_processor() -> None:
     processor = CLIPImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False)  # a squashing resize
     pixels = ClipPixels(processor)
     assert not pixels.supported
+    assert PixelLayout.from_config(processor) is None and PixelLayout.from_config(processor.to_dict()) is None
     images = _images([(20, 12), (9, 30)])
     torch.testing.assert_close(pixels(images), processor(images, return_tensors="pt")["pixel_values"])
 
@@ -61,6 +73,7 @@ def test_dtype_and_empty_batches() -> None:
     pixels = ClipPixels(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}))
     assert pixels(_images([(40, 50)]), dtype=torch.float16).dtype == torch.float16
     assert pixels([]).shape == (0, 3, 32, 32)
+    assert pixels.layout([]).shape == (0, 3, 32, 32) and pixels.layout([]).dtype == np.float32
 
 
 def test_encoder_vectors_are_those_of_the_processor_path(tiny_encoder, synthetic_catalog) -> None:

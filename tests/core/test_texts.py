@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fashion_core.errors import InvalidInputError
-from fashion_core.model.encoder import check_texts, is_blank
+from fashion_core.model.base import check_texts, is_blank
 from fashion_core.zeroshot import classify
 
 INVISIBLE = ["", "   ", "\u200b", "\u200b\u200b\u200b", "\ufeff", "\u2060\u200d\u200c", " \u00a0\u3000\t\n",

@@ -59,5 +59,6 @@ def test_a_recipe_trains_once_and_a_changed_recipe_trains_anew(tmp_path: Path) -
     second = ensure_trained(Counting("b"), settings)
     assert second != first and calls == ["a", "b"] and is_trained(first) and is_trained(second)
     assert cached_recipe_model(settings, "counting") == second  # the pointer names the newest
+    assert (first / "onnx" / "export.json").is_file()  # exported right after training, moved with the model
     ensure_trained(Counting("a"), settings, force=True)
     assert calls == ["a", "b", "a"] and not list(settings.models_dir.glob(".counting-*"))  # no temp left

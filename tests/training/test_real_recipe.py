@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fashion_core.model.card import CARD_FILE
 from fashion_core.model.encoder import ClipEncoder
+from fashion_core.model.onnx_encoder import OnnxEncoder
 from fashion_core.model.resolve import resolve_model
 from fashion_core.settings import Settings
 from training.architectures import DualEncoderSpec
@@ -38,6 +40,11 @@ def test_the_recipe_trains_once_into_the_cache_with_its_card(train_catalog: Path
     assert set(card["losses"]) >= {"clip_infonce", "supcon", "label_prompts", "class_proxies"}
     encoder = ClipEncoder.from_pretrained(out, device="cpu")
     assert encoder.encode_texts(["red dress for women"]).shape == (1, 32)
+    # exported right after training: the cached model comes with its ONNX export, for the same weights
+    onnx = OnnxEncoder.from_checkpoint(out, settings.home)
+    assert onnx.export.path == out / "onnx" and onnx.info == encoder.info
+    query = ["red dress for women"]
+    assert np.abs(onnx.encode_texts(query) - encoder.encode_texts(query)).max() < 1e-4
     (out / "marker").write_text("kept")
     assert ensure_trained(RealRecipe(train_catalog, TOY), settings) == out and (out / "marker").is_file()
 
