@@ -10,7 +10,7 @@ from fashionsearch.v1 import common_pb2, query_pb2
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS, year_problem
 from fashion_core.errors import InvalidInputError
-from fashion_core.model.encoder import ModelInfo
+from fashion_core.model.base import ModelInfo
 from fashion_core.stores.filters import SearchFilter
 
 

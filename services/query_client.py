@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from fashionsearch.v1 import query_pb2, query_pb2_grpc
 
-from fashion_core.model.encoder import ModelInfo
+from fashion_core.model.base import ModelInfo
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
