@@ -33,7 +33,7 @@ def open_index(settings: Settings, name: str | None = None) -> VectorIndex:
 
     collection = check_index_name(name or settings.index_name)
     if backend(settings) == "faiss":
-        from fashion_core.stores.faiss_index import FaissIndex
+        from fashion_core.stores.faiss import FaissIndex
         from fashion_core.stores.versions import resolve_faiss
 
         # A re-indexed name is a pointer to its serving version (Qdrant resolves its aliases itself).

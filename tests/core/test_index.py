@@ -10,7 +10,7 @@ import pytest
 
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.stores import IndexMeta, SearchFilter
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex
 from fashion_core.stores.qdrant_index import QdrantIndex
 
 N, DIM = 1500, 32

@@ -12,7 +12,7 @@ from fashion_core.errors import NotFoundError
 from fashion_core.settings import Settings
 from fashion_core.stores import versions
 from fashion_core.stores.base import IndexMeta
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex
 from indexer.distributors import get_job, start_job
 from services.query_client import QueryClient
 from services.query_service import start_query_server
