@@ -117,7 +117,8 @@ class Rows:
         """``rows`` (int64) as hits scored by inner product with ``q`` (float32, (dim,)), best first, ties by id."""
         scores = self.vectors[rows] @ q
         order = np.lexsort((self.ids[rows], -scores))
-        return self.scored(rows[order], scores[order])
+        return [SearchHit(id=int(self.ids[rows[i]]), score=float(scores[i]), payload=self.payloads[rows[i]])
+                for i in order]
 
     def scored(self, rows: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
         """``rows`` (int64) as hits with the given ``scores`` (float, one per row), in that order."""
