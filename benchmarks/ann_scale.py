@@ -48,7 +48,7 @@ from _common import table  # noqa: E402
 
 from fashion_core.catalog import KEYWORD_FIELDS  # noqa: E402
 from fashion_core.stores import IndexMeta, SearchFilter, ann_params  # noqa: E402
-from fashion_core.stores.faiss_index import FaissIndex  # noqa: E402
+from fashion_core.stores.faiss import FaissIndex  # noqa: E402
 from fashion_core.stores.qdrant_index import QdrantIndex  # noqa: E402
 
 log = logging.getLogger("ann_scale")
@@ -239,13 +239,13 @@ def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Pat
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # builds use every core, searches one each
     start = time.perf_counter()
     index.upsert(cat.ids.tolist(), cat.vectors, cat.payloads)
-    ann = index._ensure_ann()  # build now (flush would also write 2 GB of files; not what is measured)
-    index._column_codes("gender")  # and the filter columns
+    built = index.structures()  # build now (flush would also write 2 GB of files; not what is measured)
+    index.columns()  # and the filter columns
     build_s = time.perf_counter() - start
     faiss.omp_set_num_threads(1)
-    if index.params().index_type == "flat":
+    if built is None or index.params().index_type == "flat":
         return index, build_s, 0
-    structures = [ann, *(part.ann for part in [*index._partitions.values(), *index._value_parts.values()])]
+    structures = [built.ann, *(part.ann for part in [*built.partitions.values(), *built.values.values()])]
     return index, build_s, sum(int(faiss.serialize_index(s).nbytes) for s in structures)
 
 

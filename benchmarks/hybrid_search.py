@@ -56,7 +56,7 @@ from fashion_core.model.base import Encoder
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 from fashion_core.stores.base import SearchHit
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex
 from services.wiring import local_encoder
 from training.data import split_products
 from training.evaluate import usable

@@ -32,7 +32,7 @@ def backend(settings: Settings) -> Backend:
 def open_store(settings: Settings) -> IndexStore:
     """The configured store. Cheap: a Qdrant store connects on first use, a FAISS store is files. Close it."""
     if backend(settings) == "faiss":
-        from fashion_core.stores.faiss_store import FaissStore
+        from fashion_core.stores.faiss.store import FaissStore
 
         return FaissStore(settings.index_dir / "faiss", index_type=settings.faiss_index_type,
                           quantization=settings.faiss_quantization, ef_search=settings.index_search_ef)

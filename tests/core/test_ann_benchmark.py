@@ -72,7 +72,7 @@ def test_gender_follows_the_clusters(ann_scale) -> None:
 def test_real_vectors_are_read_from_an_exported_faiss_index(ann_scale, tmp_path) -> None:
     """--export-faiss writes an index's vectors and payloads; --vectors measures on them (queries held out)."""
     from fashion_core.stores import IndexMeta
-    from fashion_core.stores.faiss_index import FaissIndex
+    from fashion_core.stores.faiss import FaissIndex
 
     rng = np.random.default_rng(0)
     n, dim = 600, 16

@@ -13,7 +13,7 @@ from fashion_core.fusion import fuse
 from fashion_core.ingest import index_catalog
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.stores.base import SearchHit
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon, product_text
 

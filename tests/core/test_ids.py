@@ -13,7 +13,7 @@ from fashion_core.catalog import read_catalog
 from fashion_core.catalog.schema import MAX_PRODUCT_ID, parse_product_id, product_id_problem
 from fashion_core.errors import InvalidInputError
 from fashion_core.ingest import index_catalog
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex
 from fashion_core.stores.filters import SearchFilter
 
 HEADER = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n"

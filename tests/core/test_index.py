@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.stores import IndexMeta, SearchFilter
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex, tuning
+from fashion_core.stores.faiss.structures import Builder
 from fashion_core.stores.qdrant_index import QdrantIndex
 
 N, DIM = 1500, 32
@@ -152,6 +154,53 @@ def test_faiss_index_persists_and_reloads(tmp_path: Path, data) -> None:
     assert reloaded.meta is not None and reloaded.meta.model_version == "v1"
     assert (tmp_path / "f" / "index.faiss").is_file()
     assert [h.id for h in reloaded.search(vectors[9], 10, FILTERS[0])] == before
+
+
+def test_faiss_files_keep_their_format_and_reopen_without_a_rebuild(tmp_path: Path, data, monkeypatch) -> None:
+    """The directory's files and ``partitions.npz``'s keys stay those every saved index has (an index written
+    before opens after); a fresh FaissIndex loads the global graph and every kind of partition (articleType code
+    scans, colour code scans, gender graphs) without building any, and answers as the writer did."""
+    for name, value in (("EXACT_SUBSET_MAX", 100), ("PARTITION_MIN_ROWS", 100), ("VALUE_PARTITION_MIN_ROWS", 100),
+                        ("SCAN_PARTITION_MAX_SHARE", 0.5)):  # every kind of partition at test size
+        monkeypatch.setattr(tuning, name, value)
+    ids, vectors, payloads = data
+    index = FaissIndex(tmp_path, "hnsw", quantization="sq8")
+    index.create(IndexMeta(name="f", backend="faiss", dim=DIM, model_id="m", model_version="v1"))
+    index.upsert(ids, vectors, payloads)
+    index.flush()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.npy", "index.faiss", "lexical", "meta.json",
+                                                           "partitions.npz", "payloads.jsonl", "vectors.npy"]
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert (meta["name"], meta["backend"], meta["dim"], meta["model_version"]) == ("f", "faiss", DIM, "v1")
+    assert meta["extra"] == {"index_type": "hnsw", "quantization": "sq8"}
+    saved_ids, saved_vectors = np.load(tmp_path / "ids.npy"), np.load(tmp_path / "vectors.npy")
+    assert saved_ids.dtype == np.int64 and sorted(saved_ids.tolist()) == sorted(ids)
+    assert saved_vectors.dtype == np.float32 and saved_vectors.shape == (N, DIM)
+    lines = (tmp_path / "payloads.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in lines] == saved_ids.tolist()  # one payload per row, row order
+    with np.load(tmp_path / "partitions.npz") as saved:
+        names, keys = saved["names"].tolist(), saved["value_keys"].tolist()
+        assert sorted(names) == sorted(TYPES) and saved["bounds"].shape == (len(TYPES), 2)
+        assert {"gender=Men", "gender=Women", "baseColour=Black"} <= set(keys)
+        assert set(saved.files) == {"names", "bounds", "value_keys", *(f"ann{i}" for i in range(len(names))),
+                                    *(f"{kind}{i}" for kind in ("vrows", "vann") for i in range(len(keys)))}
+    built = index._structures
+    assert built is not None and {part.kind for part in built.partitions.values()} == {"flat"}  # sq8 code scans
+    assert {built.values[("gender", "Men")].kind, built.values[("baseColour", "Black")].kind} == {"hnsw", "flat"}
+
+    for method in ("ann", "code_scan"):
+        monkeypatch.setattr(Builder, method, lambda *_: pytest.fail("a saved structure was rebuilt on open"))
+    reopened = FaissIndex(tmp_path)  # the saved settings win over the defaults
+    assert (reopened.index_type, reopened.quantization, reopened.count()) == ("hnsw", "sq8", N)
+    assert reopened._structures is not None
+    assert set(reopened._structures.partitions) == set(built.partitions)
+    assert set(reopened._structures.values) == set(built.values)
+    for flt in (None, SearchFilter.build(gender="Men"), SearchFilter.build(baseColour="Black"),
+                SearchFilter.build(articleType="Heels"), *FILTERS):
+        for row in (3, 9):
+            assert [h.id for h in reopened.search(vectors[row], 10, flt)] == \
+                [h.id for h in index.search(vectors[row], 10, flt)]
+    assert [h.id for h in reopened.search_lexical("casual", 5)] == [h.id for h in index.search_lexical("casual", 5)]
 
 
 def test_index_errors(tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashion_core.stores import IndexMeta, SearchFilter, ann_params, faiss_index
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores import IndexMeta, SearchFilter, ann_params
+from fashion_core.stores.faiss import FaissIndex, tuning
+from fashion_core.stores.faiss.planner import Planner
+from fashion_core.stores.faiss.structures import Builder
 
 N, DIM, CLUSTERS = 30_000, 64, 60
 GENDERS = ["Men", "Women", "Unisex", "Boys", "Girls"]
@@ -98,7 +100,7 @@ def test_masks_match_filter_semantics(tmp_path, data):
                 SearchFilter.build(gender="Nope"),
                 SearchFilter.build(year_max=2009)):
         expected = np.array([flt.matches(p) for p in payloads])
-        assert np.array_equal(index._mask(flt), expected), flt.describe()
+        assert np.array_equal(index.columns().mask(flt), expected), flt.describe()
 
 
 def test_selector_search_never_short(tmp_path, data):
@@ -115,9 +117,9 @@ def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
     index = FaissIndex(tmp_path, index_type="ivf")
     index.create(IndexMeta(name="s", backend="faiss", dim=DIM))
     index.upsert(ids.tolist(), vectors, payloads)  # not flushed: rows still in insertion order
-    built = index._ensure_ann()
+    built = index.structures()
     index.search(data[1][0], 10, SearchFilter.build(gender="Men,Women"))  # first search regroups rows if needed
-    assert index._ann is built  # the structure built before the search is the one serving it
+    assert index._structures is built  # the structures built before the search are the ones serving it
 
 
 @pytest.mark.slow
@@ -128,9 +130,9 @@ def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, 
     """articleType follows the region of the space (as in real catalogs), so a type's matches sit far from most
     queries; each large type block gets its own structure, persisted with the index: with sq8, blocks up to
     SCAN_PARTITION_MAX_SHARE of the index are code scans, larger ones graphs (both tried here)."""
-    monkeypatch.setattr(faiss_index, "EXACT_SUBSET_MAX", 1_000)  # the ANN path and partitions at test size
-    monkeypatch.setattr(faiss_index, "PARTITION_MIN_ROWS", 1_000)
-    monkeypatch.setattr(faiss_index, "SCAN_PARTITION_MAX_SHARE", scan_share)
+    monkeypatch.setattr(tuning, "EXACT_SUBSET_MAX", 1_000)  # the ANN path and partitions at test size
+    monkeypatch.setattr(tuning, "PARTITION_MIN_ROWS", 1_000)
+    monkeypatch.setattr(tuning, "SCAN_PARTITION_MAX_SHARE", scan_share)
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
     labels = rng.integers(0, CLUSTERS, size=N)
@@ -141,20 +143,20 @@ def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, 
     data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
     index = _build(tmp_path, data, index_type="hnsw", quantization=quantization)
     counts = np.bincount(types)
-    assert set(index._partitions) == {f"t{t}" for t in range(12) if counts[t] > 1_000}
-    assert counts.max() <= 0.10 * N and {part.kind for part in index._partitions.values()} == {kind}
+    assert set(index._structures.partitions) == {f"t{t}" for t in range(12) if counts[t] > 1_000}
+    assert counts.max() <= 0.10 * N and {part.kind for part in index._structures.partitions.values()} == {kind}
     queries = vectors[rng.choice(N, 20, replace=False)]  # mostly from other types' regions
     for flt in (SearchFilter.build(articleType="t3"), SearchFilter.build(articleType="t3", gender="Men")):
         assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
     assert _recall(index, data, SearchFilter.build(articleType="t3,t4"), queries) >= 0.95  # two partitions, merged
 
     reloaded = FaissIndex(tmp_path)
-    for build in ("_new_ann", "_new_code_scan"):
-        monkeypatch.setattr(FaissIndex, build, lambda *_: pytest.fail("partitions rebuilt instead of loaded"))
+    for build in ("ann", "code_scan"):
+        monkeypatch.setattr(Builder, build, lambda *_: pytest.fail("partitions rebuilt instead of loaded"))
     flt = SearchFilter.build(articleType="t5")
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
-    assert {name: (p.lo, p.hi) for name, p in reloaded._partitions.items()} == \
-        {name: (p.lo, p.hi) for name, p in index._partitions.items()}
+    assert {name: (p.lo, p.hi) for name, p in reloaded._structures.partitions.items()} == \
+        {name: (p.lo, p.hi) for name, p in index._structures.partitions.items()}
 
 
 @pytest.mark.parametrize("quantization", ["sq8", "pq"])
@@ -162,7 +164,7 @@ def test_scattered_colour_filters_scan_their_own_codes(tmp_path, monkeypatch, qu
     """A colour is spread over every articleType block, so no contiguous slice holds it: with sq8 or pq, each colour
     has a scan of its own codes. It answers colour filters (alone, with another condition, several colours)
     at recall >= 0.95, is saved and loaded with the index, and is rebuilt after the rows change."""
-    monkeypatch.setattr(faiss_index, "VALUE_PARTITION_MIN_ROWS", 200)
+    monkeypatch.setattr(tuning, "VALUE_PARTITION_MIN_ROWS", 200)
     rng = np.random.default_rng(7)
     centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
     labels = rng.integers(0, CLUSTERS, size=N)
@@ -174,10 +176,10 @@ def test_scattered_colour_filters_scan_their_own_codes(tmp_path, monkeypatch, qu
     data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
     index = _build(tmp_path, data, index_type="hnsw", quantization=quantization)
     colours = {("baseColour", f"c{c}") for c in range(14)}
-    assert {key for key in index._value_parts if key[0] == "baseColour"} == colours  # (gender has graphs too)
+    assert {key for key in index._structures.values if key[0] == "baseColour"} == colours  # (gender has graphs too)
     answered = []
-    original = FaissIndex._search_values
-    monkeypatch.setattr(FaissIndex, "_search_values",
+    original = Planner._search_values
+    monkeypatch.setattr(Planner, "_search_values",
                         lambda self, *a: answered.append(original(self, *a)) or answered[-1])
     queries = vectors[rng.choice(N, 20, replace=False)]
     for flt in (SearchFilter.build(baseColour="c3"), SearchFilter.build(baseColour="c3", gender="Men"),
@@ -186,16 +188,16 @@ def test_scattered_colour_filters_scan_their_own_codes(tmp_path, monkeypatch, qu
     assert answered and all(rows is not None for rows in answered)  # the code scans answered, not a fallback
 
     reloaded = FaissIndex(tmp_path)
-    assert set(reloaded._value_parts) == set(index._value_parts)
-    monkeypatch.setattr(FaissIndex, "_new_code_scan", lambda *_: pytest.fail("value partitions rebuilt on load"))
+    assert set(reloaded._structures.values) == set(index._structures.values)
+    monkeypatch.setattr(Builder, "code_scan", lambda *_: pytest.fail("value partitions rebuilt on load"))
     flt = SearchFilter.build(baseColour="c5")
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
     monkeypatch.undo()
 
     reloaded.delete([int(data[0][0])])  # rows change: the scans are dropped, then rebuilt for the next query
-    assert not reloaded._value_parts
+    assert reloaded._structures is None
     reloaded.search(queries[0], 10, flt)
-    assert colours <= set(reloaded._value_parts)
+    assert colours <= set(reloaded._structures.values)
 
 
 @pytest.mark.slow
@@ -215,10 +217,10 @@ def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monk
                 for i, (label, g) in enumerate(zip(labels, genders, strict=True))]
     data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
     index = _build(tmp_path, data, index_type="hnsw", quantization=quantization)
-    assert {key for key in index._value_parts if key[0] == "gender"} == {("gender", "Men"), ("gender", "Women")}
+    assert {key for key in index._structures.values if key[0] == "gender"} == {("gender", "Men"), ("gender", "Women")}
     answered = []
-    original = FaissIndex._search_broad
-    monkeypatch.setattr(FaissIndex, "_search_broad", lambda self, *a: answered.append(original(self, *a)) or
+    original = Planner._search_broad
+    monkeypatch.setattr(Planner, "_search_broad", lambda self, *a: answered.append(original(self, *a)) or
                         answered[-1])
     queries = vectors[rng.choice(N, 30, replace=False)]  # from both regions
     for flt in (SearchFilter.build(gender="Men"), SearchFilter.build(gender="Women", year_min=2012),
@@ -227,7 +229,8 @@ def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monk
     assert answered and all(rows is not None for rows in answered)  # the gender graphs answered
 
     reloaded = FaissIndex(tmp_path)
-    monkeypatch.setattr(FaissIndex, "_new_ann", lambda *_: pytest.fail("gender graphs rebuilt on load"))
+    monkeypatch.setattr(Builder, "ann", lambda *_: pytest.fail("gender graphs rebuilt on load"))
     flt = SearchFilter.build(gender="Women")
-    assert {key for key in reloaded._value_parts if key[0] == "gender"} == {("gender", "Men"), ("gender", "Women")}
+    assert {key for key in reloaded._structures.values if key[0] == "gender"} == {("gender", "Men"),
+                                                                                   ("gender", "Women")}
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]

@@ -15,7 +15,7 @@ from fashion_core.catalog import read_catalog
 from fashion_core.errors import ResourceExhaustedError, TooLargeError
 from fashion_core.ingest import index_catalog
 from fashion_core.settings import Settings
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss import FaissIndex
 from indexer.pipeline import TRANSIENT_ERRORS
 from services.encoder_client import EncoderClient
 from services.encoder_service import start_encoder_server

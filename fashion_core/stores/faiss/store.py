@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from fashion_core.stores.faiss_index import FaissIndex
+from fashion_core.stores.faiss.index import FaissIndex
 from fashion_core.stores.versions import (
     check_index_name,
     new_version_name,

@@ -1,0 +1,138 @@
+"""The FAISS backend's tuning: thresholds measured at scale, and the settings of one index (``Tuning``).
+
+The thresholds decide which rows get a structure of their own (``structures``) and how a query is answered
+(``planner``); every other module reads them as ``tuning.NAME`` when it runs, so a test can set one with
+``monkeypatch.setattr(tuning, NAME, value)``. The size-based ANN defaults (m, ef, nlist, nprobe) come from
+``fashion_core.stores.ann_params``, which the Qdrant backend shares, so it stays beside both backends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fashion_core.errors import InvalidInputError
+from fashion_core.stores import ann_params
+
+INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
+QUANTIZATIONS = ("none", "sq8", "pq")
+
+# Below this many matching rows an exact scan of the matches costs under a millisecond: cheaper than any ANN
+# walk with a selector.
+EXACT_SUBSET_MAX = 5_000
+# articleType blocks larger than this get an ANN partition of their own; smaller ones are contiguous rows
+# scanned exactly (a 5k-row partition gave recall@10 0.87-0.89 where the scan gives 1.0 at ~30x brute force).
+PARTITION_MIN_ROWS = 20_000
+GATHER_COST = 4  # per-row cost of gathering scattered rows over reading them in sequence (see Rows.exact)
+# A selector walk widens ef by 1/sqrt(selectivity), at most this much. At 1M, a scattered 4.4% filter
+# (baseColour) with ef 192 x 4.8 gave recall 0.960 at 27x brute force, with ef 320 x 4.8 0.974 at 15x; capped
+# at 2x, ef 448 x 2 gave 0.960 at 49x: past ~2x the unfiltered ef the extra width buys recall no one needs.
+HNSW_FILTER_BOOST_MAX = 2
+# With sq8/pq, a block of more than VALUE_PARTITION_MIN_ROWS rows and at most this share of the index is a
+# partition of its codes scanned whole (no graph), then re-ranked: recall ~1.0, and an sq8 scan reads a quarter
+# of float32's bytes, so a 10% block costs ~1/26 of a brute-force pass. Measured at 1M, a 54k-row type: HNSW
+# partition 76x brute force at recall 0.82, sq8 code scan ~33x at recall ~1.0. Larger blocks keep an HNSW
+# partition (over PARTITION_MIN_ROWS); at 100k a 5.4k-row type's float32 slice scan ran 14.6x-46x by the day.
+SCAN_PARTITION_MAX_SHARE = 0.10
+# Fields whose values are scattered across the articleType-grouped rows get, with sq8/pq, a code scan of every
+# value with more than VALUE_PARTITION_MIN_ROWS rows (and at most SCAN_PARTITION_MAX_SHARE of the index): like
+# Qdrant's per-value graph links, it costs one more code per row. At 100k a scattered 4.4% colour was 3-5x
+# brute force as an exact gather, 0.78-0.85 recall as a selector walk, 25-35x at recall 1.0 as a code scan.
+VALUE_PARTITION_FIELDS = ("baseColour",)
+PQ_TRAIN_ROWS = 10_000
+VALUE_PARTITION_MIN_ROWS = 1_000
+CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
+# Below this fraction of the index, a graph/list walk with a selector visits mostly non-matching items
+# (slow, and recall drops), so the matches are ranked exactly unless there are very many of them.
+EXACT_SELECTIVITY = 0.02
+EXACT_SUBSET_HARD_MAX = 200_000
+# A filter keeping at least this share is searched in the global structure with a selector (recall@10 0.96 at
+# 50%); an articleType filter keeping less searches its types' blocks instead.
+GLOBAL_WALK_SELECTIVITY = 0.5
+# Fields whose broad values follow the embedding (men's and women's products sit in different regions of the
+# space) get an ANN partition per value holding at least BROAD_VALUE_MIN_SHARE of the rows, like Qdrant's
+# per-value graph links: a walk of the global graph with a selector stays in the query's region, where a
+# correlated filter has few matches (measured at 44k, gender=Men keeping 55%: recall@10 0.86, 0.53 on another
+# data set), while the value's own graph holds only matches. A query far from the value's region (a woman's
+# dress, gender=Men) meets near-ties there, so these walks search with BROAD_EF_FACTOR x the ef (HNSW) or
+# nprobe (IVF) in force (measured at 44k synthetic: recall@10 0.85 at ef 64, 0.90 at 128, 0.95 at 256).
+# Each partition costs the memory of its rows' vectors (or codes) and links again.
+BROAD_PARTITION_FIELDS = ("gender",)
+BROAD_VALUE_MIN_SHARE = 0.2
+BROAD_EF_FACTOR = 4
+
+
+def exact_is_cheaper(matches: int, n: int) -> bool:
+    """Whether ranking ``matches`` rows exactly beats an ANN walk with a selector in an index of ``n`` rows."""
+    return matches <= EXACT_SUBSET_MAX or (matches / n < EXACT_SELECTIVITY and matches <= EXACT_SUBSET_HARD_MAX)
+
+
+class Tuning:
+    """The settings of one FAISS index: its structure, its quantization and the ANN parameters in force.
+
+    ``index_type`` is "flat", "hnsw", "ivf" or "auto" (chosen by size); ``quantization`` "none", "sq8" or "pq".
+    ``hnsw_m``, ``ef_search``, ``nprobe`` and ``ef_construct`` left None take the size-based defaults of
+    ``ann_params``; ``rescore_factor`` None takes the quantization's (see :attr:`rescore_factor`). Raises
+    InvalidInputError for an unknown index type or quantization.
+    """
+
+    def __init__(self, index_type: str = "flat", quantization: str = "none", hnsw_m: int | None = None,
+                 ef_search: int | None = None, nprobe: int | None = None, ef_construct: int | None = None,
+                 rescore_factor: int | None = None) -> None:
+        if index_type not in INDEX_TYPES:
+            raise InvalidInputError(f"unknown FAISS index type {index_type!r}: flat, hnsw, ivf or auto")
+        if quantization not in QUANTIZATIONS:
+            raise InvalidInputError(f"unknown FAISS quantization {quantization!r}: none, sq8 or pq")
+        self.index_type, self.quantization = index_type, quantization
+        self.hnsw_m, self.ef_search, self.nprobe, self.ef_construct = hnsw_m, ef_search, nprobe, ef_construct
+        self._rescore_factor = rescore_factor
+        self._params: tuple[int, ann_params.AnnParams] | None = None  # (rows, the parameters for that many)
+
+    def extra(self) -> dict[str, str]:
+        """What an index records of its tuning in its meta's ``extra``: its index type and quantization."""
+        return {"index_type": self.index_type, "quantization": self.quantization}
+
+    def restore(self, extra: dict[str, Any]) -> None:
+        """Take the index type and quantization a saved index was built with (its meta's ``extra``) over the
+        constructor's."""
+        self.index_type = extra.get("index_type", self.index_type)
+        self.quantization = extra.get("quantization", self.quantization)
+        self._params = None
+
+    @property
+    def rescore_factor(self) -> int:
+        """Candidates re-ranked per result; from the quantization in force, which a reopened index reads from
+        disk. PQ codes are coarser than SQ8: a wider list gets recall@10 back to ~0.95+."""
+        return max(1, self._rescore_factor or (10 if self.quantization == "pq" else 4))
+
+    def fetch(self, k: int) -> int:
+        """Candidates an ANN pass fetches for ``k`` results: ``k * rescore_factor`` when quantized (the re-rank
+        on the float32 vectors keeps the best k), else ``k``."""
+        return k * self.rescore_factor if self.quantization != "none" else k
+
+    def params(self, n: int) -> ann_params.AnnParams:
+        """The ANN parameters in force for an index of ``n`` rows: explicit ones, else the size-based defaults."""
+        if self._params is None or self._params[0] != n:
+            self._params = (n, self._choose(n, self.index_type))
+        return self._params[1]
+
+    def params_for(self, rows: int, n: int) -> ann_params.AnnParams:
+        """Parameters for a structure over ``rows`` of an index of ``n`` rows (a partition): sized for its own
+        rows, of the kind of the whole index."""
+        return self._choose(rows, self.params(n).index_type)
+
+    def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Query-time settings (None = by size); the structures already built are kept."""
+        self.ef_search, self.nprobe = ef_search, nprobe
+        self._params = None
+
+    def scans_codes(self, rows: int, n: int) -> bool:
+        """Whether a block or value of ``rows`` rows, in an index of ``n``, gets a code-scan partition (sq8/pq
+        indexes only)."""
+        return self.quantization != "none" and VALUE_PARTITION_MIN_ROWS < rows <= SCAN_PARTITION_MAX_SHARE * n
+
+    def _choose(self, n: int, index_type: str) -> ann_params.AnnParams:
+        base = ann_params.choose(n, index_type)  # type: ignore[arg-type]
+        return ann_params.AnnParams(
+            index_type=base.index_type, hnsw_m=self.hnsw_m or base.hnsw_m,
+            ef_construct=self.ef_construct or base.ef_construct, ef_search=self.ef_search or base.ef_search,
+            nlist=base.nlist, nprobe=self.nprobe or base.nprobe)
