@@ -18,11 +18,14 @@ if [ $# -gt 0 ]; then
   fashion-search prepare-models
   exec python -m pytest "$@"
 fi
-fashion-search prepare-models --recipes synthetic
+# The real recipe starts first (it is the run's critical path), at a lower priority than the synthetic recipe and
+# the tests, which need their cores at once.
 log="$(mktemp -t fashion-real-recipe.XXXXXX.log)"
 echo "training the real recipe beside the tests (log: $log)"
 nice -n 5 fashion-search prepare-models --recipes real >"$log" 2>&1 &
 trainer=$!
+trap 'kill "$trainer" 2>/dev/null || true' EXIT  # a failure before the wait must not leave it training
+fashion-search prepare-models --recipes synthetic
 status=0
 python -m pytest --ignore=tests/real || status=$?
 if ! wait "$trainer"; then
