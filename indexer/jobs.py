@@ -212,6 +212,13 @@ return 0
 """
 
 
+def _text(reply: bytes | str) -> str:
+    """A reply of the job store's client, which decodes responses: a str (redis-py's types do not follow
+    ``decode_responses`` and say bytes | str)."""
+    assert isinstance(reply, str)
+    return reply
+
+
 def redis_display(url: str) -> str:
     """``host:port/db`` of a Redis URL: for messages, without a password."""
     parts = urlsplit(url)
@@ -282,11 +289,11 @@ class RedisJobStore:
             raise NotFoundError(f"no indexing job {job_id!r} (jobs are kept 7 days)")
         failures = [Failure(**json.loads(v)) for v in self.redis.hvals(fails)]
         return JobStatus(
-            spec=JobSpec(**json.loads(data["spec"])), state=data["state"],
+            spec=JobSpec(**json.loads(data["spec"])), state=_text(data["state"]),
             chunks_done=int(data.get("chunks_done", 0)), chunks_failed=int(data.get("chunks_failed", 0)),
             items_indexed=int(data.get("items_indexed", 0)), items_processed=int(data.get("items_processed", 0)),
             started_at=float(data.get("started_at", 0)), finished_at=float(data.get("finished_at", 0)),
-            error=data.get("error", ""), index_count=int(data.get("index_count", -1)),
+            error=_text(data.get("error", "")), index_count=int(data.get("index_count", -1)),
             failures=sorted(failures, key=lambda f: (f.line, f.product_id)),
             resumable=data.get("resumable") == "1", progress_at=float(data.get("progress_at", 0)))
 
@@ -305,7 +312,7 @@ class RedisJobStore:
     @_translated
     def active_jobs(self) -> list[str]:
         """Ids of the jobs that have not ended (pending, running)."""
-        return sorted(self.redis.smembers(self.active_key))
+        return sorted(_text(job_id) for job_id in self.redis.smembers(self.active_key))
 
     @_translated
     def deactivate(self, job_id: str) -> None:

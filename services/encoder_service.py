@@ -30,10 +30,12 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
     def __init__(self, encoder: Encoder, settings: Settings) -> None:
         self.encoder = encoder
         self.max_items = settings.encoder_max_items
-        batching = {"max_batch": settings.encoder_max_batch, "max_wait_ms": settings.encoder_max_wait_ms,
-                    "queue_size": settings.encoder_queue_size}
-        self.texts = DynamicBatcher[str](encoder.encode_texts, "text", **batching)
-        self.images = DynamicBatcher[Image.Image](encoder.encode_images, "image", **batching)
+        max_batch, max_wait_ms = settings.encoder_max_batch, settings.encoder_max_wait_ms
+        queue_size = settings.encoder_queue_size
+        self.texts = DynamicBatcher[str](encoder.encode_texts, "text", max_batch=max_batch,
+                                         max_wait_ms=max_wait_ms, queue_size=queue_size)
+        self.images = DynamicBatcher[Image.Image](encoder.encode_images, "image", max_batch=max_batch,
+                                                  max_wait_ms=max_wait_ms, queue_size=queue_size)
 
     def close(self) -> None:
         self.texts.close()

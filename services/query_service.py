@@ -124,7 +124,7 @@ class IndexRegistry:
                 index.close()
                 raise NotFoundError(f"index {name!r} does not exist")
             served = LockedIndex(index) if self._serialise else index
-            engine = SearchEngine(self.encoder, served,  # type: ignore[arg-type]
+            engine = SearchEngine(self.encoder, served,
                                   text=TextSearchConfig.from_settings(self.settings))
             closing: list[tuple[str, SearchEngine]] = []
             with self._guard:

@@ -49,8 +49,8 @@ def http_status_of(exc: Exception) -> int:
 
 def raise_for_rpc_error(exc: grpc.RpcError, service: str, address: str) -> None:
     """Client side: turn a failed call into the project error for its status, naming the dependency."""
-    code = exc.code()  # type: ignore[attr-defined]
-    details = exc.details() or code.name  # type: ignore[attr-defined]
+    code = exc.code()
+    details = exc.details() or code.name
     if code == grpc.StatusCode.UNAVAILABLE:
         raise UnavailableError(f"{service} at {address} is unavailable: {details}") from exc
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
