@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from fashion_core.errors import NotFoundError, UnavailableError
@@ -28,7 +28,8 @@ from fashion_core.errors import NotFoundError, UnavailableError
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class StoreUnavailableError(UnavailableError):
@@ -225,11 +226,11 @@ def redis_display(url: str) -> str:
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}{parts.path or '/0'}"
 
 
-def _translated(method: F) -> F:
+def _translated(method: Callable[Concatenate[RedisJobStore, P], R]) -> Callable[Concatenate[RedisJobStore, P], R]:
     """Redis connection errors (after the client's retries) become StoreUnavailableError naming the server."""
 
     @functools.wraps(method)
-    def wrapper(self: RedisJobStore, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: RedisJobStore, *args: P.args, **kwargs: P.kwargs) -> R:
         import redis
 
         try:
@@ -237,7 +238,7 @@ def _translated(method: F) -> F:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise StoreUnavailableError(f"Redis at {self.display} is unavailable: {exc}") from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 class RedisJobStore:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 import numpy as np
-from fashionsearch.v1 import encoder_pb2, encoder_pb2_grpc
+from fashionsearch.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
 from PIL import Image
 
 from fashion_core.errors import FashionSearchError, InvalidInputError
@@ -63,18 +63,22 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         return self.images.submit(decoded, timeout=context.time_remaining())
 
     @rpc("encoder")
-    def EncodeTexts(self, request, context):  # noqa: N802 - gRPC method names
+    def EncodeTexts(self, request: encoder_pb2.EncodeTextsRequest,  # noqa: N802 - gRPC method names
+                    context: grpc.ServicerContext) -> encoder_pb2.EncodeResponse:
         return self._reply(self._texts(request.texts, context))
 
     @rpc("encoder")
-    def EncodeImages(self, request, context):  # noqa: N802
+    def EncodeImages(self, request: encoder_pb2.EncodeImagesRequest,  # noqa: N802
+                     context: grpc.ServicerContext) -> encoder_pb2.EncodeResponse:
         return self._reply(self._images(request.images, context))
 
     @rpc("encoder")
-    def GetModelInfo(self, request, context):  # noqa: N802
+    def GetModelInfo(self, request: encoder_pb2.GetModelInfoRequest,  # noqa: N802
+                     context: grpc.ServicerContext) -> common_pb2.ModelInfo:
         return model_info_to_proto(self.encoder.info)
 
-    def StreamEncode(self, request_iterator: Iterator[encoder_pb2.EncodeRequest], context):  # noqa: N802
+    def StreamEncode(self, request_iterator: Iterator[encoder_pb2.EncodeRequest],  # noqa: N802
+                     context: grpc.ServicerContext) -> Iterator[encoder_pb2.EncodeResponse]:
         # A bad message ends the stream with its status, naming the message's tag; replies already sent stand.
         start, code, message = time.perf_counter(), grpc.StatusCode.OK, ""
         try:
