@@ -66,7 +66,9 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     sixteen_bit = image.mode in _SIXTEEN_BIT_MODES
     if image.mode != "F":
         image = image.convert("I")  # exact for the 16-bit modes; point() scales I and F images
-    lo, hi = image.getextrema()  # type: ignore[misc]
+    lo, hi = image.getextrema()
+    # one band (I or F): (min, max) numbers, not a pair per band
+    assert isinstance(lo, (int, float)) and isinstance(hi, (int, float))
     if sixteen_bit or (image.mode == "I" and lo >= 0 and hi <= 65535):
         lo, hi = 0, 65535  # 16-bit data (Pillow reads some 16-bit formats as I)
     elif image.mode == "F" and lo >= 0 and hi <= 1:

@@ -59,7 +59,7 @@ def heatmap_png(image: Image.Image, loc: Localization, alpha: float = 0.5) -> by
     from PIL import ImageDraw
 
     image = image.convert("RGB")
-    heat = Image.fromarray((loc.heatmap * 255).astype(np.uint8)).resize(image.size, Image.BILINEAR)
+    heat = Image.fromarray((loc.heatmap * 255).astype(np.uint8)).resize(image.size, Image.Resampling.BILINEAR)
     coloured = (colormaps["jet"](np.asarray(heat) / 255.0)[..., :3] * 255).astype(np.uint8)
     blended = Image.blend(image, Image.fromarray(coloured), alpha)
     ImageDraw.Draw(blended).rectangle(loc.box, outline=(255, 255, 255), width=2)

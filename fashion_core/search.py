@@ -20,7 +20,7 @@ from fashion_core.errors import InvalidInputError, ModelMismatchError, NotFoundE
 from fashion_core.fusion import RRF_C, fuse
 from fashion_core.model.base import Encoder, ImageInput, check_texts
 from fashion_core.settings import FusionMethod, SearchMode, Settings
-from fashion_core.stores.base import SearchHit, VectorIndex
+from fashion_core.stores.base import SearchHit, VectorIndex, stored_vector
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, LabelScore, classify
 
@@ -148,8 +148,7 @@ class SearchEngine:
         found = self.index.retrieve([product_id], with_vectors=True)
         if product_id not in found:
             raise NotFoundError(f"product {product_id} is not in the index")
-        _, vector = found[product_id]
-        hits = self.index.search(vector, k + 1, self._filter(flt))
+        hits = self.index.search(stored_vector(found[product_id]), k + 1, self._filter(flt))
         return [h for h in hits if h.id != product_id][:k]
 
     def get_product(self, product_id: int) -> dict[str, Any]:

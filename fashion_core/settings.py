@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -151,4 +151,5 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from env and file, with ``overrides`` (e.g. CLI flags; None values ignored) on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)

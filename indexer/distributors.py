@@ -66,7 +66,7 @@ class CeleryDistributor:
         import redis
 
         try:  # no result subscription: nothing waits for task results
-            self.app.send_task(*args, ignore_result=True, **kwargs)  # type: ignore[arg-type]
+            self.app.send_task(*args, ignore_result=True, **kwargs)
         except (kombu.exceptions.OperationalError, redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise UnavailableError(f"Redis at {self.display} is unavailable: {exc}") from exc
 

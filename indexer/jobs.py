@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from fashion_core.errors import NotFoundError, UnavailableError
@@ -28,7 +28,8 @@ from fashion_core.errors import NotFoundError, UnavailableError
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class StoreUnavailableError(UnavailableError):
@@ -212,17 +213,24 @@ return 0
 """
 
 
+def _text(reply: bytes | str) -> str:
+    """A reply of the job store's client, which decodes responses: a str (redis-py's types do not follow
+    ``decode_responses`` and say bytes | str)."""
+    assert isinstance(reply, str)
+    return reply
+
+
 def redis_display(url: str) -> str:
     """``host:port/db`` of a Redis URL: for messages, without a password."""
     parts = urlsplit(url)
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}{parts.path or '/0'}"
 
 
-def _translated(method: F) -> F:
+def _translated(method: Callable[Concatenate[RedisJobStore, P], R]) -> Callable[Concatenate[RedisJobStore, P], R]:
     """Redis connection errors (after the client's retries) become StoreUnavailableError naming the server."""
 
     @functools.wraps(method)
-    def wrapper(self: RedisJobStore, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: RedisJobStore, *args: P.args, **kwargs: P.kwargs) -> R:
         import redis
 
         try:
@@ -230,7 +238,7 @@ def _translated(method: F) -> F:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise StoreUnavailableError(f"Redis at {self.display} is unavailable: {exc}") from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 class RedisJobStore:
@@ -282,11 +290,11 @@ class RedisJobStore:
             raise NotFoundError(f"no indexing job {job_id!r} (jobs are kept 7 days)")
         failures = [Failure(**json.loads(v)) for v in self.redis.hvals(fails)]
         return JobStatus(
-            spec=JobSpec(**json.loads(data["spec"])), state=data["state"],
+            spec=JobSpec(**json.loads(data["spec"])), state=_text(data["state"]),
             chunks_done=int(data.get("chunks_done", 0)), chunks_failed=int(data.get("chunks_failed", 0)),
             items_indexed=int(data.get("items_indexed", 0)), items_processed=int(data.get("items_processed", 0)),
             started_at=float(data.get("started_at", 0)), finished_at=float(data.get("finished_at", 0)),
-            error=data.get("error", ""), index_count=int(data.get("index_count", -1)),
+            error=_text(data.get("error", "")), index_count=int(data.get("index_count", -1)),
             failures=sorted(failures, key=lambda f: (f.line, f.product_id)),
             resumable=data.get("resumable") == "1", progress_at=float(data.get("progress_at", 0)))
 
@@ -305,7 +313,7 @@ class RedisJobStore:
     @_translated
     def active_jobs(self) -> list[str]:
         """Ids of the jobs that have not ended (pending, running)."""
-        return sorted(self.redis.smembers(self.active_key))
+        return sorted(_text(job_id) for job_id in self.redis.smembers(self.active_key))
 
     @_translated
     def deactivate(self, job_id: str) -> None:

@@ -37,7 +37,7 @@ from fashion_core.ingest import embed_products
 from fashion_core.model.base import Encoder
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_store
-from fashion_core.stores.base import IndexMeta, VectorIndex
+from fashion_core.stores.base import IndexMeta, VectorIndex, stored_vector
 from fashion_core.stores.store import IndexStore
 from fashion_core.stores.versions import check_index_name
 from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
@@ -276,7 +276,7 @@ def _copy_serving(indexes: IndexStore, spec: JobSpec, target: VectorIndex, first
                                     f"the workers run {first.model_version}: run a full reindex")
         rows = serving.retrieve(sorted(serving.all_ids()), with_vectors=True)
         ids = list(rows)
-        vectors = np.stack([rows[i][1] for i in ids]) if ids else np.zeros((0, first.dim), np.float32)
+        vectors = np.stack([stored_vector(rows[i]) for i in ids]) if ids else np.zeros((0, first.dim), np.float32)
         target.upsert(ids, vectors, [rows[i][0] for i in ids])
     finally:
         serving.close()

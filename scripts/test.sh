@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs everything from the project's files into .venv, makes sure Redis is up, runs
-# ruff, trains the models the tests share with the demo (once per machine: cached by recipe fingerprint, so
+# ruff and mypy, trains the models the tests share with the demo (once per machine: cached by recipe fingerprint, so
 # no training runs inside a test's timeout) and pytest. Extra arguments go to pytest.
 #
 # Without arguments the real recipe (trained only where the real catalog is found) trains beside the tests that
@@ -14,6 +14,7 @@ cd "$ROOT"
 bash "$ROOT/scripts/ensure-redis.sh"
 bash "$ROOT/scripts/ensure-chromium.sh"
 ruff check .
+mypy  # the packages of [tool.mypy] in pyproject.toml (generated proto stubs excluded); fails on any error
 if [ $# -gt 0 ]; then
   fashion-search prepare-models
   exec python -m pytest "$@"

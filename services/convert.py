@@ -45,8 +45,9 @@ def filter_to_proto(flt: SearchFilter | None) -> common_pb2.Filter:
 
 
 def product_to_proto(product_id: int, payload: dict[str, Any]) -> common_pb2.Product:
-    msg = common_pb2.Product(id=product_id, **{proto: str(payload.get(catalog) or "")
-                                               for proto, catalog in PRODUCT_FIELDS.items()})
+    msg = common_pb2.Product(id=product_id)
+    for proto, catalog in PRODUCT_FIELDS.items():  # the string fields
+        setattr(msg, proto, str(payload.get(catalog) or ""))
     year = payload.get("year")
     if year is not None and year_problem(year) is None:  # an out-of-range year (old index) is left unset
         msg.year = int(year)
@@ -75,14 +76,14 @@ MODES = {query_pb2.SEARCH_MODE_UNSPECIFIED: "", query_pb2.SEARCH_MODE_DENSE: "de
          query_pb2.SEARCH_MODE_LEXICAL: "lexical", query_pb2.SEARCH_MODE_HYBRID: "hybrid"}
 
 
-def mode_from_proto(value: int) -> str:
+def mode_from_proto(value: query_pb2.SearchMode) -> str:
     """The mode name of a SearchMode value; raises InvalidInputError for a value this server does not know."""
     if value not in MODES:
         raise InvalidInputError(f"unknown search mode {value}")
     return MODES[value]
 
 
-def mode_to_proto(mode: str | None) -> int:
+def mode_to_proto(mode: str | None) -> query_pb2.SearchMode:
     """The SearchMode value of a mode name (None or "" = unspecified); raises InvalidInputError for another."""
     for value, name in MODES.items():
         if name == (mode or ""):

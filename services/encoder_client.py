@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
 import grpc
 import numpy as np
@@ -21,6 +22,8 @@ from services.convert import model_info_from_proto
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "encoder service"
+R = TypeVar("R")  # a stub method's reply
+
 # The deadline of the call being served, so nested calls to the encoder inherit what is left of it.
 _deadline_s: ContextVar[float | None] = ContextVar("encoder_deadline_s", default=None)
 
@@ -85,7 +88,7 @@ class EncoderClient:
             raise DeadlineExceededError("deadline passed before calling the encoder service")
         return min(self.timeout_s, remaining)
 
-    def _call(self, method, request):  # a stub method and its request message
+    def _call(self, method: Callable[..., R], request: object) -> R:  # a stub method and its request message
         try:
             return method(request, timeout=self._timeout())
         except grpc.RpcError as exc:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 import numpy as np
-from fashionsearch.v1 import encoder_pb2, encoder_pb2_grpc
+from fashionsearch.v1 import common_pb2, encoder_pb2, encoder_pb2_grpc
 from PIL import Image
 
 from fashion_core.errors import FashionSearchError, InvalidInputError
@@ -30,10 +30,12 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
     def __init__(self, encoder: Encoder, settings: Settings) -> None:
         self.encoder = encoder
         self.max_items = settings.encoder_max_items
-        batching = {"max_batch": settings.encoder_max_batch, "max_wait_ms": settings.encoder_max_wait_ms,
-                    "queue_size": settings.encoder_queue_size}
-        self.texts = DynamicBatcher[str](encoder.encode_texts, "text", **batching)
-        self.images = DynamicBatcher[Image.Image](encoder.encode_images, "image", **batching)
+        max_batch, max_wait_ms = settings.encoder_max_batch, settings.encoder_max_wait_ms
+        queue_size = settings.encoder_queue_size
+        self.texts = DynamicBatcher[str](encoder.encode_texts, "text", max_batch=max_batch,
+                                         max_wait_ms=max_wait_ms, queue_size=queue_size)
+        self.images = DynamicBatcher[Image.Image](encoder.encode_images, "image", max_batch=max_batch,
+                                                  max_wait_ms=max_wait_ms, queue_size=queue_size)
 
     def close(self) -> None:
         self.texts.close()
@@ -61,18 +63,22 @@ class EncoderServicer(encoder_pb2_grpc.EncoderServiceServicer):
         return self.images.submit(decoded, timeout=context.time_remaining())
 
     @rpc("encoder")
-    def EncodeTexts(self, request, context):  # noqa: N802 - gRPC method names
+    def EncodeTexts(self, request: encoder_pb2.EncodeTextsRequest,  # noqa: N802 - gRPC method names
+                    context: grpc.ServicerContext) -> encoder_pb2.EncodeResponse:
         return self._reply(self._texts(request.texts, context))
 
     @rpc("encoder")
-    def EncodeImages(self, request, context):  # noqa: N802
+    def EncodeImages(self, request: encoder_pb2.EncodeImagesRequest,  # noqa: N802
+                     context: grpc.ServicerContext) -> encoder_pb2.EncodeResponse:
         return self._reply(self._images(request.images, context))
 
     @rpc("encoder")
-    def GetModelInfo(self, request, context):  # noqa: N802
+    def GetModelInfo(self, request: encoder_pb2.GetModelInfoRequest,  # noqa: N802
+                     context: grpc.ServicerContext) -> common_pb2.ModelInfo:
         return model_info_to_proto(self.encoder.info)
 
-    def StreamEncode(self, request_iterator: Iterator[encoder_pb2.EncodeRequest], context):  # noqa: N802
+    def StreamEncode(self, request_iterator: Iterator[encoder_pb2.EncodeRequest],  # noqa: N802
+                     context: grpc.ServicerContext) -> Iterator[encoder_pb2.EncodeResponse]:
         # A bad message ends the stream with its status, naming the message's tag; replies already sent stand.
         start, code, message = time.perf_counter(), grpc.StatusCode.OK, ""
         try:

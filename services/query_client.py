@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from fashionsearch.v1 import query_pb2, query_pb2_grpc
@@ -18,6 +18,7 @@ from services.convert import filter_to_proto, mode_to_proto, model_info_from_pro
 from services.status import raise_for_rpc_error
 
 SERVICE_NAME = "query service"
+R = TypeVar("R")  # a stub method's reply
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class QueryClient:
         self.channel = insecure_channel(address, max_message_bytes)
         self.stub = query_pb2_grpc.QueryServiceStub(self.channel)
 
-    def _call(self, method, request, timeout: float | None):  # a stub method and its request message
+    def _call(self, method: Callable[..., R], request: object, timeout: float | None) -> R:  # a stub method
         try:
             return method(request, timeout=timeout or self.timeout_s)
         except grpc.RpcError as exc:

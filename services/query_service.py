@@ -124,7 +124,7 @@ class IndexRegistry:
                 index.close()
                 raise NotFoundError(f"index {name!r} does not exist")
             served = LockedIndex(index) if self._serialise else index
-            engine = SearchEngine(self.encoder, served,  # type: ignore[arg-type]
+            engine = SearchEngine(self.encoder, served,
                                   text=TextSearchConfig.from_settings(self.settings))
             closing: list[tuple[str, SearchEngine]] = []
             with self._guard:
@@ -178,14 +178,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             index=self.indexes.name(index), model_version=self.encoder.info.version)
 
     @rpc("query")
-    def SearchText(self, request, context):  # noqa: N802 - gRPC method names
+    def SearchText(self, request: query_pb2.SearchTextRequest,  # noqa: N802 - gRPC method names
+                   context: grpc.ServicerContext) -> query_pb2.SearchResponse:
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
             hits = engine.search_text(request.query, request.k, flt, mode_from_proto(request.mode))
         return self._response(hits, request.index)
 
     @rpc("query")
-    def SearchImage(self, request, context):  # noqa: N802
+    def SearchImage(self, request: query_pb2.SearchImageRequest,  # noqa: N802
+                    context: grpc.ServicerContext) -> query_pb2.SearchResponse:
         flt = filter_from_proto(request.filter)
         image = SourceImage(request.image, decode_image(request.image, name="query image"))
         with self._engine(request.index, context) as engine:
@@ -193,14 +195,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return self._response(hits, request.index)
 
     @rpc("query")
-    def SearchSimilar(self, request, context):  # noqa: N802
+    def SearchSimilar(self, request: query_pb2.SearchSimilarRequest,  # noqa: N802
+                      context: grpc.ServicerContext) -> query_pb2.SearchResponse:
         flt = filter_from_proto(request.filter)
         with self._engine(request.index, context) as engine:
             hits = engine.more_like_this(parse_product_id(request.product_id), request.k, flt)
         return self._response(hits, request.index)
 
     @rpc("query")
-    def Classify(self, request, context):  # noqa: N802
+    def Classify(self, request: query_pb2.ClassifyRequest,  # noqa: N802
+                 context: grpc.ServicerContext) -> query_pb2.ClassifyResponse:
         from fashion_core.zeroshot import classify
 
         with call_deadline(context.time_remaining()):
@@ -211,18 +215,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                                                       for s in scores])
 
     @rpc("query")
-    def GetProduct(self, request, context):  # noqa: N802
+    def GetProduct(self, request: query_pb2.GetProductRequest,  # noqa: N802
+                   context: grpc.ServicerContext) -> common_pb2.Product:
         product_id = parse_product_id(request.product_id)
         with self._engine(request.index, context) as engine:
             return product_to_proto(product_id, engine.get_product(product_id))
 
     @rpc("query")
-    def ListModels(self, request, context):  # noqa: N802
+    def ListModels(self, request: query_pb2.ListModelsRequest,  # noqa: N802
+                   context: grpc.ServicerContext) -> query_pb2.ListModelsResponse:
         with call_deadline(context.time_remaining()):
             return query_pb2.ListModelsResponse(models=[model_info_to_proto(self.encoder.info)])
 
     @rpc("query")
-    def ListIndexes(self, request, context):  # noqa: N802
+    def ListIndexes(self, request: query_pb2.ListIndexesRequest,  # noqa: N802
+                    context: grpc.ServicerContext) -> query_pb2.ListIndexesResponse:
         # what the store serves, by name: never a path, never a name someone merely asked for
         names = list(dict.fromkeys([self.settings.index_name, *self.indexes.served()]))
         infos = []
@@ -239,14 +246,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return query_pb2.ListIndexesResponse(indexes=infos)
 
     @rpc("query")
-    def GetFacets(self, request, context):  # noqa: N802
+    def GetFacets(self, request: query_pb2.GetFacetsRequest,  # noqa: N802
+                  context: grpc.ServicerContext) -> query_pb2.GetFacetsResponse:
         with self._engine(request.index, context) as engine:
             facets = engine.facets(refresh=True)
         return query_pb2.GetFacetsResponse(facets={name: query_pb2.FacetValues(values=facets.get(name, []))
                                                    for name in KEYWORD_FIELDS})
 
     @rpc("query")
-    def Localize(self, request, context):  # noqa: N802
+    def Localize(self, request: query_pb2.LocalizeRequest,  # noqa: N802
+                 context: grpc.ServicerContext) -> query_pb2.LocalizeResponse:
         product_id = parse_product_id(request.product_id)
         with self._engine(request.index, context) as engine:
             payload = engine.get_product(product_id)

@@ -6,7 +6,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -15,7 +15,9 @@ from services.metrics import LATENCY, REQUESTS
 from services.status import status_of
 
 log = logging.getLogger("services.access")
-F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")  # the servicer
+Req = TypeVar("Req")  # the request message
+Rep = TypeVar("Rep")  # the reply message
 
 
 def record(service: str, method: str, code: grpc.StatusCode, seconds: float, context: grpc.ServicerContext,
@@ -30,15 +32,17 @@ def record(service: str, method: str, code: grpc.StatusCode, seconds: float, con
         log.warning("%s.%s %s: %s", service, method, code.name, error, extra=fields)
 
 
-def rpc(service: str) -> Callable[[F], F]:
+def rpc(service: str) -> Callable[[Callable[[S, Req, grpc.ServicerContext], Rep]],
+                                  Callable[[S, Req, grpc.ServicerContext], Rep]]:
     """Wrap a unary gRPC method of ``service``: project errors abort with their status code and message;
     anything else is a bug, logged whole and answered INTERNAL without details."""
 
-    def decorate(method: F) -> F:
+    def decorate(method: Callable[[S, Req, grpc.ServicerContext], Rep]) -> Callable[[S, Req, grpc.ServicerContext],
+                                                                                     Rep]:
         name = method.__name__
 
         @functools.wraps(method)
-        def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        def wrapper(self: S, request: Req, context: grpc.ServicerContext) -> Rep:
             start = time.perf_counter()
             try:
                 reply = method(self, request, context)
@@ -53,6 +57,6 @@ def rpc(service: str) -> Callable[[F], F]:
             record(service, name, code, time.perf_counter() - start, context, message)
             context.abort(code, message)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate

@@ -3,6 +3,8 @@ gateway."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import grpc
 
 from fashion_core.errors import (
@@ -47,10 +49,10 @@ def http_status_of(exc: Exception) -> int:
     return _entry(exc)[1]
 
 
-def raise_for_rpc_error(exc: grpc.RpcError, service: str, address: str) -> None:
+def raise_for_rpc_error(exc: grpc.RpcError, service: str, address: str) -> NoReturn:
     """Client side: turn a failed call into the project error for its status, naming the dependency."""
-    code = exc.code()  # type: ignore[attr-defined]
-    details = exc.details() or code.name  # type: ignore[attr-defined]
+    code = exc.code()
+    details = exc.details() or code.name
     if code == grpc.StatusCode.UNAVAILABLE:
         raise UnavailableError(f"{service} at {address} is unavailable: {details}") from exc
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

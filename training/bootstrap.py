@@ -92,7 +92,7 @@ def bootstrap_quality(encoder: Encoder, products: Sequence[Product]) -> dict[str
     out = {"t2i_R@1": recall_at_k(ranks, 1), "t2i_R@10": recall_at_k(ranks, 10), "t2i_MRR": mrr(ranks)}
     for field in ("articleType", "baseColour"):
         report = zero_shot(encoder, images, products, field, ZEROSHOT_TEMPLATES[field])
-        out[f"zero_shot_{field}"] = float(report["accuracy"])  # type: ignore[arg-type]
+        out[f"zero_shot_{field}"] = float(report["accuracy"])
     return out
 
 
@@ -137,7 +137,7 @@ def _bootstrap(out: Path, cfg: BootstrapConfig, progress: bool) -> Path:
         heldout = read_catalog(generate_catalog(
             out / "heldout", n=cfg.n_heldout, seed=cfg.seed + cfg.heldout_seed_offset,
             start_id=10_000_000)).products
-        corpus = [caption(p, m) for p in products for m in ("raw", "enriched", "template")]  # type: ignore[arg-type]
+        corpus = [caption(p, m) for p in products for m in ("raw", "enriched", "template")]
         base = build_tiny_clip(out / "base", SPEC, seed=cfg.seed, corpus=[*corpus, *fashion_corpus()])
         train_cfg = TrainConfig(
             base=str(base), out_dir=out / "model", caption_modes=cfg.caption_modes,

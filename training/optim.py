@@ -29,7 +29,8 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, extra: torch.nn.Mo
                     ) -> torch.optim.AdamW:
     """Weight decay on weight matrices only: biases, norms, embeddings' scale and logit_scale are exempt.
     ``extra`` holds parameters trained beside the model but not saved with it (class proxies): no decay."""
-    decay, no_decay = [], list(extra.parameters()) if extra is not None else []
+    decay: list[torch.nn.Parameter] = []
+    no_decay = list(extra.parameters()) if extra is not None else []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue

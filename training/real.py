@@ -99,7 +99,7 @@ def catalog_fingerprint(catalog: Path) -> str:
 def tokenizer_corpus(products: list[Product]) -> list[str]:
     """Texts the vocabulary is learned from: the training split's captions, every prompt the model will be
     asked (label prompts of every field value, shopper queries) and the built-in fashion words."""
-    texts = [caption(p, m) for p in products for m in ("raw", "enriched", "template")]  # type: ignore[arg-type]
+    texts = [caption(p, m) for p in products for m in ("raw", "enriched", "template")]
     values = {f: sorted({str(getattr(p, f)) for p in products if getattr(p, f)})
               for f in ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "usage", "season")}
     for fields, template in PARTIAL_TEMPLATES:

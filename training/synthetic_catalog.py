@@ -204,7 +204,7 @@ def draw_product(article_type: str, colour: str, rng: random.Random, size: int =
     fill = _shade(COLOURS[colour], rng.uniform(0.9, 1.08)) if colour != "White" else COLOURS[colour]
     SILHOUETTES[article_type](draw, fill, to_pixels)
     angle = rng.uniform(-8, 8)
-    return image.rotate(angle, resample=Image.BILINEAR, fillcolor=(bg, bg, bg))
+    return image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=(bg, bg, bg))
 
 
 def _display_name(rng: random.Random, brand: str, gender: str, colour: str, article: str) -> str:

@@ -95,7 +95,7 @@ class PerceptronTagger:
         step = 0
         order = list(data)
         rng = random.Random(seed)
-        self.weights = weights  # type: ignore[assignment]
+        self.weights = weights
         for _ in range(epochs):
             rng.shuffle(order)
             for words, gold in order:

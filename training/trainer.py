@@ -182,8 +182,10 @@ class Trainer:
             pixels[flip] = pixels[flip].flip(-1)
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
-        texts, attrs = [], []
+        texts: list[str] = []
+        attrs: list[Attributes | None] = []
         for i in idx:
+            attr: Attributes | None
             if self.cfg.partial_captions and self.rng.random() < self.cfg.partial_captions:
                 text, attr = partial_caption(data.products[i], self.rng)
             else:

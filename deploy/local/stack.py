@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from fashion_core.errors import InvalidInputError, UnavailableError
@@ -84,7 +85,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def settings_of(env: Mapping[str, str]) -> Settings:
     """The settings a child started with ``env`` reads (FASHION_* of ``env``, not of this process)."""
     prefix = "FASHION_"
-    values = {key[len(prefix):].lower(): value for key, value in env.items()
+    values: dict[str, Any] = {key[len(prefix):].lower(): value for key, value in env.items()
               if key.startswith(prefix) and key != "FASHION_CONFIG"}
     return Settings(**values)
 

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from fashion_core.catalog.schema import CSV_COLUMNS
 from fashion_core.errors import FashionSearchError, InvalidInputError, UnavailableError
@@ -29,7 +30,7 @@ HF_DATASET = "ashraq/fashion-product-images-small"
 KAGGLE_DATASET = "paramaggarwal/fashion-product-images-small"
 
 
-def _pyarrow():
+def _pyarrow() -> ModuleType:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:

@@ -76,14 +76,15 @@ def parse_product_id(value: object, what: str = "product id") -> int:
     problem = product_id_problem(value)
     if problem is not None:
         raise InvalidInputError(f"{what}: {problem}")
-    return int(value)  # type: ignore[call-overload]
+    assert isinstance(value, (str, numbers.Integral))  # the two kinds product_id_problem accepts
+    return int(value)
 
 
 def year_problem(value: object) -> str | None:
     """Why ``value`` is not a year (an int in MIN_YEAR..MAX_YEAR), or None if it is."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return f"{value!r} is not an integer"
-    if not MIN_YEAR <= value <= MAX_YEAR:
+    if not MIN_YEAR <= int(value) <= MAX_YEAR:
         return f"{value} is out of range {MIN_YEAR}..{MAX_YEAR}"
     return None
 
@@ -121,4 +122,5 @@ class Product:
     @classmethod
     def from_payload(cls, payload: dict[str, Any], image_path: Path | None = None) -> Product:
         names = {f.name for f in fields(cls)} - {"image_path"}
-        return cls(**{k: payload.get(k) for k in names}, image_path=image_path)
+        values: dict[str, Any] = {k: payload.get(k) for k in names}  # checked where products are made
+        return cls(**values, image_path=image_path)

@@ -8,6 +8,7 @@ a search that encodes with ONNX Runtime (or asks the encoder service) never load
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
 from collections.abc import Sequence
@@ -62,7 +63,7 @@ def weights_version(path: Path) -> str:
     digest = hashlib.sha256()
     for file in weight_files(path):
         with file.open("rb") as fh:
-            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            for block in iter(functools.partial(fh.read, 1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:12]
 

@@ -188,11 +188,12 @@ class OnnxEncoder:
 
         Raises InvalidInputError for a text that is empty (or invisible) or over MAX_TEXT_CHARS characters."""
         cleaned = check_texts(texts)
-        session = self._session(TEXT_FILE) if cleaned else None
-        out = []
-        for start in range(0, len(cleaned), self.batch_size):
-            ids, mask = self._tokenize(cleaned[start:start + self.batch_size])
-            out.append(session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+        out: list[np.ndarray] = []
+        if cleaned:  # no session opened for nothing to encode
+            session = self._session(TEXT_FILE)
+            for start in range(0, len(cleaned), self.batch_size):
+                ids, mask = self._tokenize(cleaned[start:start + self.batch_size])
+                out.append(session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
         return self._normalise(out, len(cleaned))
 
     def encode_images(self, images: Sequence[ImageInput]) -> np.ndarray:
@@ -200,10 +201,12 @@ class OnnxEncoder:
 
         Raises InvalidInputError for an image that cannot be decoded."""
         decoded = as_images(images)
-        session = self._session(IMAGE_FILE) if decoded else None
-        out = []
-        for start in range(0, len(decoded), self.batch_size):
-            out.append(session.run(None, {"pixel_values": self.pixels(decoded[start:start + self.batch_size])})[0])
+        out: list[np.ndarray] = []
+        if decoded:  # no session opened for nothing to encode
+            session = self._session(IMAGE_FILE)
+            for start in range(0, len(decoded), self.batch_size):
+                batch = self.pixels(decoded[start:start + self.batch_size])
+                out.append(session.run(None, {"pixel_values": batch})[0])
         return self._normalise(out, len(decoded))
 
     def _normalise(self, chunks: list[np.ndarray], n: int) -> np.ndarray:

@@ -58,7 +58,7 @@ class PixelLayout:
         std = tuple(float(v) for v in _field(config, "image_std")) if normalize else (1.0, 1.0, 1.0)
         if len(mean) != 3 or len(std) != 3:
             return None
-        return cls(edge, crop_hw, resample, rescale, mean, std)  # type: ignore[arg-type]
+        return cls(edge, crop_hw, resample, rescale, mean, std)
 
     def config(self) -> dict[str, Any]:
         """The processor config keys this layout reads (``from_config(layout.config()) == layout``)."""

@@ -104,3 +104,12 @@ def _check_ids(ids: Sequence[int]) -> None:
     bad = next((problem for i in ids if (problem := product_id_problem(i)) is not None), None)
     if bad is not None:
         raise InvalidInputError(f"bad product id in upsert: {bad}")
+
+
+def stored_vector(row: tuple[dict[str, Any], np.ndarray | None]) -> np.ndarray:
+    """The vector of a row from ``retrieve(..., with_vectors=True)``: every store returns one there (None is
+    the type of a row retrieved without vectors)."""
+    _, vector = row
+    if vector is None:
+        raise RuntimeError("a row retrieved with vectors has none")
+    return vector

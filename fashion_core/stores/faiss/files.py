@@ -99,7 +99,8 @@ class IndexFiles:
         if structures is not None and (structures.partitions or structures.values):
             parts, values = list(structures.partitions.items()), list(structures.values.items())
             _atomic_write(self.dir / PARTITIONS_FILE, lambda p: np.savez(
-                p.open("wb"), names=np.array([name for name, _ in parts], dtype=str),
+                p.open("wb"), allow_pickle=True,  # the default, named: so the ** arrays cannot stand for it
+                names=np.array([name for name, _ in parts], dtype=str),
                 bounds=np.array([(part.lo, part.hi) for _, part in parts], dtype=np.int64).reshape(-1, 2),
                 **{f"ann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(parts)},
                 value_keys=np.array([f"{field}={value}" for (field, value), _ in values], dtype=str),

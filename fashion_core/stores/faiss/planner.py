@@ -162,7 +162,7 @@ class Planner:
         searched): ef/nprobe widened for the selectivity, quantized candidates re-ranked exactly."""
         n = len(self.rows)
         ann, lo, size, p = self._structures().ann, 0, n, self.tuning.params(n)
-        kind = p.index_type
+        kind: str = p.index_type
         if part is not None:
             ann, lo, size, kind = part.ann, part.lo, part.hi - part.lo, part.kind
             # nlist/nprobe follow the partition's size; ef stays the global one: recall inside a partition is no

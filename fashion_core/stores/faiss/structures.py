@@ -85,27 +85,34 @@ class Builder:
         """A flat, HNSW or IVF index (``p.index_type``) over ``vectors`` (float32, (rows, dim)), positions in
         row order."""
         dim, ip = self.dim, faiss.METRIC_INNER_PRODUCT
+        ann: faiss.Index
         if p.index_type == "hnsw":
+            hnsw: faiss.IndexHNSW
+            # faiss's shipped stubs give these two the (d, quantizer object, M) constructors; the SWIG ones
+            # called here take (d, QuantizerType, M, metric) and (d, pq_m, M, pq_nbits, metric)
             if self.quantization == "sq8":
-                ann = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, p.hnsw_m, ip)
+                hnsw = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, p.hnsw_m, ip)  # type: ignore[arg-type]
             elif self.quantization == "pq":
-                ann = faiss.IndexHNSWPQ(dim, pq_subquantizers(dim), p.hnsw_m, 8, ip)
+                hnsw = faiss.IndexHNSWPQ(dim, pq_subquantizers(dim), p.hnsw_m, 8, ip)  # type: ignore[call-arg, arg-type]
             else:
-                ann = faiss.IndexHNSWFlat(dim, p.hnsw_m, ip)
-            ann.hnsw.efConstruction = p.ef_construct
+                hnsw = faiss.IndexHNSWFlat(dim, p.hnsw_m, ip)
+            hnsw.hnsw.efConstruction = p.ef_construct
+            ann = hnsw
         elif p.index_type == "ivf":
             coarse = faiss.IndexFlatIP(dim)
+            ivf: faiss.IndexIVF
             if self.quantization == "sq8":
-                ann = faiss.IndexIVFScalarQuantizer(coarse, dim, p.nlist, faiss.ScalarQuantizer.QT_8bit, ip)
+                ivf = faiss.IndexIVFScalarQuantizer(coarse, dim, p.nlist, faiss.ScalarQuantizer.QT_8bit, ip)
             elif self.quantization == "pq":
-                ann = faiss.IndexIVFPQ(coarse, dim, p.nlist, pq_subquantizers(dim), 8, ip)
+                ivf = faiss.IndexIVFPQ(coarse, dim, p.nlist, pq_subquantizers(dim), 8, ip)
             else:
-                ann = faiss.IndexIVFFlat(coarse, dim, p.nlist, ip)
-            ann.cp.min_points_per_centroid = 5  # quiet the warning on small test indexes
+                ivf = faiss.IndexIVFFlat(coarse, dim, p.nlist, ip)
+            ivf.cp.min_points_per_centroid = 5  # quiet the warning on small test indexes
             # k-means on a sample: 256 points per list is plenty and keeps 1M-item builds in seconds.
             sample = min(len(vectors), max(p.nlist * 64, 50_000))
             rows = np.random.default_rng(0).choice(len(vectors), size=sample, replace=False)
-            ann.train(np.ascontiguousarray(vectors[np.sort(rows)]))
+            ivf.train(np.ascontiguousarray(vectors[np.sort(rows)]))
+            ann = ivf
         else:
             ann = faiss.IndexFlatIP(dim)
         if not ann.is_trained:
@@ -118,6 +125,7 @@ class Builder:
         scan partition): an sq8 index, or for pq a one-list IVF-PQ (unlike IndexPQ, IVF search takes a
         selector)."""
         dim, ip = self.dim, faiss.METRIC_INNER_PRODUCT
+        ann: faiss.Index
         if self.quantization == "sq8":
             ann = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, ip)
             ann.train(vectors)
@@ -181,12 +189,18 @@ def top(ann: faiss.Index, q: np.ndarray, fetch: int, selector: BitmapSelector | 
     by inner product, among those ``selector`` keeps (None = all); fewer when fewer are found. A ``kind``
     "hnsw" walk uses ``ef``, an "ivf" one probes ``nprobe`` lists; "flat" scans everything."""
     sel = selector.faiss if selector is not None else None
+    # Fields set after construction: what faiss's keyword constructors do (their stubs take no arguments).
+    params: faiss.SearchParameters
     if kind == "hnsw":
-        params: faiss.SearchParameters = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
+        # the stubs lack SearchParametersHNSW (faiss has it: SearchParameters with efSearch, check_relative_distance)
+        params = hnsw = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        hnsw.efSearch = ef
     elif kind == "ivf":
-        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+        params = ivf = faiss.SearchParametersIVF()
+        ivf.nprobe = nprobe
     else:
-        params = faiss.SearchParameters(sel=sel)
+        params = faiss.SearchParameters()
+    params.sel = sel
     _, got = ann.search(q.reshape(1, -1), fetch, params=params)
     return got[0][got[0] >= 0]
 
@@ -197,7 +211,9 @@ def flat_top(ann: faiss.Index, q: np.ndarray, k: int, selector: BitmapSelector |
     a numpy product goes through a multi-threaded BLAS: measured at 40k x 128-d while the 2 cores were busy,
     ~1,000-1,400 queries/s against ~80-400."""
     sel = selector.faiss if selector is not None else faiss.IDSelectorAll()
-    _, got = ann.search(q.reshape(1, -1), k, params=faiss.SearchParameters(sel=sel))
+    params = faiss.SearchParameters()
+    params.sel = sel
+    _, got = ann.search(q.reshape(1, -1), k, params=params)
     return got[0][got[0] >= 0]
 
 

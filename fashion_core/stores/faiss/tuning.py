@@ -8,13 +8,18 @@ The thresholds decide which rows get a structure of their own (``structures``) a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from fashion_core.errors import InvalidInputError
 from fashion_core.stores import ann_params
 
 INDEX_TYPES = ("flat", "hnsw", "ivf", "auto")
 QUANTIZATIONS = ("none", "sq8", "pq")
+
+
+def _is_index_type(value: str) -> TypeGuard[ann_params.IndexType]:
+    return value in INDEX_TYPES
+
 
 # Below this many matching rows an exact scan of the matches costs under a millisecond: cheaper than any ANN
 # walk with a selector.
@@ -78,11 +83,12 @@ class Tuning:
     def __init__(self, index_type: str = "flat", quantization: str = "none", hnsw_m: int | None = None,
                  ef_search: int | None = None, nprobe: int | None = None, ef_construct: int | None = None,
                  rescore_factor: int | None = None) -> None:
-        if index_type not in INDEX_TYPES:
+        if not _is_index_type(index_type):
             raise InvalidInputError(f"unknown FAISS index type {index_type!r}: flat, hnsw, ivf or auto")
         if quantization not in QUANTIZATIONS:
             raise InvalidInputError(f"unknown FAISS quantization {quantization!r}: none, sq8 or pq")
-        self.index_type, self.quantization = index_type, quantization
+        self.index_type: ann_params.IndexType = index_type
+        self.quantization = quantization
         self.hnsw_m, self.ef_search, self.nprobe, self.ef_construct = hnsw_m, ef_search, nprobe, ef_construct
         self._rescore_factor = rescore_factor
         self._params: tuple[int, ann_params.AnnParams] | None = None  # (rows, the parameters for that many)
@@ -130,8 +136,8 @@ class Tuning:
         indexes only)."""
         return self.quantization != "none" and VALUE_PARTITION_MIN_ROWS < rows <= SCAN_PARTITION_MAX_SHARE * n
 
-    def _choose(self, n: int, index_type: str) -> ann_params.AnnParams:
-        base = ann_params.choose(n, index_type)  # type: ignore[arg-type]
+    def _choose(self, n: int, index_type: ann_params.IndexType) -> ann_params.AnnParams:
+        base = ann_params.choose(n, index_type)
         return ann_params.AnnParams(
             index_type=base.index_type, hnsw_m=self.hnsw_m or base.hnsw_m,
             ef_construct=self.ef_construct or base.ef_construct, ef_search=self.ef_search or base.ef_search,
