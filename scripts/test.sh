@@ -14,8 +14,9 @@ cd "$ROOT"
 bash "$ROOT/scripts/ensure-redis.sh"
 bash "$ROOT/scripts/ensure-chromium.sh"
 ruff check .
-mypy  # the packages of [tool.mypy] in pyproject.toml (generated proto stubs excluded); fails on any error
+typecheck() { mypy; }  # the packages of [tool.mypy] in pyproject.toml (generated proto stubs excluded)
 if [ $# -gt 0 ]; then
+  typecheck
   fashion-search prepare-models
   exec python -m pytest "$@"
 fi
@@ -26,6 +27,7 @@ echo "training the real recipe beside the tests (log: $log)"
 nice -n 5 fashion-search prepare-models --recipes real >"$log" 2>&1 &
 trainer=$!
 trap 'kill "$trainer" 2>/dev/null || true' EXIT  # a failure before the wait must not leave it training
+typecheck
 fashion-search prepare-models --recipes synthetic
 status=0
 python -m pytest --ignore=tests/real || status=$?
