@@ -59,15 +59,15 @@ class QdrantParams:
     oversampling: float  # quantized search: candidates rescored on the original vectors = oversampling * k
 
 
-# Measured at 100k (README, "ANN at scale"; 512-d, int8, 2 segments of 50k):
-# - a filter below the threshold is scanned exactly on the payload index's matches (int8 codes, rescored): recall
-#   1.000. Qdrant's default, 10,000 KB, is 5k float32 vectors of 512-d: a 5% articleType filter (5.4k items) then
-#   walked the graph at recall 0.888 (ef 64) / 0.957 (ef 128) and ~10x brute force. At 20,000 KB (10k vectors,
-#   ~20% of a 50k segment) it is a scan of 2.7k codes per segment at recall 1.000; a broader filter still walks
-#   the graph, where a scan would cost more than the walk. Qdrant builds its per-value graph links only for
-#   values above this threshold.
-# - oversampling 4 (40 int8 candidates rescored for k=10, against 2): the rescoring costs ~30 float32 dot
-#   products more; it lifted the int8 scan of the clustered 5% type from 0.959 to 1.000.
+# Measured at 100k (README, "Qdrant's collection settings"; 512-d, int8, 2 segments of 50k):
+# - a filter below the threshold is scanned exactly on the payload index's matches (int8 codes, rescored).
+#   Qdrant's default, 10,000 KB, is 5k float32 vectors of 512-d: a 5% articleType filter (2.7k items a segment)
+#   then walked the graph, at recall 0.888 (ef 64) / 0.957 (ef 128), 1.5x brute force with ACORN. At 20,000 KB
+#   (10k vectors, ~20% of a 50k segment) it is a scan at recall 1.000; a broader filter still walks the graph,
+#   where a scan would cost more than the walk. Qdrant builds its per-value graph links only for values above
+#   this threshold.
+# - oversampling 4 (40 int8 candidates rescored for k=10, against 20): ~20 float32 dot products more per segment,
+#   a margin against int8's near-ties among a tight cluster's items (not measured apart from the threshold).
 QDRANT_FULL_SCAN_THRESHOLD_KB = 20_000
 QDRANT_OVERSAMPLING = 4.0
 
