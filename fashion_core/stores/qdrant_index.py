@@ -1,9 +1,12 @@
 """Qdrant backend: embedded local mode on a path by default, a server when a URL is configured.
 
-On a server, a new collection gets HNSW parameters for its expected size (``ann_params``), keyword and
-integer payload indexes (so a selective filter is planned from the index, not by scanning), optional
-int8 scalar or x16 product quantization kept in RAM and searched with rescoring on the original
-vectors, and shard/replica counts for a distributed cluster. Local mode is exact brute force in Python.
+On a server, a new collection gets the settings ``ann_params.qdrant_params`` gives its expected size (HNSW m,
+ef_construct and query ef; the full-scan threshold below which a filter's matches are scanned exactly;
+oversampling), keyword and integer payload indexes (so a selective filter is planned from the index, not by
+scanning), optional int8 scalar or x16 product quantization kept in RAM and searched with rescoring on the
+original vectors, and shard/replica counts for a distributed cluster. ``benchmarks/ann_scale.py`` builds Qdrant's
+engine from the same objects (``hnsw_config``, ``quantization_config``, ``PAYLOAD_INDEXES``). Local mode is exact
+brute force in Python.
 """
 
 from __future__ import annotations
