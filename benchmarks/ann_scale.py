@@ -47,7 +47,7 @@ import qdrant_edge as qe  # noqa: E402
 from _common import table  # noqa: E402
 
 from fashion_core.catalog import KEYWORD_FIELDS  # noqa: E402
-from fashion_core.stores import IndexMeta, SearchFilter, ann_params  # noqa: E402
+from fashion_core.stores import IndexMeta, SearchFilter, ann_params, qdrant_index  # noqa: E402
 from fashion_core.stores.faiss import FaissIndex  # noqa: E402
 from fashion_core.stores.qdrant_index import QdrantIndex  # noqa: E402
 
@@ -260,22 +260,27 @@ def edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
 
 
 def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool) -> tuple[qe.EdgeShard, float, int]:
-    """Qdrant's engine with QdrantIndex's collection settings; built until every segment is indexed."""
-    m, ef_construct, _ = ann_params.hnsw_params(len(cat.ids))
-    quantization = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True) \
-        if quantize else None
+    """Qdrant's engine with the collection settings QdrantIndex gives a server collection (the same
+    ``qdrant_index.hnsw_config`` / ``quantization_config`` / ``PAYLOAD_INDEXES`` objects, translated to Qdrant
+    Edge's types); built until every segment is indexed."""
+    hnsw = qdrant_index.hnsw_config(ann_params.qdrant_params(len(cat.ids)))
+    scalar = qdrant_index.quantization_config("scalar" if quantize else "none")
+    quantization = None if scalar is None else qe.ScalarQuantizationConfig(
+        type=qe.ScalarType.Int8, quantile=scalar.scalar.quantile, always_ram=scalar.scalar.always_ram)
     config = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=cat.dim, distance=qe.Distance.Cosine),
-        hnsw_config=qe.HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=10_000,
+        hnsw_config=qe.HnswIndexConfig(m=hnsw.m, ef_construct=hnsw.ef_construct,
+                                       full_scan_threshold=hnsw.full_scan_threshold, payload_m=hnsw.payload_m,
                                        max_indexing_threads=os.cpu_count() or 1),
         quantization_config=quantization, wal_enabled=False,
         optimizers=qe.EdgeOptimizersConfig(default_segment_number=2, indexing_threshold=1_000))
     directory.mkdir(parents=True)
     shard = qe.EdgeShard.create(str(directory), config)
     start = time.perf_counter()
-    for name in KEYWORD_FIELDS:
-        shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-    shard.update(qe.UpdateOperation.create_field_index("year", qe.PayloadSchemaType.Integer))
+    edge_schema = {qdrant_index.models.PayloadSchemaType.KEYWORD: qe.PayloadSchemaType.Keyword,
+                   qdrant_index.models.PayloadSchemaType.INTEGER: qe.PayloadSchemaType.Integer}
+    for name, schema in qdrant_index.PAYLOAD_INDEXES.items():
+        shard.update(qe.UpdateOperation.create_field_index(name, edge_schema[schema]))
     for s in range(0, len(cat.ids), 5_000):
         shard.update(qe.UpdateOperation.upsert_points(
             [qe.Point(int(i), v.tolist(), p) for i, v, p in
@@ -385,15 +390,18 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         if method not in methods:
             continue
         shard, build_s, ann_bytes = build_qdrant_edge(cat, tmp / method, quantize=method.endswith("sq8"))
-        ef = max(128, ann_params.hnsw_params(n)[2])  # QdrantIndex's query-time ef
-        quantization = qe.QuantizationSearchParams(rescore=True, oversampling=2.0) if method.endswith("sq8") else None
-        # The same build searched twice: plainly, and with ACORN (Qdrant's filtered search that also walks the
-        # neighbours' neighbours, for filters correlated with the embedding) on for every filter.
-        for acorn in (False, True) if args.acorn else (False,):
-            params = qe.SearchParams(hnsw_ef=ef, quantization=quantization,
-                                     acorn=qe.AcornSearchParams(enable=True, max_selectivity=1.0) if acorn else None)
-            label = f"{method}{'+acorn' if acorn else ''} (m={ann_params.hnsw_params(n)[0]} ef={ef})"
-            _measure_edge(measure, label, n, cat, shard, params, build_s, ann_bytes, truth, args.budget)
+        # QdrantIndex's query-time settings (the ef by size unless --ef), one build measured at each ef, plainly
+        # and with ACORN (Qdrant's filtered search that also walks the neighbours' neighbours, for filters
+        # correlated with the embedding) on for every filter.
+        for ef_asked in args.ef or [None]:
+            qp = ann_params.qdrant_params(n, hnsw_ef=ef_asked)
+            quantization = qe.QuantizationSearchParams(rescore=True, oversampling=qp.oversampling) \
+                if method.endswith("sq8") else None
+            for acorn in (False, True) if args.acorn else (False,):
+                params = qe.SearchParams(hnsw_ef=qp.hnsw_ef, quantization=quantization, acorn=qe.AcornSearchParams(
+                    enable=True, max_selectivity=1.0) if acorn else None)
+                label = f"{method}{'+acorn' if acorn else ''} (m={qp.hnsw_m} ef={qp.hnsw_ef})"
+                _measure_edge(measure, label, n, cat, shard, params, build_s, ann_bytes, truth, args.budget)
         shard.close()
 
     if "qdrant-local" in methods:
@@ -424,7 +432,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per QPS measurement")
     parser.add_argument("--methods", default=",".join(ALL_METHODS))
     parser.add_argument("--ef", type=lambda v: [int(x) for x in v.split(",")], default=None,
-                        help="comma-separated HNSW ef values to measure each FAISS HNSW build at (default: by size)")
+                        help="comma-separated HNSW ef values to measure each FAISS HNSW and Qdrant build at "
+                        "(default: by size)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
     parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones (--size is "
                         "ignored): vectors, ids and the filter fields, as --export-faiss writes them")

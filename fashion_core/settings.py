@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     qdrant_acorn_max_selectivity: float | None = Field(
         default=None, ge=0, le=1, description="Qdrant server: filtered searches use ACORN when the filter keeps at "
         "most this share of the points (1 = always), for filters that follow the embedding; None = off")
+    qdrant_oversampling: float | None = Field(
+        default=None, ge=1, description="Qdrant with quantization: candidates rescored on the original vectors = this "
+        "x k; None = by ann_params (4)")
+    qdrant_full_scan_threshold_kb: int | None = Field(
+        default=None, gt=0, description="hnsw_config.full_scan_threshold of a new Qdrant collection: a filter matching "
+        "fewer vectors' KB than this per segment is an exact scan of its matches; None = by ann_params (20000, 10k "
+        "512-d vectors)")
     qdrant_shards: int = Field(default=1, gt=0, description="shard_number of a new collection (distributed Qdrant)")
     qdrant_replicas: int = Field(default=1, gt=0, description="replication_factor of a new collection")
     index_batch_size: int = Field(default=64, gt=0)

@@ -47,6 +47,40 @@ def hnsw_params(n: int) -> tuple[int, int, int]:
     return 48, 200, 512  # not measured: kept above the 1M setting, since recall at a fixed ef falls with size
 
 
+@dataclass(frozen=True)
+class QdrantParams:
+    """A Qdrant collection's ANN settings: what ``QdrantIndex`` gives a server collection and searches it with, and
+    what ``benchmarks/ann_scale.py`` builds Qdrant's engine with, so that the benchmark measures what users get."""
+
+    hnsw_m: int
+    ef_construct: int
+    hnsw_ef: int  # query time
+    full_scan_threshold_kb: int  # per segment: a filter matching fewer vectors than this is an exact scan
+    oversampling: float  # quantized search: candidates rescored on the original vectors = oversampling * k
+
+
+# Measured at 100k (README, "Qdrant's collection settings"; 512-d, int8, 2 segments of 50k):
+# - a filter below the threshold is scanned exactly on the payload index's matches (int8 codes, rescored).
+#   Qdrant's default, 10,000 KB, is 5k float32 vectors of 512-d: a 5% articleType filter (2.7k items a segment)
+#   then walked the graph, at recall 0.888 (ef 64) / 0.957 (ef 128), 1.5x brute force with ACORN. At 20,000 KB
+#   (10k vectors, ~20% of a 50k segment) it is a scan at recall 1.000; a broader filter still walks the graph,
+#   where a scan would cost more than the walk. Qdrant builds its per-value graph links only for values above
+#   this threshold.
+# - oversampling 4 (40 int8 candidates rescored for k=10, against 20): ~20 float32 dot products more per segment,
+#   a margin against int8's near-ties among a tight cluster's items (not measured apart from the threshold).
+QDRANT_FULL_SCAN_THRESHOLD_KB = 20_000
+QDRANT_OVERSAMPLING = 4.0
+
+
+def qdrant_params(n: int, hnsw_ef: int | None = None, full_scan_threshold_kb: int | None = None,
+                  oversampling: float | None = None) -> QdrantParams:
+    """Qdrant collection settings for ``n`` expected items; a given value overrides its default."""
+    m, ef_construct, ef = hnsw_params(n)
+    return QdrantParams(hnsw_m=m, ef_construct=ef_construct, hnsw_ef=hnsw_ef or ef,
+                        full_scan_threshold_kb=full_scan_threshold_kb or QDRANT_FULL_SCAN_THRESHOLD_KB,
+                        oversampling=oversampling or QDRANT_OVERSAMPLING)
+
+
 def ivf_lists(n: int) -> int:
     """k-means lists: ~4 sqrt(n), with at least 39 training points per list (FAISS warns below)."""
     return max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))

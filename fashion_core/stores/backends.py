@@ -42,7 +42,9 @@ def open_store(settings: Settings) -> IndexStore:
                        shards=settings.qdrant_shards, replicas=settings.qdrant_replicas,
                        quantization=settings.qdrant_quantization, hnsw_ef=settings.index_search_ef,
                        expected_size=settings.index_expected_size,
-                       acorn_max_selectivity=settings.qdrant_acorn_max_selectivity)
+                       acorn_max_selectivity=settings.qdrant_acorn_max_selectivity,
+                       oversampling=settings.qdrant_oversampling,
+                       full_scan_threshold_kb=settings.qdrant_full_scan_threshold_kb)
 
 
 def open_index(settings: Settings, name: str | None = None) -> VectorIndex:

@@ -1,9 +1,12 @@
 """Qdrant backend: embedded local mode on a path by default, a server when a URL is configured.
 
-On a server, a new collection gets HNSW parameters for its expected size (``ann_params``), keyword and
-integer payload indexes (so a selective filter is planned from the index, not by scanning), optional
-int8 scalar or x16 product quantization kept in RAM and searched with rescoring on the original
-vectors, and shard/replica counts for a distributed cluster. Local mode is exact brute force in Python.
+On a server, a new collection gets the settings ``ann_params.qdrant_params`` gives its expected size (HNSW m,
+ef_construct and query ef; the full-scan threshold below which a filter's matches are scanned exactly;
+oversampling), keyword and integer payload indexes (so a selective filter is planned from the index, not by
+scanning), optional int8 scalar or x16 product quantization kept in RAM and searched with rescoring on the
+original vectors, and shard/replica counts for a distributed cluster. ``benchmarks/ann_scale.py`` builds Qdrant's
+engine from the same objects (``hnsw_config``, ``quantization_config``, ``PAYLOAD_INDEXES``). Local mode is exact
+brute force in Python.
 """
 
 from __future__ import annotations
@@ -48,6 +51,30 @@ def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
     return models.Filter(must=must)
 
 
+# A Qdrant collection's settings, built from ann_params.qdrant_params: QdrantIndex.create sends them to a server
+# and benchmarks/ann_scale.py builds Qdrant's engine (Qdrant Edge) from the same objects.
+# Keyword indexes on every filter field (the planner counts a filter's matches from them and scans them when few;
+# Qdrant adds per-value graph links for values above the full-scan threshold), an integer index for year ranges.
+PAYLOAD_INDEXES: dict[str, models.PayloadSchemaType] = {
+    **{name: models.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS}, "year": models.PayloadSchemaType.INTEGER}
+
+
+def hnsw_config(params: ann_params.QdrantParams) -> models.HnswConfigDiff:
+    return models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.ef_construct,
+                                 full_scan_threshold=params.full_scan_threshold_kb)
+
+
+def quantization_config(quantization: str) -> models.QuantizationConfig | None:
+    """int8 scalar or x16 product codes kept in RAM (the float32 originals, used to rescore, may stay on disk)."""
+    if quantization == "scalar":
+        return models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
+    if quantization == "product":
+        return models.ProductQuantization(product=models.ProductQuantizationConfig(
+            compression=models.CompressionRatio.X16, always_ram=True))
+    return None
+
+
 def connect(path: Path | str | None = None, url: str | None = None, api_key: str | None = None) -> QdrantClient:
     """A client of the server at ``url``, else of the embedded store at ``path`` (created if missing). Raises
     UnavailableError when another process (or another client in this one) holds the embedded store."""
@@ -66,19 +93,21 @@ class QdrantIndex:
     def __init__(self, collection: str, path: Path | str | None = None, url: str | None = None,
                  api_key: str | None = None, client: QdrantClient | None = None,
                  hnsw_ef: int | None = None, expected_size: int | None = None, quantization: str = "none",
-                 shards: int = 1, replicas: int = 1, oversampling: float = 2.0,
-                 acorn_max_selectivity: float | None = None, local: bool | None = None,
-                 close_client: bool = True) -> None:
+                 shards: int = 1, replicas: int = 1, oversampling: float | None = None,
+                 full_scan_threshold_kb: int | None = None, acorn_max_selectivity: float | None = None,
+                 local: bool | None = None, close_client: bool = True) -> None:
         """On ``client`` when given (``local`` says whether it is embedded: by default it is treated as a
         server's), else on a new client of ``url`` or of the embedded store at ``path``. ``close`` closes the
         client unless ``close_client`` is False (a client shared by a store)."""
         if quantization not in {"none", "scalar", "product"}:
             raise InvalidInputError(f"unknown Qdrant quantization {quantization!r}: none, scalar or product")
         self.collection = self.name = collection
-        m, self.ef_construct, default_ef = ann_params.hnsw_params(expected_size or 100_000)
-        self.hnsw_m = m
-        self.hnsw_ef = hnsw_ef or max(128, default_ef)
-        self.quantization, self.oversampling = quantization, oversampling
+        # The collection's settings by expected size (ann_params.qdrant_params, shared with the benchmark).
+        self.params = ann_params.qdrant_params(expected_size or 100_000, hnsw_ef=hnsw_ef,
+                                               full_scan_threshold_kb=full_scan_threshold_kb,
+                                               oversampling=oversampling)
+        self.hnsw_m, self.ef_construct, self.hnsw_ef = self.params.hnsw_m, self.params.ef_construct, self.params.hnsw_ef
+        self.quantization, self.oversampling = quantization, self.params.oversampling
         # ACORN (Qdrant's filtered walk that also visits neighbours' neighbours) for filters keeping at most this
         # share: a filter that follows the embedding stays the true top-k (44k synthetic, gender=Men keeping 55%:
         # recall@10 0.77 without, 0.98 with, at ~1/10 of the QPS; benchmarks/ann_scale.py, qdrant-hnsw+acorn).
@@ -120,27 +149,20 @@ class QdrantIndex:
             if existing.dim != meta.dim:
                 raise InvalidInputError(f"index {self.collection!r} has dim {existing.dim}, vectors have {meta.dim}")
             return
-        quantization: models.QuantizationConfig | None = None
-        if self.quantization == "scalar":
-            quantization = models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                type=models.ScalarType.INT8, quantile=0.99, always_ram=True))
-        elif self.quantization == "product":
-            quantization = models.ProductQuantization(product=models.ProductQuantizationConfig(
-                compression=models.CompressionRatio.X16, always_ram=True))
+        quantization = quantization_config(self.quantization)
         distributed = {} if self.local else {"shard_number": self.shards, "replication_factor": self.replicas}
         self.client.create_collection(
             self.collection,
             vectors_config=models.VectorParams(size=meta.dim, distance=models.Distance.DOT,
                                                on_disk=quantization is not None and not self.local),
-            hnsw_config=models.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.ef_construct),
+            hnsw_config=hnsw_config(self.params),
             quantization_config=quantization,
             **distributed,
             metadata={"model_id": meta.model_id, "model_version": meta.model_version, "extra": meta.extra},
         )
         if not self.local:  # payload indexes only exist on a server; local mode is brute force anyway
-            for name in KEYWORD_FIELDS:
-                self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD)
-            self.client.create_payload_index(self.collection, "year", models.PayloadSchemaType.INTEGER)
+            for name, schema in PAYLOAD_INDEXES.items():
+                self.client.create_payload_index(self.collection, name, schema)
         create_text_index(self.client, self.collection)  # BM25 for search_lexical (local mode scores it too)
         self._meta = None
 

@@ -35,13 +35,15 @@ class QdrantStore:
 
     def __init__(self, path: Path | str | None = None, url: str | None = None, api_key: str | None = None,
                  shards: int = 1, replicas: int = 1, quantization: str = "none", hnsw_ef: int | None = None,
-                 expected_size: int | None = None, acorn_max_selectivity: float | None = None) -> None:
+                 expected_size: int | None = None, acorn_max_selectivity: float | None = None,
+                 oversampling: float | None = None, full_scan_threshold_kb: int | None = None) -> None:
         self.path, self.url, self.api_key = path, url, api_key
         self.local = url is None
         self.concurrent = not self.local  # a server takes concurrent calls; the embedded store is plain Python
         self.multi_process = not self.local  # the embedded store locks its path to one client
         self.shards, self.replicas, self.quantization = shards, replicas, quantization
         self.hnsw_ef, self.expected_size, self.acorn_max_selectivity = hnsw_ef, expected_size, acorn_max_selectivity
+        self.oversampling, self.full_scan_threshold_kb = oversampling, full_scan_threshold_kb
         self._client: QdrantClient | None = None
         self._connecting = threading.Lock()
 
@@ -58,7 +60,8 @@ class QdrantStore:
         return QdrantIndex(check_index_name(name), client=self.client, local=self.local, close_client=closes_store,
                            shards=self.shards, replicas=self.replicas, quantization=self.quantization,
                            hnsw_ef=self.hnsw_ef, expected_size=self.expected_size,
-                           acorn_max_selectivity=self.acorn_max_selectivity)
+                           acorn_max_selectivity=self.acorn_max_selectivity, oversampling=self.oversampling,
+                           full_scan_threshold_kb=self.full_scan_threshold_kb)
 
     def new_version(self, name: str) -> str:
         return check_index_name(new_version_name(check_index_name(name)))

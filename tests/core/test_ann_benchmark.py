@@ -60,6 +60,23 @@ def test_qdrant_filter_translation_matches_the_catalog_filter(ann_scale) -> None
     assert "gender" in text and "Boys" in text and "Heels" in text and "2010" in text
 
 
+def test_qdrant_engine_is_built_with_the_server_collection_settings(ann_scale, tmp_path) -> None:
+    """The benchmark's Qdrant engine gets the payload indexes QdrantIndex gives a server collection (read back
+    from the engine) and int8 codes, from the same objects."""
+    from fashion_core.stores import qdrant_index
+
+    cat = ann_scale.make_catalog(1_500, 5)
+    shard, _, ann_bytes = ann_scale.build_qdrant_edge(cat, tmp_path / "edge", quantize=True)
+    try:
+        schema = shard.info().payload_schema
+        assert set(schema) == set(qdrant_index.PAYLOAD_INDEXES)
+        assert {name: str(info.data_type).lower().rsplit(".", 1)[-1] for name, info in schema.items()} == {
+            name: kind.value for name, kind in qdrant_index.PAYLOAD_INDEXES.items()}
+        assert shard.info().points_count == 1_500 and ann_bytes > 0
+    finally:
+        shard.close()
+
+
 def test_gender_follows_the_clusters(ann_scale) -> None:
     """Real catalogs put men's and women's products in different regions: most of a cluster has one gender."""
     cat = ann_scale.make_catalog(6000, 10)

@@ -273,3 +273,57 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     assert sent[0].acorn.enable and sent[0].acorn.max_selectivity == 0.6
     assert sent[1].acorn is None  # nothing to filter
     index.close()
+
+
+def test_a_qdrant_collection_gets_the_settings_the_benchmark_measures(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a server receives when QdrantIndex creates a collection and searches it: HNSW m / ef_construct by the
+    expected size, the full-scan threshold and oversampling from ann_params.qdrant_params (the settings
+    benchmarks/ann_scale.py builds Qdrant's engine with) unless set, a payload index on every filter field, int8
+    codes in RAM. The embedded client stores none of these (no payload indexes, no quantization), so the calls
+    are read on their way to it."""
+    from qdrant_client import QdrantClient, models
+
+    from fashion_core.catalog import FILTER_FIELDS
+    from fashion_core.settings import Settings
+    from fashion_core.stores import ann_params
+    from fashion_core.stores.backends import open_store
+
+    def created(settings: Settings) -> tuple[dict, dict, object]:
+        store = open_store(settings)
+        store._client = QdrantClient(":memory:")  # searched like a server: the store's index is not local
+        store.local = False
+        index = store.open("shop")
+        client, calls, indexes, sent = index.client, {}, {}, []
+        monkeypatch.setattr(client, "create_collection", lambda name, **kw: calls.update(kw) or
+                            QdrantClient.create_collection(client, name, **kw))
+        monkeypatch.setattr(client, "create_payload_index", lambda name, field, schema: indexes.update({field: schema}))
+        query_points = client.query_points
+        monkeypatch.setattr(client, "query_points",
+                            lambda *a, **kw: sent.append(kw["search_params"]) or query_points(*a, **kw))
+        index.create(IndexMeta(name="shop", backend="qdrant", dim=4))
+        index.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [{"gender": "Men"}, {"gender": "Women"}])
+        assert [h.id for h in index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men"))] == [1]
+        index.close()
+        return calls, indexes, sent[0]
+
+    calls, indexes, params = created(Settings(index_backend="qdrant", index_dir=tmp_path / "a",
+                                              qdrant_quantization="scalar", index_expected_size=1_000_000))
+    tuned = ann_params.qdrant_params(1_000_000)
+    hnsw = calls["hnsw_config"]
+    assert (hnsw.m, hnsw.ef_construct, hnsw.full_scan_threshold) == (
+        tuned.hnsw_m, tuned.ef_construct, tuned.full_scan_threshold_kb)
+    assert hnsw.m > ann_params.qdrant_params(40_000).hnsw_m  # a bigger catalog gets a denser graph
+    scalar = calls["quantization_config"].scalar
+    assert scalar.type == models.ScalarType.INT8 and scalar.always_ram
+    assert calls["vectors_config"].on_disk  # the float32 originals, read only to rescore
+    assert set(FILTER_FIELDS) <= set(indexes)  # and the lexical text index
+    assert indexes["year"] == models.PayloadSchemaType.INTEGER
+    assert params.hnsw_ef == tuned.hnsw_ef and params.quantization.rescore
+    assert params.quantization.oversampling == tuned.oversampling
+    # a user's settings win
+    calls, _, params = created(Settings(index_backend="qdrant", index_dir=tmp_path / "b", qdrant_quantization="scalar",
+                                        qdrant_full_scan_threshold_kb=1234, qdrant_oversampling=3.0,
+                                        index_search_ef=99))
+    assert calls["hnsw_config"].full_scan_threshold == 1234
+    assert (params.hnsw_ef, params.quantization.oversampling) == (99, 3.0)
