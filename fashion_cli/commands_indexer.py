@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -93,12 +94,13 @@ def follow(settings: Settings, job_id: str, poll_s: float = 0.5) -> JobStatus:
             time.sleep(poll_s)
 
 
-def _run(args: argparse.Namespace, settings: Settings, **job: object) -> int:
+def _run(args: argparse.Namespace, settings: Settings, kind: str, upsert_ids: Iterable[int] | None = None,
+         delete_ids: Iterable[int] = ()) -> int:
     from indexer.distributors import start_job
 
     in_process = not settings.redis_url
     spec = start_job(settings, args.catalog_dir, args.index or settings.index_name, background=in_process,
-                     chunk_size=args.chunk_size, **job)  # type: ignore[arg-type]
+                     chunk_size=args.chunk_size, kind=kind, upsert_ids=upsert_ids, delete_ids=delete_ids)
     console.print(f"job [bold]{spec.job_id}[/bold]: {spec.kind} {spec.items_total} items in {spec.chunks_total} "
                   f"chunks -> {spec.version}" + ("" if in_process else " (queued for the Celery workers)"))
     if not (args.wait or in_process):

@@ -159,7 +159,7 @@ def _demo_searches(engine: SearchEngine, products: list[Product], out: Path) -> 
     # an image query: a product of the test split (the model never trained on it), its own product excluded
     test = [p for p in products if split_of(p.id) == "test"] or products
     probe = next((p for p in test if p.articleType == "Handbags" and p.baseColour == "Brown"), test[0])
-    image = load_image(probe.image_path)  # type: ignore[arg-type]
+    image = load_image(probe.image_file())
     console.rule(f"4. search by image: {probe.productDisplayName} ({probe.image_path})")
     hits = [h for h in engine.search_image(image, 9) if h.id != probe.id][:8]
     print_hits(hits, f"image of product {probe.id}", False)

@@ -10,7 +10,7 @@ from fashion_core.catalog.schema import Product
 from fashion_core.errors import InvalidInputError
 
 CaptionMode = Literal["raw", "enriched", "template", "structured"]
-CAPTION_MODES: tuple[str, ...] = ("raw", "enriched", "template", "structured")
+CAPTION_MODES: tuple[CaptionMode, ...] = ("raw", "enriched", "template", "structured")
 # A BIO token tagger: words -> tags such as "B-COLOUR", "I-ARTICLETYPE", "O". Trained in training/tagger.py;
 # passed in here so that services can build structured captions without importing training.
 Tagger = Callable[[Sequence[str]], list[str]]
@@ -114,9 +114,10 @@ def structured_caption(product: Product, tagger: Tagger) -> str:
 
 def check_caption_mode(mode: str) -> CaptionMode:
     """``mode`` if it is one of CAPTION_MODES; InvalidInputError (a user's ``--captions``) otherwise."""
-    if mode not in CAPTION_MODES:
-        raise InvalidInputError(f"unknown caption mode {mode!r}; choose from {', '.join(CAPTION_MODES)}")
-    return mode  # type: ignore[return-value]
+    for known in CAPTION_MODES:
+        if known == mode:
+            return known
+    raise InvalidInputError(f"unknown caption mode {mode!r}; choose from {', '.join(CAPTION_MODES)}")
 
 
 def caption(product: Product, mode: CaptionMode = "enriched", tagger: Tagger | None = None) -> str:

@@ -26,7 +26,7 @@ from fashion_core.zeroshot import DEFAULT_TEMPLATES, LabelScore, classify
 
 log = logging.getLogger(__name__)
 MAX_K = 1000
-SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,10 @@ def check_mode(mode: str | None) -> SearchMode | None:
     """``mode`` if it is one of SEARCH_MODES (None or "" = the configured default: None). Raises InvalidInputError."""
     if not mode:
         return None
-    if mode not in SEARCH_MODES:
-        raise InvalidInputError(f"unknown search mode {mode!r}: {', '.join(SEARCH_MODES)}")
-    return mode  # type: ignore[return-value]
+    for known in SEARCH_MODES:
+        if known == mode:
+            return known
+    raise InvalidInputError(f"unknown search mode {mode!r}: {', '.join(SEARCH_MODES)}")
 
 
 def check_k(k: int, limit: int = MAX_K, name: str = "k") -> int:

@@ -113,8 +113,7 @@ class ProductData:
 
 def build_data(products: Sequence[Product], image_processor: CLIPImageProcessor,
                modes: Sequence[str] = ("enriched",), tagger: TaggerFn | None = None) -> ProductData:
-    for mode in modes:
-        check_caption_mode(mode)
+    checked = [check_caption_mode(mode) for mode in modes]
     kept, images = [], []
     for p in products:
         if p.image_path is None:
@@ -128,5 +127,5 @@ def build_data(products: Sequence[Product], image_processor: CLIPImageProcessor,
     if len(kept) < len(products):
         log.warning("%d of %d products without a usable image left out", len(products) - len(kept), len(products))
     pixels = preprocess_images(images, image_processor)
-    captions = [[caption(p, mode, tagger=tagger) for mode in modes] for p in kept]  # type: ignore[arg-type]
+    captions = [[caption(p, mode, tagger=tagger) for mode in checked] for p in kept]
     return ProductData(kept, pixels, captions, tuple(modes))

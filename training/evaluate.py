@@ -39,7 +39,7 @@ from fashion_core.model.base import Encoder
 from fashion_core.model.encoder import ClipEncoder
 from fashion_core.pictures import Tile, render_rows
 from fashion_core.zeroshot import FIELD_TEMPLATES, label_embeddings
-from training.data import split_products
+from training.data import Split, split_products
 from training.metrics import (
     classification_report,
     image_to_image_metrics,
@@ -80,7 +80,7 @@ class EvalConfig:
 
 
 def load_images(products: Sequence[Product]) -> list[Image.Image]:
-    return [load_image(p.image_path) for p in products]  # type: ignore[arg-type]
+    return [load_image(p.image_file()) for p in products]
 
 
 def usable(products: Sequence[Product]) -> list[Product]:
@@ -351,12 +351,12 @@ def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
 
 def evaluate_checkpoints(checkpoints: Sequence[str], products: Sequence[Product], out_dir: Path,
                          cfg: EvalConfig | None = None, device: str = "auto", probe: bool = True,
-                         split: str = "test") -> list[dict[str, Any]]:
+                         split: Split = "test") -> list[dict[str, Any]]:
     """Every checkpoint on the same split ("test" to report, "val" to select); writes results.json,
     results.md and the PNGs into ``out_dir``. Raises ValueError when the split has fewer than 2 products."""
     cfg = cfg or EvalConfig()
     splits = split_products(usable(products), cfg.split, cfg.split_salt)
-    chosen = splits[split]  # type: ignore[index]
+    chosen = splits[split]
     if len(chosen) < 2:
         raise ValueError(f"the {split} split has {len(chosen)} products; need at least 2")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,8 @@ SEASONS = ("Summer", "Winter", "Spring", "Fall")
 
 
 def _shade(colour: RGB, factor: float) -> RGB:
-    return tuple(max(0, min(255, int(c * factor))) for c in colour)  # type: ignore[return-value]
+    r, g, b = (max(0, min(255, int(c * factor))) for c in colour)
+    return r, g, b
 
 
 def _outline(colour: RGB) -> RGB:

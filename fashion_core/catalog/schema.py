@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from fashion_core.errors import InvalidInputError
+from fashion_core.errors import InvalidInputError, NotFoundError
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id",
@@ -118,6 +118,13 @@ class Product:
         data = asdict(self)
         data.pop("image_path")
         return data
+
+    def image_file(self) -> Path:
+        """The product's image path; raises NotFoundError for a product without one (the catalog reader reports
+        those rows)."""
+        if self.image_path is None:
+            raise NotFoundError(f"product {self.id} has no image")
+        return self.image_path
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], image_path: Path | None = None) -> Product:
