@@ -162,6 +162,14 @@ def fail_chunk(store: JobStore, job_id: str, chunk: int, chunks_total: int, ids:
     return complete >= chunks_total
 
 
+def _check_same_model(spec: JobSpec, meta: IndexMeta, model_version: str) -> None:
+    """Raises InvalidInputError when the index's vectors come from another model than the workers' (the rule:
+    ``IndexMeta.built_by_another_model``): only a full re-index may change the model."""
+    if meta.built_by_another_model(model_version):
+        raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
+                                f"the workers run {model_version}: run a full reindex")
+
+
 # -- finalize --------------------------------------------------------------------------------------------
 def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") -> JobStatus:
     """Build the version from the shards and switch to it if every chunk succeeded; idempotent.
@@ -239,9 +247,8 @@ def _write_version(indexes: IndexStore, spec: JobSpec) -> int:
         index.create(IndexMeta(name=spec.version, backend=spec.backend, dim=first.dim, model_id=first.model_id,
                                model_version=first.model_version))
         meta = index.meta
-        if meta is not None and meta.model_version and meta.model_version != first.model_version:
-            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
-                                    f"the workers run {first.model_version}: run a full reindex")
+        if meta is not None:
+            _check_same_model(spec, meta, first.model_version)
         if spec.kind == "update" and spec.version != spec.index:
             _copy_serving(indexes, spec, index, first)
         for shard in (first, *shards):
@@ -271,9 +278,7 @@ def _copy_serving(indexes: IndexStore, spec: JobSpec, target: VectorIndex, first
         meta = serving.meta
         if meta is None:
             return  # nothing served yet: the update builds the first version
-        if meta.model_version and meta.model_version != first.model_version:
-            raise InvalidInputError(f"index {spec.index!r} was built by model version {meta.model_version}, "
-                                    f"the workers run {first.model_version}: run a full reindex")
+        _check_same_model(spec, meta, first.model_version)
         rows = serving.retrieve(sorted(serving.all_ids()), with_vectors=True)
         ids = list(rows)
         vectors = np.stack([stored_vector(rows[i]) for i in ids]) if ids else np.zeros((0, first.dim), np.float32)

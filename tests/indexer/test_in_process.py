@@ -135,3 +135,32 @@ def test_cli_reindex_and_status_in_process(tiny_model_dir, synthetic_catalog, mo
     assert '"state": "succeeded"' in capsys.readouterr().out
     assert open_index(load_settings(index_backend="faiss"), "cli").count() == len(loadable_ids(synthetic_catalog))
     assert main(["status", "nope"]) == 2  # unknown job: one-line error
+
+
+class _OtherModel:
+    """The same vectors under another model version: what a job sees after the served model changed."""
+
+    def __init__(self, encoder) -> None:
+        from dataclasses import replace
+
+        self._encoder = encoder
+        self.info = replace(encoder.info, version="another-model")
+
+    def encode_texts(self, texts):
+        return self._encoder.encode_texts(texts)
+
+    def encode_images(self, images):
+        return self._encoder.encode_images(images)
+
+
+def test_an_update_by_another_model_fails_and_leaves_the_serving_index(tiny_model_dir, tiny_encoder,
+                                                                      synthetic_catalog):
+    settings = _settings(tiny_model_dir, index_backend="faiss")
+    first = start_job(settings, synthetic_catalog, "shop", chunk_size=50, encoder=tiny_encoder)
+    serving = open_store(settings).serving_version("shop")
+    assert serving == first.version
+    spec = start_job(settings, synthetic_catalog, "shop", kind="update", chunk_size=50,
+                     upsert_ids=sorted(loadable_ids(synthetic_catalog))[:5], encoder=_OtherModel(tiny_encoder))
+    status = get_job(settings, spec.job_id)
+    assert status.state == "failed" and "run a full reindex" in status.error
+    assert open_store(settings).serving_version("shop") == serving
