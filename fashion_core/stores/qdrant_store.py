@@ -18,11 +18,11 @@ from pathlib import Path
 from qdrant_client import QdrantClient, models
 
 from fashion_core.stores.qdrant_index import QdrantIndex, connect
+from fashion_core.stores.store import prune_stale
 from fashion_core.stores.versions import (
     check_index_name,
     new_version_name,
     serving_only,
-    stale_versions,
     version_prefix,
 )
 
@@ -109,13 +109,7 @@ class QdrantStore:
             self.client.delete_collection(version)
 
     def prune(self, name: str, keep: int) -> list[str]:
-        serving = self.serving_version(name)
-        old = stale_versions(self.list_versions(name), serving, keep)
-        for version in old:
-            self.drop(version)
-        if old:
-            log.info("dropped old versions of %s: %s", name, ", ".join(old))
-        return old
+        return prune_stale(self, name, keep)
 
     def close(self) -> None:
         with self._connecting:

@@ -14,10 +14,14 @@ server down, an embedded Qdrant path held by another process).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable
 from typing import Protocol
 
 from fashion_core.stores.base import VectorIndex
+from fashion_core.stores.versions import stale_versions
+
+log = logging.getLogger(__name__)
 
 
 class IndexStore(Protocol):
@@ -86,3 +90,15 @@ class IndexStore(Protocol):
     def close(self) -> None:
         """Release the store's connection; the indexes opened from it must not be used after."""
         ...
+
+
+def prune_stale(store: IndexStore, name: str, keep: int) -> list[str]:
+    """Drop all but the newest ``keep`` versions of ``name`` in ``store`` (the serving one is always kept), through
+    the store's own ``serving_version``, ``list_versions`` and ``drop``; returns what was dropped. Every store's
+    ``prune`` is this."""
+    old = stale_versions(store.list_versions(name), store.serving_version(name), keep)
+    for version in old:
+        store.drop(version)
+    if old:
+        log.info("dropped old versions of %s: %s", name, ", ".join(old))
+    return old

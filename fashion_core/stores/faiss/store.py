@@ -15,11 +15,11 @@ import shutil
 from pathlib import Path
 
 from fashion_core.stores.faiss.index import FaissIndex
+from fashion_core.stores.store import prune_stale
 from fashion_core.stores.versions import (
     check_index_name,
     new_version_name,
     serving_only,
-    stale_versions,
     version_prefix,
 )
 
@@ -95,13 +95,7 @@ class FaissStore:
         shutil.rmtree(self.root / check_index_name(version), ignore_errors=True)
 
     def prune(self, name: str, keep: int) -> list[str]:
-        serving = self.serving_version(name)
-        old = stale_versions(self.list_versions(name), serving, keep)
-        for version in old:
-            self.drop(version)
-        if old:
-            log.info("dropped old versions of %s: %s", name, ", ".join(old))
-        return old
+        return prune_stale(self, name, keep)
 
     def close(self) -> None:
         pass  # files: nothing held open
