@@ -49,6 +49,7 @@ from _common import table  # noqa: E402
 from fashion_core.catalog import KEYWORD_FIELDS  # noqa: E402
 from fashion_core.stores import IndexMeta, SearchFilter, ann_params, qdrant_index  # noqa: E402
 from fashion_core.stores.faiss import FaissIndex  # noqa: E402
+from fashion_core.stores.faiss.tuning import BROAD_PARTITION_FIELDS  # noqa: E402
 from fashion_core.stores.qdrant_index import QdrantIndex  # noqa: E402
 
 log = logging.getLogger("ann_scale")
@@ -58,7 +59,11 @@ GENDER_FOLLOWS_CLUSTER = 0.9  # share of items with their cluster's gender; the 
 N_TYPES, N_COLOURS, N_CLUSTERS = 140, 46, 1000
 SEASONS, USAGES = ["Summer", "Fall", "Winter", "Spring"], ["Casual", "Sports", "Ethnic", "Formal", "Party"]
 ALL_METHODS = ("brute", "faiss-flat", "faiss-hnsw", "faiss-hnsw-sq8", "faiss-ivf", "faiss-ivf-pq", "qdrant-hnsw",
-               "qdrant-hnsw-sq8", "qdrant-local")
+               "qdrant-hnsw-sq8", "qdrant-hnsw-sq8-sharded", "qdrant-local")
+QDRANT_METHODS = ("qdrant-hnsw", "qdrant-hnsw-sq8", "qdrant-hnsw-sq8-sharded")
+# Qdrant's custom sharding (a shard key per value: each value its own shards and HNSW graphs) on the broad
+# field FAISS partitions by, modelled with one Qdrant Edge shard per value (``build_qdrant_edge_sharded``).
+SHARD_FIELD = BROAD_PARTITION_FIELDS[0]
 FAISS_VARIANTS = {"faiss-flat": ("flat", "none"), "faiss-hnsw": ("hnsw", "none"), "faiss-hnsw-sq8": ("hnsw", "sq8"),
                   "faiss-ivf": ("ivf", "none"), "faiss-ivf-pq": ("ivf", "pq")}
 
@@ -86,6 +91,11 @@ class Catalog:
     def subset(self, m: int) -> Catalog:
         return Catalog(self.vectors[:m], self.ids[:m], self.payloads[:m], {k: v[:m] for k, v in self.codes.items()},
                        self.queries, self.values)
+
+    def select(self, rows: np.ndarray) -> Catalog:
+        """The items at ``rows`` (int64 row numbers), same queries."""
+        return Catalog(self.vectors[rows], self.ids[rows], [self.payloads[int(r)] for r in rows],
+                       {k: v[rows] for k, v in self.codes.items()}, self.queries, self.values)
 
 
 def _zipf(n: int, s: float = 1.1) -> np.ndarray:
@@ -259,11 +269,13 @@ def edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
     return qe.Filter(must=must)
 
 
-def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool) -> tuple[qe.EdgeShard, float, int]:
+def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool, collection_size: int | None = None
+                      ) -> tuple[qe.EdgeShard, float, int]:
     """Qdrant's engine with the collection settings QdrantIndex gives a server collection (the same
     ``qdrant_index.hnsw_config`` / ``quantization_config`` / ``PAYLOAD_INDEXES`` objects, translated to Qdrant
-    Edge's types); built until every segment is indexed."""
-    hnsw = qdrant_index.hnsw_config(ann_params.qdrant_params(len(cat.ids)))
+    Edge's types), sized for ``collection_size`` items (default: the catalog's); built until every segment is
+    indexed."""
+    hnsw = qdrant_index.hnsw_config(ann_params.qdrant_params(collection_size or len(cat.ids)))
     scalar = qdrant_index.quantization_config("scalar" if quantize else "none")
     quantization = None if scalar is None else qe.ScalarQuantizationConfig(
         type=qe.ScalarType.Int8, quantile=scalar.scalar.quantile, always_ram=scalar.scalar.always_ram)
@@ -295,13 +307,43 @@ def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool) -> tuple[qe
     return shard, build_s, ann_bytes
 
 
-def _measure_edge(measure: Callable[..., None], label: str, n: int, cat: Catalog, shard: qe.EdgeShard,
-                  params: qe.SearchParams, build_s: float, ann_bytes: int, truth: dict[str, np.ndarray],
-                  budget: float) -> None:
+def build_qdrant_edge_sharded(cat: Catalog, directory: Path, quantize: bool
+                              ) -> tuple[dict[str, qe.EdgeShard], float, int]:
+    """Qdrant's custom sharding with ``SHARD_FIELD`` as the shard key, as a server holds it: one shard per value
+    (its own segments and HNSW graphs, the collection's settings for the whole catalog's size), every item in
+    the shard of its value. Returns value -> shard, build seconds, bytes searched."""
+    shards, build_s, ann_bytes = {}, 0.0, 0
+    for code, value in enumerate(cat.values[SHARD_FIELD]):
+        rows = np.flatnonzero(cat.codes[SHARD_FIELD] == code)
+        if len(rows):
+            shards[value], seconds, size = build_qdrant_edge(cat.select(rows), directory / value, quantize,
+                                                             collection_size=len(cat.ids))
+            build_s, ann_bytes = build_s + seconds, ann_bytes + size
+    return shards, build_s, ann_bytes
+
+
+def _merged(hits: list[list[qe.ScoredPoint]]) -> list[int]:
+    """The top K ids of several shards' answers, by score (what a server does with its shards' answers)."""
+    return [int(p.id) for p in sorted((p for h in hits for p in h), key=lambda p: -p.score)[:K]]
+
+
+def _measure_edge(measure: Callable[..., None], label: str, n: int, cat: Catalog,
+                  shards: dict[str, qe.EdgeShard], params: qe.SearchParams, build_s: float, ann_bytes: int,
+                  truth: dict[str, np.ndarray], budget: float) -> None:
+    """Measure Qdrant's engine over ``shards``: one unsharded shard (any key), or shards keyed by their
+    ``SHARD_FIELD`` value, where a filter on that field is routed to its values' shards (a search with a
+    shard-key selector) and any other query goes to every shard."""
+    sharded = len(shards) > 1
+
     def edge_search(flt: SearchFilter | None, mask: np.ndarray | None) -> Callable[[np.ndarray], list[int]]:
         condition = edge_filter(flt)
-        return lambda q: [int(p.id) for p in shard.query(qe.QueryRequest(
-            limit=K, query=qe.Query.Nearest(q.tolist()), filter=condition, params=params))]
+        keys = (flt.equals.get(SHARD_FIELD) if sharded and flt is not None else None) or list(shards)
+        targets = [shards[k] for k in keys if k in shards]
+
+        def search(q: np.ndarray) -> list[int]:
+            request = qe.QueryRequest(limit=K, query=qe.Query.Nearest(q.tolist()), filter=condition, params=params)
+            return _merged([s.query(request) for s in targets])
+        return search
 
     measure(label, n, build_s, (ann_bytes or cat.vectors.nbytes) / 2**20, edge_search, truth, budget)
 
@@ -386,23 +428,29 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
 
             measure(label, n, build_s, mem_mb, faiss_search, truth, args.budget)
         del index
-    for method in ("qdrant-hnsw", "qdrant-hnsw-sq8"):
+    for method in QDRANT_METHODS:
         if method not in methods:
             continue
-        shard, build_s, ann_bytes = build_qdrant_edge(cat, tmp / method, quantize=method.endswith("sq8"))
+        quantized = "-sq8" in method
+        if method.endswith("-sharded"):
+            shards, build_s, ann_bytes = build_qdrant_edge_sharded(cat, tmp / method, quantized)
+        else:
+            shard, build_s, ann_bytes = build_qdrant_edge(cat, tmp / method, quantized)
+            shards = {"": shard}
         # QdrantIndex's query-time settings (the ef by size unless --ef), one build measured at each ef, plainly
         # and with ACORN (Qdrant's filtered search that also walks the neighbours' neighbours, for filters
         # correlated with the embedding) on for every filter.
         for ef_asked in args.ef or [None]:
             qp = ann_params.qdrant_params(n, hnsw_ef=ef_asked)
-            quantization = qe.QuantizationSearchParams(rescore=True, oversampling=qp.oversampling) \
-                if method.endswith("sq8") else None
+            rescoring = qe.QuantizationSearchParams(rescore=True, oversampling=qp.oversampling) \
+                if quantized else None
             for acorn in (False, True) if args.acorn else (False,):
-                params = qe.SearchParams(hnsw_ef=qp.hnsw_ef, quantization=quantization, acorn=qe.AcornSearchParams(
+                params = qe.SearchParams(hnsw_ef=qp.hnsw_ef, quantization=rescoring, acorn=qe.AcornSearchParams(
                     enable=True, max_selectivity=1.0) if acorn else None)
                 label = f"{method}{'+acorn' if acorn else ''} (m={qp.hnsw_m} ef={qp.hnsw_ef})"
-                _measure_edge(measure, label, n, cat, shard, params, build_s, ann_bytes, truth, args.budget)
-        shard.close()
+                _measure_edge(measure, label, n, cat, shards, params, build_s, ann_bytes, truth, args.budget)
+        for shard in shards.values():
+            shard.close()
 
     if "qdrant-local" in methods:
         m = min(n, args.qdrant_max)

@@ -29,7 +29,8 @@ def ann_scale():
 
 @pytest.mark.slow
 def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
-    args = argparse.Namespace(size="6000", queries=20, budget=0.02, methods=",".join(ann_scale.ALL_METHODS), ef=None,
+    unsharded = [m for m in ann_scale.ALL_METHODS if not m.endswith("-sharded")]  # sharded: its own test below
+    args = argparse.Namespace(size="6000", queries=20, budget=0.02, methods=",".join(unsharded), ef=None,
                               qdrant_max=1_500, vectors=None, acorn=True)
     rows = ann_scale.run(args)
     by_method: dict[str, dict[str, float]] = {}
@@ -37,7 +38,7 @@ def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
         by_method.setdefault(method.split(" ")[0], {})[fname] = float(recall)
         assert q1 > 0 and q8 > 0
     # every method, and each Qdrant build searched with ACORN too
-    assert set(by_method) == {*ann_scale.ALL_METHODS, "qdrant-hnsw+acorn", "qdrant-hnsw-sq8+acorn"}
+    assert set(by_method) == {*unsharded, "qdrant-hnsw+acorn", "qdrant-hnsw-sq8+acorn"}
     filters = set(by_method["brute"])
     assert len(filters) == 5 and "none" in filters
     for method, recalls in by_method.items():
@@ -49,6 +50,49 @@ def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
     # The selective filter has few matches: every engine must return exactly the true top-k, never short.
     rare = next(f for f in filters if f.startswith("Girls"))
     assert all(recalls[rare] == 1.0 for recalls in by_method.values())
+
+
+def test_qdrant_sharded_by_gender_routes_a_gender_filter_to_its_shard(ann_scale, tmp_path) -> None:
+    """Custom sharding as the benchmark models it: each gender's items in their own shard, a gender filter
+    answered by that shard alone, any other query by every shard merged by score; exact on a toy size."""
+    import qdrant_edge as qe
+
+    cat = ann_scale.make_catalog(3_000, 10)
+    shards, build_s, ann_bytes = ann_scale.build_qdrant_edge_sharded(cat, tmp_path, quantize=True)
+    try:
+        genders = cat.values["gender"]
+        assert set(shards) == {genders[c] for c in set(cat.codes["gender"].tolist())} and build_s > 0 and ann_bytes > 0
+        for value, shard in shards.items():  # every item in its value's shard, and only there
+            assert shard.count(qe.CountRequest(exact=True)) == int(np.count_nonzero(
+                cat.codes["gender"] == genders.index(value)))
+        rows = []
+        ann_scale._measure_edge(lambda *a: rows.append(a), "sharded", len(cat.ids), cat, shards,
+                                qe.SearchParams(hnsw_ef=64), build_s, ann_bytes, {}, 0.01)
+        (_, _, _, _, search_for, _, _), = rows
+        men_filter, men_mask = ann_scale.pick_filters(cat)["gender=Men"]
+        row_of = {int(i): r for r, i in enumerate(cat.ids)}
+        for flt, mask in ((None, None), (men_filter, men_mask)):
+            truth = ann_scale.ground_truth(cat, mask, cat.queries)
+            found = [search_for(flt, mask)(q) for q in cat.queries]
+            assert all(len(f) == ann_scale.K for f in found)
+            recall = np.mean([len(set(f) & set(t.tolist())) / ann_scale.K for f, t in zip(found, truth, strict=True)])
+            assert recall >= 0.95, (flt, recall)
+            genders = {cat.payloads[row_of[i]]["gender"] for f in found for i in f}
+            # the gender filter answered from the Men shard alone; the unfiltered answer merged from several
+            assert genders == {"Men"} if flt is not None else len(genders) > 1
+
+        class OtherGender:  # any other shard refuses: the gender filter must be routed to Men's shard only
+            def query(self, request: object) -> list:
+                raise AssertionError("a gender=Men query reached another gender's shard")
+
+        routed = {value: shard if value == "Men" else OtherGender() for value, shard in shards.items()}
+        rows.clear()
+        ann_scale._measure_edge(lambda *a: rows.append(a), "routed", len(cat.ids), cat, routed,
+                                qe.SearchParams(hnsw_ef=64), build_s, ann_bytes, {}, 0.01)
+        assert len(rows[0][4](men_filter, men_mask)(cat.queries[0])) == ann_scale.K
+    finally:
+        for shard in shards.values():
+            shard.close()
 
 
 def test_qdrant_filter_translation_matches_the_catalog_filter(ann_scale) -> None:
