@@ -189,7 +189,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_serve_admin(args: argparse.Namespace) -> int:
     from indexer.admin_service import serve_admin
 
-    serve_admin(_settings(args), args.address)
+    serve_admin(_settings(args), args.address, args.metrics_port)
     return 0
 
 
@@ -241,5 +241,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve-admin", help="run the gRPC admin service (StartReindex, GetJob, CancelJob)")
     p.add_argument("--address", default="127.0.0.1:50053", help="host:port to listen on (default 127.0.0.1:50053)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     _job_options(p)
     p.set_defaults(handler=cmd_serve_admin)

@@ -59,17 +59,19 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return job_message(cancel_job(self.settings, request.job_id, self.store))
 
 
-def start_admin_server(settings: Settings, address: str = "127.0.0.1:50053") -> GrpcServer:
+def start_admin_server(settings: Settings, address: str = "127.0.0.1:50053", metrics_port: int | None = None
+                       ) -> GrpcServer:
+    """AdminService on ``address`` (port 0: any free one), Prometheus metrics on ``metrics_port`` when given."""
     servicer = AdminServicer(settings)
 
     def add(server: grpc.Server) -> list[str]:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
-    return GrpcServer(add, address, max_workers=8)
+    return GrpcServer(add, address, max_workers=8, metrics_port=metrics_port)
 
 
-def serve_admin(settings: Settings, address: str) -> None:
-    server = start_admin_server(settings, address)
+def serve_admin(settings: Settings, address: str, metrics_port: int | None = None) -> None:
+    server = start_admin_server(settings, address, metrics_port)
     log.info("admin service on %s (%s jobs)", server.address, "Celery" if settings.redis_url else "in-process")
     server.wait_for_termination()

@@ -176,6 +176,17 @@ def test_encoder_and_query_use_native_grpc_health_probes(default_docs) -> None:
     assert encoder["image"] == "fashion-search-encoder:0.1.0"
 
 
+def test_every_grpc_service_serves_the_metrics_prometheus_is_told_to_scrape(default_docs, cli_parser) -> None:
+    """The port a pod's scrape annotation names is a container port and the port its command serves metrics on."""
+    for part, port in (("encoder", 9101), ("query", 9102), ("admin", 9103)):
+        doc = find(default_docs, "Deployment", part)
+        main = container(doc)
+        annotations = doc["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == str(port)
+        assert {"name": "metrics", "containerPort": port, "protocol": "TCP"} in main["ports"]
+        assert cli_parser.parse_args(main["args"]).metrics_port == port
+
+
 def test_query_scales_with_an_hpa_and_workers_with_replicas(default_docs) -> None:
     hpa = find(default_docs, "HorizontalPodAutoscaler", "query")
     assert hpa["apiVersion"] == "autoscaling/v2"

@@ -67,3 +67,21 @@ def test_admin_calls_are_counted_and_logged_like_the_other_services(caplog):
                                                                           ("StartReindex", "INVALID_ARGUMENT"): 1.0}
     access = [(r.rpc, r.code) for r in caplog.records if r.name == "services.access"]
     assert access == [("GetJob", "NOT_FOUND"), ("StartReindex", "INVALID_ARGUMENT")]
+
+
+def test_admin_serves_its_metrics_over_http():
+    """`serve-admin --metrics-port` (the chart's scrape target): the admin RPCs' counts over a real HTTP GET."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    server = start_admin_server(load_settings(index_backend="faiss", device="cpu"), "127.0.0.1:0", metrics_port)
+    try:
+        with grpc.insecure_channel(server.address) as channel, pytest.raises(grpc.RpcError):
+            admin_pb2_grpc.AdminServiceStub(channel).GetJob(admin_pb2.GetJobRequest(job_id="nope"), timeout=10)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'fashion_rpc_requests_total{code="NOT_FOUND",method="GetJob",service="admin"}' in page
+    finally:
+        server.stop(0)
