@@ -47,10 +47,11 @@ import qdrant_edge as qe  # noqa: E402
 from _common import table  # noqa: E402
 
 from fashion_core.catalog import KEYWORD_FIELDS  # noqa: E402
-from fashion_core.stores import IndexMeta, SearchFilter, ann_params, qdrant_index  # noqa: E402
+from fashion_core.stores import IndexMeta, SearchFilter, ann_params  # noqa: E402
 from fashion_core.stores.faiss import FaissIndex  # noqa: E402
 from fashion_core.stores.faiss.tuning import BROAD_PARTITION_FIELDS  # noqa: E402
-from fashion_core.stores.qdrant_index import QdrantIndex  # noqa: E402
+from fashion_core.stores.qdrant import index as qdrant_index  # noqa: E402
+from fashion_core.stores.qdrant.index import QdrantIndex  # noqa: E402
 
 log = logging.getLogger("ann_scale")
 DIM, K = 512, 10

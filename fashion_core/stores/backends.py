@@ -36,7 +36,7 @@ def open_store(settings: Settings) -> IndexStore:
 
         return FaissStore(settings.index_dir / "faiss", index_type=settings.faiss_index_type,
                           quantization=settings.faiss_quantization, ef_search=settings.index_search_ef)
-    from fashion_core.stores.qdrant_store import QdrantStore
+    from fashion_core.stores.qdrant.store import QdrantStore
 
     return QdrantStore(path=settings.index_dir / "qdrant", url=settings.qdrant_url, api_key=settings.qdrant_api_key,
                        shards=settings.qdrant_shards, replicas=settings.qdrant_replicas,

@@ -2,7 +2,7 @@
 
 A full re-index builds a version (``<name>__v<stamp>``, :func:`versions.new_version_name`) next to the serving
 index, then switches the serving name to it atomically; old versions are pruned. Each backend implements this
-interface (``faiss.FaissStore``: directories and pointer files; ``qdrant_store.QdrantStore``: collections
+interface (``faiss.FaissStore``: directories and pointer files; ``qdrant.QdrantStore``: collections
 and aliases over one client, embedded or a server), and ``backends.open_store`` picks one from the settings: no
 code outside ``fashion_core/stores`` asks which backend it is. What differs between backends and matters to a
 caller is a capability below (``in_place_updates``, ``concurrent``, ``multi_process``) or the ``stamp``.

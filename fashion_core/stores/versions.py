@@ -2,7 +2,7 @@
 
 A re-index builds ``<name>__v<stamp>`` next to the serving index, then points ``<name>`` at it; how a store
 points a name at a version (a Qdrant alias, a FAISS pointer file) is the store's business (``faiss.store``,
-``qdrant_store``). What is common lives here:
+``qdrant.store``). What is common lives here:
 
 - :func:`check_index_name`: an index name is a name, never a path; applied wherever a name enters (opening an
   index, planning a job, any store call taking a name).

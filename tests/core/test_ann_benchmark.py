@@ -107,7 +107,7 @@ def test_qdrant_filter_translation_matches_the_catalog_filter(ann_scale) -> None
 def test_qdrant_engine_is_built_with_the_server_collection_settings(ann_scale, tmp_path) -> None:
     """The benchmark's Qdrant engine gets the payload indexes QdrantIndex gives a server collection (read back
     from the engine) and int8 codes, from the same objects."""
-    from fashion_core.stores import qdrant_index
+    from fashion_core.stores.qdrant import index as qdrant_index
 
     cat = ann_scale.make_catalog(1_500, 5)
     shard, _, ann_bytes = ann_scale.build_qdrant_edge(cat, tmp_path / "edge", quantize=True)

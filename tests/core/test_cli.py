@@ -62,7 +62,7 @@ def test_text_search_modes(indexed, capsys) -> None:
     assert main(["search", "puma shoes", "-k", "4", *_args(indexed)]) == 0
     out = capsys.readouterr().out
     assert "hybrid" in out and "matched" in out and "lexical" in out
-    # the embedded Qdrant store ranks by its own BM25 (qdrant_lexical), same words
+    # the embedded Qdrant store ranks by its own BM25 (stores/qdrant/lexical.py), same words
     assert main(["search", "puma shoes", "--mode", "lexical", "-k", "3", "--json", *_args(indexed, "qdrant")]) == 0
     hits = json.loads(capsys.readouterr().out.splitlines()[0])
     assert hits and all(h["matched"] == "lexical" and "Puma" in h["productDisplayName"] for h in hits)

@@ -140,7 +140,7 @@ def test_index_without_text_answers_dense_by_default(tmp_path: Path, tiny_encode
 
 @pytest.fixture(scope="module")
 def qdrant_indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder):
-    from fashion_core.stores.qdrant_index import QdrantIndex
+    from fashion_core.stores.qdrant.index import QdrantIndex
 
     index = QdrantIndex("products", path=tmp_path_factory.mktemp("hybrid-qdrant"))
     index_catalog(synthetic_catalog, tiny_encoder, index)
@@ -149,7 +149,7 @@ def qdrant_indexed(tmp_path_factory, synthetic_catalog: Path, tiny_encoder):
 
 
 def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> None:
-    from fashion_core.stores.qdrant_lexical import LEXICAL_FIELD
+    from fashion_core.stores.qdrant.lexical import LEXICAL_FIELD
 
     index = qdrant_indexed
     hits = index.search_lexical("puma shoes", 5)
@@ -187,7 +187,7 @@ def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tin
 def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_encoder) -> None:
     from qdrant_client import models
 
-    from fashion_core.stores.qdrant_index import QdrantIndex
+    from fashion_core.stores.qdrant.index import QdrantIndex
 
     index = QdrantIndex("old", path=tmp_path / "q")
     index.client.create_collection("old", vectors_config=models.VectorParams(size=tiny_encoder.info.dim,

@@ -13,7 +13,7 @@ from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.stores import IndexMeta, SearchFilter
 from fashion_core.stores.faiss import FaissIndex, tuning
 from fashion_core.stores.faiss.structures import Builder
-from fashion_core.stores.qdrant_index import QdrantIndex
+from fashion_core.stores.qdrant.index import QdrantIndex
 
 N, DIM = 1500, 32
 GENDERS = ["Men", "Women", "Boys", "Girls", "Unisex"]

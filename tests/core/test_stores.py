@@ -14,7 +14,7 @@ from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index, open_store
 from fashion_core.stores.base import IndexMeta
 from fashion_core.stores.faiss.store import FaissStore
-from fashion_core.stores.qdrant_store import QdrantStore
+from fashion_core.stores.qdrant.store import QdrantStore
 from fashion_core.stores.store import IndexStore
 from fashion_core.stores.versions import VERSION_SEP, is_version
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 
-from fashion_core.stores.qdrant_index import QdrantIndex, connect
+from fashion_core.stores.qdrant.index import QdrantIndex, connect
 from fashion_core.stores.store import prune_stale
 from fashion_core.stores.versions import (
     check_index_name,

@@ -26,7 +26,7 @@ from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableErr
 from fashion_core.stores import ann_params
 from fashion_core.stores.base import IndexMeta, SearchHit, check_batch, check_query
 from fashion_core.stores.filters import SearchFilter
-from fashion_core.stores.qdrant_lexical import (
+from fashion_core.stores.qdrant.lexical import (
     LEXICAL_FIELD,
     PAYLOAD,
     create_text_index,
@@ -210,7 +210,7 @@ class QdrantIndex:
                                     "(`fashion-search reindex`) or search it in dense mode") from exc
 
     def search_lexical(self, query: str, k: int, flt: SearchFilter | None = None) -> list[SearchHit]:
-        """True top-k by Qdrant's BM25 (``qdrant_lexical``) among points matching ``flt``; points sharing no word
+        """True top-k by Qdrant's BM25 (``qdrant.lexical``) among points matching ``flt``; points sharing no word
         with ``query`` are left out. Raises InvalidInputError for k <= 0 or a collection without a text index."""
         if k <= 0:
             raise InvalidInputError(f"k must be positive, got {k}")
@@ -227,7 +227,7 @@ class QdrantIndex:
     def search_hybrid(self, vector: np.ndarray, query: str, k: int, flt: SearchFilter | None, depth: int,
                       rrf_c: int, weights: tuple[float, float] = (1.0, 1.0)) -> list[SearchHit]:
         """Top-k of the dense and the BM25 rankings (each the true top-``depth`` among points matching ``flt``)
-        fused by Qdrant's reciprocal rank fusion (``qdrant_lexical``), one batch of queries; ``matched`` on
+        fused by Qdrant's reciprocal rank fusion (``qdrant.lexical``), one batch of queries; ``matched`` on
         each hit names the ranking(s) holding it. Qdrant weighs RRF by dividing ranks by the weight."""
         q = check_query(vector, k, self._require().dim)
         text = text_query(query)
