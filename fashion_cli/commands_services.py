@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -23,9 +25,14 @@ from fashion_cli.options import (
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import load_settings
 
+if TYPE_CHECKING:
+    from services.query_client import QueryClient
+    from services.server import GrpcServer
+
 
 # -- servers ---------------------------------------------------------------------------------------
-def _serve(args: argparse.Namespace, start) -> int:  # start: start_encoder_server | start_query_server
+def _serve(args: argparse.Namespace, start: Callable[..., tuple[GrpcServer, Any]]) -> int:
+    """Run ``start`` (start_encoder_server or start_query_server) until SIGTERM/SIGINT."""
     from services.logs import configure_service_logging
 
     configure_service_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
@@ -61,7 +68,7 @@ def _server_options(p: argparse.ArgumentParser, port: int) -> None:
 
 
 # -- client ----------------------------------------------------------------------------------------
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> QueryClient:
     from services.query_client import QueryClient
 
     settings = load_settings()

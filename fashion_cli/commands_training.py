@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -21,17 +22,22 @@ from fashion_core.model.card import CARD_FILE
 from fashion_core.model.resolve import resolve_model
 from services.wiring import local_encoder
 
+if TYPE_CHECKING:
+    from fashion_core.catalog.schema import Product
+    from fashion_core.settings import Settings
+    from training.tagger import PerceptronTagger
+
 log = logging.getLogger(__name__)
 
 
-def _products(catalog: str):
+def _products(catalog: str) -> list[Product]:
     products = read_catalog(Path(catalog)).products
     if not products:
         raise InvalidInputError(f"{catalog}: no usable products")
     return products
 
 
-def _tagger(path: str | None):
+def _tagger(path: str | None) -> tuple[PerceptronTagger | None, str | None]:
     if not path:
         return None, None
     from training.tagger import PerceptronTagger
@@ -78,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_recipe(args: argparse.Namespace, settings) -> int:
+def _train_recipe(args: argparse.Namespace, settings: Settings) -> int:
     """`train CATALOG --recipe real`: the project's from-scratch recipe, into the cache (or --out)."""
     from training.real import RealRecipe
     from training.recipes import ensure_trained

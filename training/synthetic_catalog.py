@@ -98,12 +98,12 @@ def _poly(d: ImageDraw.ImageDraw, pts: Points, fill: RGB, s: Callable[[Points], 
     d.polygon(s(pts), fill=fill, outline=_outline(fill), width=2)
 
 
-def _tshirt(d, fill, s):
+def _tshirt(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.3, .2), (.42, .15), (.58, .15), (.7, .2), (.88, .36), (.77, .45), (.68, .37), (.68, .86),
               (.32, .86), (.32, .37), (.23, .45), (.12, .36)], fill, s)
 
 
-def _shirt(d, fill, s):
+def _shirt(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.32, .15), (.44, .12), (.56, .12), (.68, .15), (.82, .3), (.88, .8), (.77, .8), (.7, .4),
               (.68, .88), (.32, .88), (.3, .4), (.23, .8), (.12, .8), (.18, .3)], fill, s)
     dark = _outline(fill)
@@ -113,67 +113,67 @@ def _shirt(d, fill, s):
         d.ellipse((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), fill=dark)
 
 
-def _jeans(d, fill, s):
+def _jeans(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.3, .1), (.7, .1), (.75, .92), (.56, .92), (.5, .38), (.44, .92), (.25, .92)], fill, s)
     d.line(s([(.3, .16), (.7, .16)]), fill=_outline(fill), width=2)
 
 
-def _shorts(d, fill, s):
+def _shorts(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.26, .3), (.74, .3), (.8, .68), (.55, .7), (.5, .46), (.45, .7), (.2, .68)], fill, s)
 
 
-def _dress(d, fill, s):
+def _dress(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.4, .1), (.45, .1), (.5, .16), (.55, .1), (.6, .1), (.62, .38), (.84, .92), (.16, .92),
               (.38, .38)], fill, s)
 
 
-def _skirt(d, fill, s):
+def _skirt(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.36, .3), (.64, .3), (.82, .76), (.18, .76)], fill, s)
     d.line(s([(.36, .36), (.64, .36)]), fill=_outline(fill), width=2)
 
 
-def _casual_shoe(d, fill, s):
+def _casual_shoe(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.12, .52), (.4, .5), (.55, .56), (.86, .62), (.9, .72), (.12, .72)], fill, s)
     _poly(d, [(.12, .72), (.9, .72), (.9, .76), (.12, .76)], _shade(fill, 0.7), s)
 
 
-def _sports_shoe(d, fill, s):
+def _sports_shoe(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.14, .36), (.34, .34), (.46, .5), (.8, .56), (.9, .68), (.14, .68)], fill, s)
     _poly(d, [(.12, .68), (.92, .68), (.92, .78), (.12, .78)], (240, 240, 240), s)
     for x in (.36, .46, .56):
         d.line(s([(x, .5), (x + .08, .64)]), fill=(240, 240, 240), width=3)
 
 
-def _sandal(d, fill, s):
+def _sandal(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.12, .7), (.88, .66), (.9, .74), (.12, .78)], _shade(fill, 0.8), s)
     for x in (.3, .5, .68):
         d.line(s([(x, .7), (x + .06, .5), (x + .12, .69)]), fill=fill, width=6)
 
 
-def _heel(d, fill, s):
+def _heel(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     _poly(d, [(.16, .36), (.3, .34), (.5, .6), (.86, .66), (.88, .72), (.48, .72), (.26, .54), (.24, .86),
               (.2, .86), (.18, .52)], fill, s)
 
 
-def _handbag(d, fill, s):
+def _handbag(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     d.arc(s([(.33, .16), (.67, .56)])[0] + s([(.33, .16), (.67, .56)])[1], 180, 360, fill=_outline(fill), width=5)
     _poly(d, [(.26, .36), (.74, .36), (.84, .84), (.16, .84)], fill, s)
 
 
-def _backpack(d, fill, s):
+def _backpack(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     d.rounded_rectangle(_box(s, .26, .18, .74, .9), radius=14, fill=fill, outline=_outline(fill), width=2)
     d.rounded_rectangle(_box(s, .34, .56, .66, .84), radius=8, fill=_shade(fill, 0.8), outline=_outline(fill))
     d.arc(_box(s, .42, .08, .58, .26), 180, 360, fill=_outline(fill), width=4)
 
 
-def _watch(d, fill, s):
+def _watch(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     d.rectangle(_box(s, .42, .06, .58, .94), fill=fill, outline=_outline(fill), width=2)
     d.ellipse(_box(s, .3, .32, .7, .68), fill=(235, 235, 235), outline=(60, 60, 60), width=4)
     d.line(s([(.5, .5), (.5, .38)]), fill=(30, 30, 30), width=3)
     d.line(s([(.5, .5), (.6, .5)]), fill=(30, 30, 30), width=3)
 
 
-def _cap(d, fill, s):
+def _cap(d: ImageDraw.ImageDraw, fill: RGB, s: Callable[[Points], Points]) -> None:
     d.pieslice(_box(s, .22, .3, .74, .82), 180, 360, fill=fill, outline=_outline(fill), width=2)
     _poly(d, [(.7, .52), (.92, .56), (.9, .6), (.7, .58)], _shade(fill, 0.8), s)
 

@@ -111,7 +111,8 @@ def validate(model: PreTrainedModel, processor: ProcessorMixin, data: ProductDat
     return {f"val_{k}": v for k, v in metrics.items()}
 
 
-def _batches(cfg: TrainConfig, data: ProductData, rng: random.Random, sampler: PKSampler | None):
+def _batches(cfg: TrainConfig, data: ProductData, rng: random.Random, sampler: PKSampler | None
+             ) -> list[list[int]]:
     if sampler is not None:
         return list(sampler)
     return list(random_batches(len(data), cfg.batch_size, rng))
