@@ -81,10 +81,16 @@ def test_images_are_multi_stage_and_run_unprivileged(dockerfile: Path) -> None:
         (user,) = instruction(chain, "USER")
         assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), f"{dockerfile.name}/{name}: USER {user}"
         assert instruction(chain, "ENTRYPOINT") == ['["fashion-search"]']
-    copies_from_builder = [c for lines in by_stage.values() for c in instruction(lines, "COPY") if "--from=" in c]
+    builders = {"builder", "client-builder"}
+    # what an image carries from another stage is a builder's virtualenv, nothing else
+    carried = [c for name, lines in by_stage.items() if name not in builders
+               for c in instruction(lines, "COPY") if "--from=" in c]
     venvs = {"--from=builder /opt/venv /opt/venv", "--from=client-builder /opt/venv /opt/venv"}
-    assert set(copies_from_builder) <= venvs
-    assert "--from=builder /opt/venv /opt/venv" in copies_from_builder
+    assert set(carried) <= venvs
+    assert "--from=builder /opt/venv /opt/venv" in carried
+    # builders take the project's files from one stage that lists them (when there is one), never list them again
+    for name in builders & set(by_stage):
+        assert all(c == "--from=source /src /src" for c in instruction(by_stage[name], "COPY") if "--from=" in c)
 
 
 def test_each_image_target_runs_a_real_cli_command(cli_parser) -> None:
