@@ -221,6 +221,11 @@ def test_qdrant_runs_distributed_with_a_headless_p2p_service(default_docs) -> No
     assert (settings["FASHION_QDRANT_SHARDS"], settings["FASHION_QDRANT_REPLICAS"]) == ("3", "2")
     assert settings["FASHION_ENCODER_ADDRESS"] == f"{RELEASE}-fashion-search-encoder:50051"
     assert settings["FASHION_INDEX_BACKEND"] == "qdrant"
+    # The server has what the collection and search settings ask of it: ACORN (opt-in filtered search) needs
+    # Qdrant 1.16 or later, and qdrant-client supports servers at most one minor version from its own.
+    tag = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)(-unprivileged)?", main["image"].rsplit(":", 1)[1])
+    assert tag is not None and tag[4], main["image"]  # a released version, the image that runs as non-root
+    assert (int(tag[1]), int(tag[2])) >= (1, 16)
 
 
 def test_redis_url_lives_in_the_secret_and_the_cronjob_passes_it(default_docs) -> None:
