@@ -62,3 +62,16 @@ def test_the_study_compares_variants_on_validation(train_catalog: Path, tmp_path
     assert (tmp_path / "study" / "study.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="unknown variant"):
         run_study(train_catalog, Settings(home=tmp_path / "home"), ["nope"], tmp_path / "study", base=TOY)
+
+
+def test_every_study_variant_is_a_distinct_recipe_its_report_can_write(train_catalog: Path) -> None:
+    """Each variant changes the recipe (its own fingerprint, so its own cache folder) and its changes go into
+    study.json, an architecture change included."""
+    from training.real import STUDY, _jsonable
+
+    fingerprints = {name: RealRecipe(train_catalog, variant(RealConfig(), **changes)).fingerprint()
+                    for name, changes in STUDY.items()}
+    assert len(set(fingerprints.values())) == len(STUDY)
+    changes = json.loads(json.dumps({name: {k: _jsonable(v) for k, v in c.items()} for name, c in STUDY.items()}))
+    assert changes["projection-256+proxies-2"]["spec"]["projection_dim"] == 256
+    assert changes["raw"] == {"caption_modes": ["raw"]}
