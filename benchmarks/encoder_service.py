@@ -20,7 +20,6 @@ import io
 import multiprocessing as mp
 import os
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -37,13 +36,10 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from services.server import free_ports
+
 console = Console(width=160)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_model(size: str, out: Path) -> str:
@@ -71,7 +67,7 @@ class ServerProcess:
 
     def __init__(self, settings: dict, threads: int) -> None:
         ctx = mp.get_context("spawn")
-        self.port, self.metrics_port = free_port(), free_port()
+        self.port, self.metrics_port = free_ports(2)
         ready = ctx.Event()
         self.process = ctx.Process(target=_serve, args=(settings, self.port, self.metrics_port, threads, ready),
                                    daemon=True)

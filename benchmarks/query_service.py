@@ -13,7 +13,6 @@ import argparse
 import logging
 import multiprocessing as mp
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index
 from fashion_core.stores.filters import SearchFilter
 from services.query_client import QueryClient
+from services.server import free_ports
 from services.wiring import local_encoder
 
 QUERIES = ["red dress", "men's blue sports shoes", "black handbag", "white t-shirt", "brown leather watch",
@@ -35,11 +35,6 @@ QUERIES = ["red dress", "men's blue sports shoes", "black handbag", "white t-shi
 FILTERS = [None, SearchFilter.build(gender="Men"), SearchFilter.build(gender="Women", masterCategory="Footwear"),
            SearchFilter.build(baseColour="Red,Blue", year_min=2014)]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve(kind: str, settings: dict, port: int, threads: int, ready) -> None:
@@ -57,7 +52,7 @@ def _serve(kind: str, settings: dict, port: int, threads: int, ready) -> None:
 
 def spawn(kind: str, settings: dict, threads: int) -> tuple[mp.Process, str]:
     ctx = mp.get_context("spawn")
-    port, ready = free_port(), ctx.Event()
+    (port,), ready = free_ports(1), ctx.Event()
     process = ctx.Process(target=_serve, args=(kind, settings, port, threads, ready), daemon=True)
     process.start()
     if not ready.wait(120):

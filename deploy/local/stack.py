@@ -26,6 +26,10 @@ from urllib.parse import urlsplit
 from fashion_core.errors import InvalidInputError, UnavailableError
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_store
+from indexer.admin_service import SERVICE_NAME as ADMIN_SERVICE
+from services.encoder_service import SERVICE as ENCODER_SERVICE
+from services.query_service import SERVICE as QUERY_SERVICE
+from services.server import free_ports
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +75,6 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def settings_env(settings: Settings) -> dict[str, str]:
     """``settings`` as the FASHION_* variables that make a child process see the same settings."""
     return {f"FASHION_{key.upper()}": str(value) for key, value in settings.model_dump().items() if value is not None}
@@ -113,14 +111,18 @@ def ensure_redis(url: str) -> None:
         raise UnavailableError(f"could not start Redis on {host}:{port}: {result.stderr.strip()[-500:]}")
 
 
-def grpc_serving(address: str) -> Callable[[], bool]:
+def grpc_serving(address: str, service: str = "") -> Callable[[], bool]:
+    """A check that the gRPC server at ``address`` reports ``service`` (its full name, e.g.
+    ``fashionsearch.v1.QueryService``; "" = the server as a whole) SERVING by the standard health protocol. Naming
+    the service tells the server a part started from whatever else may hold that port."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     def check() -> bool:
         with grpc.insecure_channel(address) as channel:
             try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
+                                                                  timeout=1.0)
             except grpc.RpcError:
                 return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -156,8 +158,10 @@ class LocalStack:
         self.log_dir = Path(self.config.log_dir or self.settings.home / "local-stack")
         self.parts: list[Part] = []
 
-    def _address(self, port: int) -> str:
-        return f"{self.config.host}:{port or free_port(self.config.host)}"
+    def _addresses(self, *ports: int | None) -> list[str]:
+        """host:port for each configured port; 0 takes a free port, distinct from the others chosen here."""
+        free = iter(free_ports(sum(1 for p in ports if p == 0), self.config.host))
+        return [f"{self.config.host}:{port or next(free)}" for port in ports if port is not None]
 
     def _spawn(self, name: str, address: str, args: list[str], ready: Callable[[], bool], env: dict[str, str]) -> None:
         log_path = self.log_dir / f"{name}.log"
@@ -171,23 +175,22 @@ class LocalStack:
         cfg = self.config
         ensure_redis(cfg.redis_url)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        encoder, query = self._address(cfg.encoder_port), self._address(cfg.query_port)
+        encoder, query, *admin_address = self._addresses(cfg.encoder_port, cfg.query_port, cfg.admin_port)
         env = {**self.env, "FASHION_REDIS_URL": cfg.redis_url, "FASHION_ENCODER_ADDRESS": encoder,
                "FASHION_QUERY_ADDRESS": query}
         host = cfg.host
         try:
             self._spawn("encoder", encoder, ["serve-encoder", "--host", host, "--port", encoder.rsplit(":", 1)[1]],
-                        grpc_serving(encoder), env)
+                        grpc_serving(encoder, ENCODER_SERVICE), env)
             self._spawn("query", query, ["serve-query", "--host", host, "--port", query.rsplit(":", 1)[1],
-                                         "--encoder-address", encoder], grpc_serving(query), env)
+                                         "--encoder-address", encoder], grpc_serving(query, QUERY_SERVICE), env)
             node = f"{WORKER_NAME}@{socket.gethostname()}"
             self._spawn("worker", node, ["worker", "--redis-url", cfg.redis_url, "--hostname", node,
                                          "--pool", cfg.worker_pool, "--concurrency", str(cfg.worker_concurrency)],
                         celery_answers(cfg.redis_url, node), env)
-            if cfg.admin_port is not None:
-                admin = self._address(cfg.admin_port)
+            for admin in admin_address:
                 self._spawn("admin", admin, ["serve-admin", "--address", admin, "--redis-url", cfg.redis_url],
-                            grpc_serving(admin), env)
+                            grpc_serving(admin, ADMIN_SERVICE), env)
             self._wait_ready()
         except BaseException:
             self.stop()

@@ -97,6 +97,25 @@ def test_local_stack_indexes_through_the_worker_and_serves_queries(tiny_model_di
     assert time.monotonic() - started < 60
 
 
+def test_readiness_asks_for_the_part_by_name_and_ports_are_distinct(tmp_path: Path) -> None:
+    """A part is ready when ITS service answers SERVING: another server on the port (the stack's own encoder, when
+    two free ports coincided) is not taken for it; and the free ports chosen for one stack are distinct."""
+    from fashion_core.settings import load_settings
+    from indexer.admin_service import SERVICE_NAME, start_admin_server
+    from services.query_service import SERVICE as QUERY_SERVICE
+    from services.server import free_ports
+
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    server = start_admin_server(load_settings(index_backend="faiss", home=str(tmp_path)), "127.0.0.1:0")
+    try:
+        assert grpc_serving(server.address, SERVICE_NAME)() and grpc_serving(server.address)()
+        assert not grpc_serving(server.address, QUERY_SERVICE)()  # the admin service is not a query service
+    finally:
+        server.stop(0)
+    assert not grpc_serving(server.address, SERVICE_NAME)()  # nobody there any more
+
+
 def test_local_stack_refuses_embedded_qdrant(tmp_path: Path) -> None:
     env = {"FASHION_INDEX_BACKEND": "qdrant", "FASHION_HOME": str(tmp_path)}
     with pytest.raises(InvalidInputError, match="embedded Qdrant allows one process"):

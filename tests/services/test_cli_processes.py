@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fashion_core.settings import Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from services.server import free_ports
 
 
 def _wait_serving(address: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -53,7 +47,7 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_serve_query_process_answers_cli_exposes_metrics_and_stops_on_sigterm(service_settings: Settings, capsys,
                                                                                 monkeypatch) -> None:
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_ports(2)
     env = {**os.environ, "FASHION_MODEL": str(service_settings.model), "FASHION_INDEX_BACKEND": "faiss",
            "FASHION_INDEX_DIR": str(service_settings.index_dir), "FASHION_HOME": str(service_settings.home),
            "FASHION_QUERY_ADDRESS": f"127.0.0.1:{port}"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.server import free_ports
 from tests.web.conftest import free_port, serve_app
 
 pytestmark = pytest.mark.slow
@@ -155,8 +156,9 @@ def test_query_service_down_shows_an_error_not_a_blank_page(page, synthetic_cata
     from services.gateway.app import create_app
     from services.gateway.grpc_port import GrpcQueryPort
 
-    dead = create_app(GrpcQueryPort(f"127.0.0.1:{free_port()}", timeout_s=3), catalog_roots=[synthetic_catalog])
-    for url in serve_app(dead, free_port()):
+    nobody, port = free_ports(2)  # distinct: the page's own port must not be the dead query address
+    dead = create_app(GrpcQueryPort(f"127.0.0.1:{nobody}", timeout_s=3), catalog_roots=[synthetic_catalog])
+    for url in serve_app(dead, port):
         page.goto(url)
         page.wait_for_selector("#error", state="visible")
         assert "query service" in page.inner_text("#error") and "unavailable" in page.inner_text("#error")
