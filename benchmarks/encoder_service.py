@@ -36,7 +36,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from services.server import free_ports
+from services.channel import free_ports
 
 console = Console(width=160)
 

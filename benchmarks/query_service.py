@@ -26,8 +26,8 @@ from fashion_core.ingest import index_catalog
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index
 from fashion_core.stores.filters import SearchFilter
+from services.channel import free_ports
 from services.query_client import QueryClient
-from services.server import free_ports
 from services.wiring import local_encoder
 
 QUERIES = ["red dress", "men's blue sports shoes", "black handbag", "white t-shirt", "brown leather watch",

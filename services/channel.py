@@ -1,6 +1,10 @@
-"""The gRPC message-size options, built once for every server and client channel of the services."""
+"""The gRPC message-size options, built once for every server and client channel of the services, and free ports
+for the servers a parent process starts."""
 
 from __future__ import annotations
+
+import contextlib
+import socket
 
 import grpc
 
@@ -19,3 +23,15 @@ def message_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[st
 def insecure_channel(address: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -> grpc.Channel:
     """A client channel to ``address`` with the services' message limit."""
     return grpc.insecure_channel(address, options=message_options(max_message_bytes))
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` (all bound at once, then released), for servers whose port a
+    parent must know before it starts them. Ports taken one at a time can repeat (a released port is free again),
+    and another process can still take one before the server binds it: a caller checks that the server it
+    started is the one answering there (``deploy.local.stack.grpc_serving`` asks for its service by name)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET))
+                   for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]

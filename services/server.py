@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -18,19 +16,6 @@ from services.channel import MAX_MESSAGE_BYTES, message_options
 from services.metrics import serve_metrics
 
 log = logging.getLogger(__name__)
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct TCP ports free on ``host`` (all bound at once, then released), for servers whose port a
-    parent must know before it starts them. Ports taken one at a time can repeat (a released port is free again),
-    and another process can still take one before the server binds it: a caller checks that the server it
-    started is the one answering there (``deploy.local.stack.grpc_serving`` asks for its service by name)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET))
-                   for _ in range(count)]
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in sockets]
 
 
 class GrpcServer:

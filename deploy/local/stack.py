@@ -26,10 +26,7 @@ from urllib.parse import urlsplit
 from fashion_core.errors import InvalidInputError, UnavailableError
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_store
-from indexer.admin_service import SERVICE_NAME as ADMIN_SERVICE
-from services.encoder_service import SERVICE as ENCODER_SERVICE
-from services.query_service import SERVICE as QUERY_SERVICE
-from services.server import free_ports
+from services.channel import free_ports
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +169,12 @@ class LocalStack:
         self.parts.append(Part(name, address, proc, log_path, ready))
 
     def start(self) -> list[Part]:
+        # the services' names, imported only here: `fashion-search` builds its parser from this module, and the
+        # client role has no server packages (Prometheus)
+        from indexer.admin_service import SERVICE_NAME as ADMIN_SERVICE
+        from services.encoder_service import SERVICE as ENCODER_SERVICE
+        from services.query_service import SERVICE as QUERY_SERVICE
+
         cfg = self.config
         ensure_redis(cfg.redis_url)
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -102,8 +102,8 @@ def test_readiness_asks_for_the_part_by_name_and_ports_are_distinct(tmp_path: Pa
     two free ports coincided) is not taken for it; and the free ports chosen for one stack are distinct."""
     from fashion_core.settings import load_settings
     from indexer.admin_service import SERVICE_NAME, start_admin_server
+    from services.channel import free_ports
     from services.query_service import SERVICE as QUERY_SERVICE
-    from services.server import free_ports
 
     ports = free_ports(64)
     assert len(set(ports)) == 64

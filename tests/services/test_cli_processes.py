@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fashion_core.settings import Settings
-from services.server import free_ports
+from services.channel import free_ports
 
 
 def _wait_serving(address: str, process: subprocess.Popen, timeout: float = 60) -> None:

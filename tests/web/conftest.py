@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.server import free_ports
+from services.channel import free_ports
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

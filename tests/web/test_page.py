@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.server import free_ports
+from services.channel import free_ports
 from tests.web.conftest import free_port, serve_app
 
 pytestmark = pytest.mark.slow
