@@ -17,6 +17,8 @@ through Qdrant Edge (``qdrant-edge-py``: the server's segment, HNSW, payload-ind
 without the network hop) with the collection settings ``QdrantIndex`` gives a server collection (m,
 ef_construct and ef by size, keyword/integer payload indexes on every filter field, optional int8 scalar
 quantization with rescoring), each build searched plainly and with ACORN (``+acorn``, ``--no-acorn`` to skip).
+``qdrant-hnsw-sq8-sharded`` is the same engine with Qdrant's custom sharding on gender: one shard per value, a
+gender filter routed to its values' shards, any other query sent to every shard and the answers merged by score.
 ``qdrant-local`` is qdrant-client's embedded local mode (the zero-server default until FAISS files replaced it:
 exact brute force in Python) on a capped subset (``--qdrant-max``).
 """
