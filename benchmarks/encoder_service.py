@@ -41,7 +41,6 @@ from services.channel import free_ports
 console = Console(width=160)
 
 
-
 def build_model(size: str, out: Path) -> str:
     from training.architectures import SPECS, build_tiny_clip
 

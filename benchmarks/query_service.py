@@ -36,7 +36,6 @@ FILTERS = [None, SearchFilter.build(gender="Men"), SearchFilter.build(gender="Wo
            SearchFilter.build(baseColour="Red,Blue", year_min=2014)]
 
 
-
 def _serve(kind: str, settings: dict, port: int, threads: int, ready) -> None:
     import torch
 

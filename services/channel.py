@@ -24,6 +24,7 @@ def insecure_channel(address: str, max_message_bytes: int = MAX_MESSAGE_BYTES) -
     """A client channel to ``address`` with the services' message limit."""
     return grpc.insecure_channel(address, options=message_options(max_message_bytes))
 
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """``count`` distinct TCP ports free on ``host`` (all bound at once, then released), for servers whose port a
     parent must know before it starts them. Ports taken one at a time can repeat (a released port is free again),

@@ -178,7 +178,6 @@ def variant(config: RealConfig, **changes: Any) -> RealConfig:
     return replace(config, **changes)
 
 
-
 # The study the issue asks for: the seeds' caption strategies and losses, each a variant of the recipe that
 # changes one thing, trained and measured the same way (same data, architecture, epochs; validation split).
 STUDY: dict[str, dict[str, Any]] = {

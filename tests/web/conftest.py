@@ -17,7 +17,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-
 def free_port() -> int:
     (port,) = free_ports(1)
     return port
