@@ -11,6 +11,9 @@ with no filter and filters keeping ~50% (gender), ~5% and ~0.1% of the items.
     # the real model's embeddings of the real catalog, from a FAISS index built by `fashion-search index`:
     python benchmarks/ann_scale.py --export-faiss .fashion-search/index/faiss/products --vectors /tmp/real.npz
     python benchmarks/ann_scale.py --vectors /tmp/real.npz --methods brute,faiss-flat,faiss-hnsw,qdrant-hnsw
+    # the same grown to 100k / 1M items interpolated between real neighbours (their filters follow the embedding
+    # as the real catalog's do):
+    python benchmarks/ann_scale.py --vectors /tmp/real.npz --size 1m --methods brute,faiss-hnsw-sq8
 
 Qdrant is measured two ways. ``qdrant-hnsw`` / ``qdrant-hnsw-sq8`` run Qdrant's own Rust engine in-process
 through Qdrant Edge (``qdrant-edge-py``: the server's segment, HNSW, payload-index and query-planner code,
@@ -79,6 +82,7 @@ class Catalog:
     codes: dict[str, np.ndarray]  # each filter field as integer codes, for the brute-force mask and the filters
     queries: np.ndarray
     values: dict[str, list[str]] = field(default_factory=dict)  # codes -> the values the payloads hold
+    grown: int = 0  # items interpolated between real neighbours (load_catalog's ``size``)
 
     @property
     def dim(self) -> int:
@@ -153,9 +157,11 @@ def export_faiss_index(index_dir: Path, out: Path) -> int:
     return len(index.ids)
 
 
-def load_catalog(path: Path, n_queries: int, seed: int = 0) -> Catalog:
+def load_catalog(path: Path, n_queries: int, seed: int = 0, size: int | None = None) -> Catalog:
     """Real embeddings from ``path`` (see :func:`export_faiss_index`): ``n_queries`` random items are held out as
-    the queries (image->image, as "more like this"), the rest is the gallery."""
+    the queries (image->image, as "more like this"), the rest is the gallery. With ``size`` larger than the
+    gallery, it is grown to ``size`` items by :func:`interpolate_neighbours` (real-derived items for 100k and 1M
+    runs whose filters follow the embedding as the real catalog's do)."""
     with np.load(path) as data:
         vectors = np.ascontiguousarray(data["vectors"], dtype=np.float32)
         ids = data["ids"].astype(np.int64)
@@ -163,16 +169,53 @@ def load_catalog(path: Path, n_queries: int, seed: int = 0) -> Catalog:
         years = data["year"] if "year" in data else np.full(len(ids), -1, dtype=np.int64)
     held = np.zeros(len(ids), dtype=bool)
     held[np.random.default_rng(seed).choice(len(ids), size=n_queries, replace=False)] = True
+    queries = vectors[held]
+    keep = np.flatnonzero(~held)
+    vectors, ids, years = vectors[keep], ids[keep], years[keep]
+    raw = {name: column[keep] for name, column in raw.items()}
+    if size is not None and size > len(ids):
+        extra, parents = interpolate_neighbours(vectors, size - len(ids), seed)
+        vectors = np.concatenate([vectors, extra])
+        ids = np.concatenate([ids, ids.max() + 1 + np.arange(len(extra), dtype=np.int64)])
+        years = np.concatenate([years, years[parents]])
+        raw = {name: np.concatenate([column, column[parents]]) for name, column in raw.items()}
     codes, values = {}, {}
     for name, column in raw.items():
-        values[name], inverse = np.unique(column[~held], return_inverse=True)
-        codes[name] = inverse.astype(np.int64)
-        values[name] = values[name].tolist()
-    keep = np.flatnonzero(~held)
-    payloads = [{**{name: str(raw[name][r]) for name in raw}, "year": int(years[r]) if years[r] >= 0 else None}
-                for r in keep]
-    return Catalog(vectors=vectors[keep], ids=ids[keep], payloads=payloads, codes=codes, queries=vectors[held],
-                   values=values)
+        uniques, inverse = np.unique(column, return_inverse=True)
+        codes[name], values[name] = inverse.astype(np.int64), uniques.tolist()
+    names = list(raw)
+    columns = [raw[name].tolist() for name in names]
+    payloads = [{**dict(zip(names, row, strict=True)), "year": int(y) if y >= 0 else None}
+                for row, y in zip(zip(*columns, strict=True), years.tolist(), strict=True)]
+    return Catalog(vectors=vectors, ids=ids, payloads=payloads, codes=codes, queries=queries, values=values,
+                   grown=len(ids) - len(keep))
+
+
+def interpolate_neighbours(vectors: np.ndarray, count: int, seed: int = 0, k: int = 10
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` new unit vectors (count x d float32), each between a random real item a and one of a's ``k``
+    nearest real neighbours b: normalise((1 - t) a + t b), t ~ U(0, 0.5), so a is its nearest parent; returns them
+    with each one's parent row (int64), whose attributes it takes. The new items lie on the real data's manifold
+    (the SMOTE construction: Chawla et al. 2002), so a larger catalog keeps the real one's geometry: men's and
+    women's products in their own regions, types in their neighbourhoods, no synthetic near-ties."""
+    rng = np.random.default_rng(seed + 1)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    _, neighbours = index.search(vectors, k + 1)  # the first is the item itself
+    parents = rng.integers(0, len(vectors), size=count)
+    partners = neighbours[parents, rng.integers(1, k + 1, size=count)]
+    t = rng.uniform(0.0, 0.5, size=(count, 1)).astype(np.float32)
+    out = np.empty((count, vectors.shape[1]), dtype=np.float32)
+    for start in range(0, count, 100_000):
+        end = min(count, start + 100_000)
+        block = (1 - t[start:end]) * vectors[parents[start:end]] + t[start:end] * vectors[partners[start:end]]
+        out[start:end] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out, parents.astype(np.int64)
+
+
+def parse_size(text: str) -> int:
+    """``100k``, ``1m`` or a number of items."""
+    return {"100k": 100_000, "1m": 1_000_000}.get(text.lower()) or int(text)
 
 
 def _closest(freq: np.ndarray, share: float) -> int:
@@ -368,10 +411,11 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         raise SystemExit(f"unknown methods {sorted(unknown)}; known: {','.join(ALL_METHODS)}")
     t0 = time.perf_counter()
     if args.vectors:
-        cat, source = load_catalog(Path(args.vectors), args.queries), f"real ({Path(args.vectors).name})"
+        cat = load_catalog(Path(args.vectors), args.queries, size=parse_size(args.size) if args.size else None)
+        source = f"real ({Path(args.vectors).name})" if not cat.grown else \
+            f"real-derived ({Path(args.vectors).name}, {cat.grown:,} items interpolated)"
     else:
-        size = {"100k": 100_000, "1m": 1_000_000}.get(args.size.lower()) or int(args.size)
-        cat, source = make_catalog(size, args.queries), "synthetic"
+        cat, source = make_catalog(parse_size(args.size or "100k"), args.queries), "synthetic"
     n = len(cat.ids)
     filters = pick_filters(cat)
     log.info("catalog of %d built in %.1fs", n, time.perf_counter() - t0)
@@ -478,7 +522,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="100k", help="100k, 1m or a number of items")
+    parser.add_argument("--size", help="100k, 1m or a number of items (default 100k synthetic; with --vectors, the "
+                        "real items as they are, or grown to this size by interpolating between real neighbours)")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per QPS measurement")
     parser.add_argument("--methods", default=",".join(ALL_METHODS))
@@ -486,8 +531,8 @@ def main() -> None:
                         help="comma-separated HNSW ef values to measure each FAISS HNSW and Qdrant build at "
                         "(default: by size)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
-    parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones (--size is "
-                        "ignored): vectors, ids and the filter fields, as --export-faiss writes them")
+    parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones: vectors, ids "
+                        "and the filter fields, as --export-faiss writes them")
     parser.add_argument("--export-faiss", metavar="INDEX_DIR", help="write the FAISS index in INDEX_DIR (e.g. "
                         ".fashion-search/index/faiss/products after `fashion-search index`) to --vectors, and exit")
     parser.add_argument("--no-acorn", dest="acorn", action="store_false",

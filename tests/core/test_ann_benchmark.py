@@ -157,3 +157,32 @@ def test_real_vectors_are_read_from_an_exported_faiss_index(ann_scale, tmp_path)
     rows = ann_scale.run(args)
     assert {row[0] for row in rows} == {"brute", "faiss-flat"}
     assert all(row[1] == n - 20 and float(row[-1]) == 1.0 for row in rows)  # exact methods, real data
+
+
+def test_real_vectors_grow_by_interpolating_between_real_neighbours(ann_scale, tmp_path) -> None:
+    """--vectors with a larger --size: new items lie between a real item and one of its neighbours, nearer the
+    item, and take its attributes, so filters keep following the embedding at 100k and 1M."""
+    rng = np.random.default_rng(1)
+    n, dim, size = 300, 8, 1_000
+    centres = np.eye(dim, dtype=np.float32)[:2]  # men's and women's products in two regions of the space
+    gender = np.array(["Men", "Women"])[np.arange(n) % 2]
+    vectors = centres[np.arange(n) % 2] + 0.2 * rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    out = tmp_path / "real.npz"
+    np.savez(out, vectors=vectors, ids=np.arange(1, n + 1, dtype=np.int64), gender=gender,
+             articleType=np.array([f"t{i % 7}" for i in range(n)]), baseColour=np.array(["Red"] * n),
+             year=np.full(n, 2012, dtype=np.int64))
+    cat = ann_scale.load_catalog(out, n_queries=20, size=size)
+    assert len(cat.ids) == size and len(set(cat.ids.tolist())) == size and cat.grown == size - (n - 20)
+    np.testing.assert_allclose(np.linalg.norm(cat.vectors, axis=1), 1.0, atol=1e-5)
+    new = slice(n - 20, size)
+    # every new item's nearest real item is a real item of its own gender, as its attributes say
+    real = cat.vectors[:n - 20]
+    nearest = (cat.vectors[new] @ real.T).argmax(axis=1)
+    genders = np.array([p["gender"] for p in cat.payloads])
+    assert (genders[new] == genders[nearest]).mean() > 0.95
+    assert genders[new].tolist().count("Men") > 0.4 * (size - n + 20)
+    assert [cat.values["gender"][c] for c in cat.codes["gender"][new]] == genders[new].tolist()
+    assert all(p["year"] == 2012 for p in cat.payloads)  # payloads copied whole
+    queries_in_gallery = (cat.queries @ cat.vectors.T).max(axis=1) > 1 - 1e-6
+    assert not queries_in_gallery.any()
