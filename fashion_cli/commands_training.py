@@ -319,8 +319,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="train each caption strategy / loss variant of the real recipe and compare "
                        "them on the validation split (each trained once, then cached)")
     p.add_argument("catalog")
-    p.add_argument("--variants", help="comma-separated (default: all): recipe, raw, enriched, structured, "
-                   "infonce, infonce+supcon, no-supcon")
+    p.add_argument("--variants", help="comma-separated names from training/real.py's STUDY (default: all of "
+                   "them), e.g. recipe,raw,enriched,structured,infonce; an unknown name lists them")
     p.add_argument("--epochs", type=int, help="train every variant this many epochs (default: the recipe's)")
     p.add_argument("--out", default="out/study")
     add_settings_options(p)
