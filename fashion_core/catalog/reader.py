@@ -4,12 +4,15 @@ The real file is dirty: productDisplayName holds stray commas (so a row has more
 empty or hold the literal ``NA``, years are not numbers, some ids have no image, a load-test row sits among the
 products, and the encoding is not always UTF-8. Rows that cannot become a product are reported with their line
 and a reason, never dropped silently and never fatal: every data row of the file is either a product or a skip.
+
+A record is one physical line. A quoted field may run onto the next lines (CSV allows it; the real file has none)
+only when the record it makes is a valid product and none of those lines is a row of its own; otherwise a quote
+left open is its line's skip ("unbalanced quote"), and it never swallows the rows after it.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import re
@@ -30,6 +33,8 @@ REQUIRED_FIELDS = ("gender", "masterCategory", "articleType", "productDisplayNam
 MISSING_VALUES = frozenset({"", "na", "n/a", "null", "none", "nan"})
 # Rows left in the catalog by load tests of the shop, not products (the real file has ``RTV_LoadTest``).
 TEST_ROW_NAME = re.compile(r"(?i)^\s*(rtv_\w*|\w*load_?test\w*)\s*$")
+# The most physical lines one record (a quoted field holding newlines) may take.
+MAX_RECORD_LINES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +67,9 @@ class CatalogReadResult:
         path.write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 
-def _decode(raw: bytes) -> tuple[str, str]:
-    """Decode line by line: UTF-8 where it is valid, cp1252 (then latin-1) for the lines that are not."""
+def _decode(raw: bytes) -> tuple[list[str], str]:
+    """The file's lines (split at ``\\n``, so line i+1 of the file is item i), decoded line by line: UTF-8 where it
+    is valid, cp1252 (then latin-1) for the lines that are not."""
     raw = raw.removeprefix(b"\xef\xbb\xbf")
     lines, fallback = [], 0
     for line in raw.split(b"\n"):
@@ -75,7 +81,37 @@ def _decode(raw: bytes) -> tuple[str, str]:
                 lines.append(line.decode("cp1252"))
             except UnicodeDecodeError:
                 lines.append(line.decode("latin-1"))  # never fails: every byte maps to a code point
-    return "\n".join(lines), "utf-8" if not fallback else f"utf-8 ({fallback} lines cp1252)"
+    return lines, "utf-8" if not fallback else f"utf-8 ({fallback} lines cp1252)"
+
+
+def _line_fields(line: str) -> tuple[list[str], bool]:
+    """The fields of one physical line, and whether its quotes are balanced (False: a quoted field is still open
+    at the end of the line)."""
+    if '"' not in line:
+        return next(csv.reader([line]), []), True
+    reader = csv.reader([line, ""])  # an open quote makes the reader take the second item too
+    return next(reader, []), reader.line_num == 1
+
+
+def _is_row(line: str, width: int) -> bool:
+    """Whether a physical line is a row of its own: a product id and at least ``width`` fields."""
+    fields_, _ = _line_fields(line)
+    return len(fields_) >= width and product_id_problem(fields_[0].strip()) is None
+
+
+def _spanning_record(lines: list[str], start: int, width: int) -> tuple[list[str], int] | None:
+    """The record whose quoted field opens on ``lines[start]`` and closes on a later line, and how many lines it
+    takes; None when the quote does not close properly within MAX_RECORD_LINES lines or a line it would take is
+    a row of its own."""
+    for count in range(2, MAX_RECORD_LINES + 1):
+        if start + count > len(lines) or _is_row(lines[start + count - 1], width):
+            return None
+        reader = csv.reader([line + "\n" for line in lines[start:start + count]], strict=True)
+        try:
+            return next(reader), count
+        except csv.Error:  # still open at the end of these lines (or malformed: more lines will not mend it)
+            continue
+    return None
 
 
 def find_image(images_dir: Path, product_id: int) -> Path | None:
@@ -141,18 +177,26 @@ def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) ->
     )
 
 
+def _row_outcome(fields_: list[str], header: list[str], images_dir: Path,
+                 require_image: bool) -> Product | str | None:
+    """A record's product, the reason it cannot be one, or None for a blank record."""
+    if not any(f.strip() for f in fields_):
+        return None
+    if len(fields_) < len(header):
+        return f"too few fields: {len(fields_)}"
+    return parse_product(_parse_row(fields_, header), images_dir, require_image)
+
+
 def read_catalog(root: Path | str, require_image: bool = True) -> CatalogReadResult:
     """Read ``root/styles.csv`` and match ``root/images/<id>.jpg``; bad rows land in ``skipped``."""
     root = Path(root)
     styles = root / "styles.csv"
     if not styles.is_file():
         raise NotFoundError(f"{root}: no styles.csv (expected the Fashion Product Images layout)")
-    text, encoding = _decode(styles.read_bytes())
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise InvalidInputError(f"{styles}: empty file") from None
+    lines, encoding = _decode(styles.read_bytes())
+    if not any(line.strip() for line in lines):
+        raise InvalidInputError(f"{styles}: empty file")
+    header = [h.strip() for h in _line_fields(lines[0])[0]]
     missing = [c for c in ("id", *REQUIRED_FIELDS) if c not in header]
     if missing:
         raise InvalidInputError(f"{styles}: missing columns {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
@@ -160,16 +204,25 @@ def read_catalog(root: Path | str, require_image: bool = True) -> CatalogReadRes
     result = CatalogReadResult(root=root, encoding=encoding)
     images_dir = root / "images"
     seen: set[int] = set()
-    for fields_ in reader:
-        line = reader.line_num
-        if not any(f.strip() for f in fields_):
+    i = 1
+    while i < len(lines):
+        line = i + 1  # 1-based, where the record starts
+        fields_, closed = _line_fields(lines[i])
+        used = 1
+        if closed:
+            parsed = _row_outcome(fields_, header, images_dir, require_image)
+        else:
+            spanning = _spanning_record(lines, i, len(header))
+            outcome = None if spanning is None else _row_outcome(spanning[0], header, images_dir, require_image)
+            if spanning is not None and isinstance(outcome, Product):
+                parsed, used = outcome, spanning[1]
+            else:
+                parsed = "unbalanced quote: a quoted field opens on this line and is not closed"
+        i += used
+        if parsed is None:
             continue
-        if len(fields_) < len(header):
-            result.skipped.append(SkippedRow(line, fields_[0] if fields_ else "", f"too few fields: {len(fields_)}"))
-            continue
-        parsed = parse_product(_parse_row(fields_, header), images_dir, require_image)
         if isinstance(parsed, str):
-            result.skipped.append(SkippedRow(line, fields_[0].strip(), parsed))
+            result.skipped.append(SkippedRow(line, fields_[0].strip() if fields_ else "", parsed))
         elif parsed.id in seen:
             result.skipped.append(SkippedRow(line, str(parsed.id), "duplicate id: kept the first row"))
         else:

@@ -110,3 +110,45 @@ def test_synthetic_dirty_rows_are_all_reported(synthetic_catalog: Path) -> None:
                                 "test row": 1}
     na_row = next(p for p in result.products if p.productDisplayName == "Baggit Women Handbag")
     assert na_row.baseColour == "" and na_row.usage == ""
+
+
+def test_a_stray_quote_costs_its_own_line_only(tmp_path: Path) -> None:
+    """A quote opened and never closed on its line is that line's skip (with its own line number); it never
+    swallows the rows after it, so every physical data line is a product or a skip."""
+    body = (
+        b"9000005,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Good shirt\n"  # line 2
+        b'9000006,Women,Apparel,Topwear,Tops,"Blue,Summer,2012,Casual,Broken top\n'  # line 3: stray quote
+        b"9000007,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Next shirt\n"  # line 4
+        b'9000008,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,"Quoted, closed" name\n'  # line 5
+        b'9000009,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,"Opens in the name\n'  # line 6: stray
+        b'9000010,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,and a row that ends it"\n'  # line 7
+        b'9000011,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Ends on the last line"\n'  # line 8
+    )
+    result = read_catalog(_write(tmp_path / "cat", body, images=list(range(9000005, 9000012))))
+    assert [p.id for p in result.products] == [9000005, 9000007, 9000008, 9000010, 9000011]
+    assert [(s.line, s.product_id) for s in result.skipped] == [(3, "9000006"), (6, "9000009")]
+    assert all(s.reason.startswith("unbalanced quote") for s in result.skipped)
+    assert {p.id: p.productDisplayName for p in result.products}[9000008] == "Quoted, closed name"
+    # a stray quote on the last line has nothing to swallow, and is still its own skip
+    last = tmp_path / "last"
+    result = read_catalog(_write(last, body[:body.index(b"9000007")], images=[9000005, 9000006]))
+    assert [p.id for p in result.products] == [9000005]
+    assert [(s.line, s.reason.split(":")[0]) for s in result.skipped] == [(3, "unbalanced quote")]
+
+
+def test_a_quoted_field_may_span_lines_when_the_record_is_a_valid_row(tmp_path: Path) -> None:
+    """CSV lets a quoted field hold a newline (the real file has none): such a record is one product, reported
+    at the line where it starts, only when it parses into a valid row."""
+    body = (
+        b'1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,"Two-line\n'  # line 2
+        b'name, with a comma"\n'  # line 3
+        b"2,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,After it\n"  # line 4
+        b'3,Men,Apparel,Topwear,Tshirts,"Red\n'  # line 5: closes into a row with too few fields
+        b'Blue",Summer\n'  # line 6
+        b"4,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Last\n"  # line 7
+    )
+    result = read_catalog(_write(tmp_path / "cat", body, images=[1, 2, 3, 4]))
+    assert [(p.id, p.productDisplayName) for p in result.products] == [
+        (1, "Two-line name, with a comma"), (2, "After it"), (4, "Last")]
+    assert [(s.line, s.product_id, s.reason.split(":")[0]) for s in result.skipped] == [
+        (5, "3", "unbalanced quote"), (6, 'Blue"', "too few fields")]
