@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
@@ -31,8 +32,8 @@ from training.synthetic_catalog import generate_catalog
 
 
 def progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
 
 
 # -- generate-catalog ------------------------------------------------------------------------------
@@ -68,8 +69,8 @@ def cmd_fetch_dataset(args: argparse.Namespace) -> int:
 
 # -- index -----------------------------------------------------------------------------------------
 def print_index_report(report: IndexReport, report_file: Path | None) -> None:
-    console.print(f"[green]indexed {report.indexed}[/green], skipped {len(report.skipped)} "
-                  f"in {report.seconds:.1f}s")
+    console.print(Text.assemble((f"indexed {report.indexed}", "green"),
+                                f", skipped {len(report.skipped)} in {report.seconds:.1f}s"))
     if report.skipped:
         table = Table("reason", "count", title="skipped items")
         for reason, count in sorted(report.reasons().items(), key=lambda kv: -kv[1]):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from fashion_cli.console import console
 from fashion_cli.options import add_settings_options, settings_from
@@ -82,8 +83,8 @@ def follow(settings: Settings, job_id: str, poll_s: float = 0.5) -> JobStatus:
 
     store = open_store(settings)
     status = store.get(job_id)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+               TextColumn("chunks"), TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(status.spec.index, total=status.spec.chunks_total or 1, info="")
         while True:
@@ -101,8 +102,9 @@ def _run(args: argparse.Namespace, settings: Settings, kind: str, upsert_ids: It
     in_process = not settings.redis_url
     spec = start_job(settings, args.catalog_dir, args.index or settings.index_name, background=in_process,
                      chunk_size=args.chunk_size, kind=kind, upsert_ids=upsert_ids, delete_ids=delete_ids)
-    console.print(f"job [bold]{spec.job_id}[/bold]: {spec.kind} {spec.items_total} items in {spec.chunks_total} "
-                  f"chunks -> {spec.version}" + ("" if in_process else " (queued for the Celery workers)"))
+    console.print(Text.assemble("job ", (spec.job_id, "bold"), f": {spec.kind} {spec.items_total} items in "
+                                f"{spec.chunks_total} chunks -> {spec.version}",
+                                "" if in_process else " (queued for the Celery workers)"))
     if not (args.wait or in_process):
         console.print(f"follow it with: fashion-search status {spec.job_id} --redis-url {settings.redis_url}")
         return 0

@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from rich.text import Text
+
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
 from fashion_cli.main import main as cli
@@ -39,8 +41,8 @@ def ensure_model(settings: Settings) -> str:
     except ImportError:
         from training.architectures import build_tiny_clip
 
-        console.print("[yellow]training pipeline not installed: using an untrained tiny CLIP; results are "
-                      "random[/yellow]")
+        console.print("training pipeline not installed: using an untrained tiny CLIP; results are random",
+                      style="yellow")
         return str(build_tiny_clip(settings.models_dir / "untrained"))
     console.print("no model configured or cached: bootstrapping one from the synthetic catalog")
     return str(bootstrap_model(settings))
@@ -86,7 +88,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     catalog = None if args.synthetic else find_real_catalog(settings)
     if catalog is None:
         if not args.synthetic:
-            console.print(f"[yellow]{HOW_TO_GET}.[/yellow] Running the demo on a synthetic catalog instead.")
+            console.print(Text.assemble((f"{HOW_TO_GET}.", "yellow"), " Running the demo on a synthetic catalog "
+                                        "instead."))
         return _demo_synthetic(args, settings, out)
     return _demo_real(catalog, settings, out)
 
@@ -126,7 +129,7 @@ def _demo_real(catalog: Path, settings: Settings, out: Path) -> int:
         _demo_searches(engine, read.products, out)
     finally:
         index.close()
-    console.print(f"[green]demo done[/green]: grids in {out}/*.png, skip report in {out}/skipped.json")
+    console.print(Text.assemble(("demo done", "green"), f": grids in {out}/*.png, skip report in {out}/skipped.json"))
     return 0
 
 
@@ -205,7 +208,7 @@ def _demo_synthetic(args: argparse.Namespace, settings: Settings, out: Path) -> 
         code = cli([*example, *common])
         if code:
             return code
-    console.print(f"[green]demo done[/green]: grids in {out}/*.png, skip report in {out}/skipped.json")
+    console.print(Text.assemble(("demo done", "green"), f": grids in {out}/*.png, skip report in {out}/skipped.json"))
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
 
 from fashion_cli.console import console
 from fashion_cli.options import add_catalog_option, add_settings_options, settings_from
@@ -166,8 +167,8 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
         if catalog is not None:
             recipes.append(RealRecipe(catalog))
         else:
-            console.print(f"[yellow]{HOW_TO_GET}[/yellow]: the real recipe is not trained; the real-data tests "
-                          "will skip")
+            console.print(Text.assemble((HOW_TO_GET, "yellow"), ": the real recipe is not trained; the real-data "
+                                        "tests will skip"))
     table = Table("recipe", "fingerprint", "checkpoint", "onnx", "seconds", title="models")
     for recipe in recipes:
         cached = (recipe_dir(settings, recipe) / "config.json").is_file()

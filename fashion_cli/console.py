@@ -1,5 +1,12 @@
 """Rich consoles for CLI output (wide tables when stdout is not a terminal: logs, CI, pipes) and the result
-printers that the embedded commands and the service-client commands share."""
+printers that the embedded commands and the service-client commands share.
+
+Both consoles have rich markup OFF: every string they print (table titles and cells, rules, messages) is shown
+as it is, so that user and catalog text with square brackets (``shirt [red]``, ``Kids[bold]``, ``[/x]``) is
+neither eaten as a style nor a ``MarkupError``. Colour is asked for with ``style=`` or ``rich.text.Text``, never
+with markup tags in a string. Rich renderables that parse markup whatever the console says (``TextColumn``,
+``console.status``) get only constant text or ``markup=False``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,18 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from fashion_core.stores.base import SearchHit
 from fashion_core.zeroshot import LabelScore
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+console = Console(width=None if sys.stdout.isatty() else 160, markup=False)
+err_console = Console(stderr=True, markup=False)
+
+
+def print_error(message: object) -> None:
+    """The CLI's one-line ``error: ...`` on stderr; ``message`` is shown verbatim."""
+    err_console.print(Text.assemble(("error:", "red"), " ", str(message)), highlight=False, soft_wrap=True)
 
 
 def hits_table(hits: Sequence[SearchHit], title: str) -> Table:

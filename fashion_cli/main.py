@@ -11,12 +11,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from rich.console import Console
-
+from fashion_cli.console import err_console, print_error
 from fashion_core.errors import FashionSearchError
 
 log = logging.getLogger("fashion_cli")
-err_console = Console(stderr=True)
 
 # Modules that add subcommands: each exposes register(subparsers). Missing ones are skipped so that a
 # package without its optional pieces still gets the core commands.
@@ -67,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except FashionSearchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
