@@ -55,20 +55,20 @@ def product_payload(product: Product) -> dict[str, Any]:
 
 def embed_products(products: Sequence[Product], encoder: Encoder) -> EmbeddedBatch:
     """Load and validate each image, embed the good ones in one call, report the bad ones (an id or a year out of
-    range, a missing or unreadable image)."""
+    range, a missing or unreadable image) at the product's styles.csv line."""
     images, good, skipped = [], [], []
     for product in products:
         if (problem := product_problem(product)) is not None:
-            skipped.append(SkippedRow(0, str(product.id), problem))
+            skipped.append(SkippedRow(product.line, str(product.id), problem))
             continue
         if product.image_path is None:
-            skipped.append(SkippedRow(0, str(product.id), "missing image"))
+            skipped.append(SkippedRow(product.line, str(product.id), "missing image"))
             continue
         try:
             images.append(read_image(product.image_path))  # decoded here, sent as file bytes to a service
             good.append(product)
         except (InvalidInputError, NotFoundError) as exc:
-            skipped.append(SkippedRow(0, str(product.id), f"unreadable image: {exc}"))
+            skipped.append(SkippedRow(product.line, str(product.id), f"unreadable image: {exc}"))
     vectors = encoder.encode_images(images) if images else np.zeros((0, encoder.info.dim), np.float32)
     return EmbeddedBatch([p.id for p in good], vectors, [product_payload(p) for p in good], skipped)
 

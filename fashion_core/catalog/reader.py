@@ -39,7 +39,7 @@ MAX_RECORD_LINES = 8
 
 @dataclass(frozen=True, slots=True)
 class SkippedRow:
-    line: int  # 1-based line number in styles.csv (0 when the problem was found after reading)
+    line: int  # 1-based line number in styles.csv where the row starts (0 for a product not read from a file)
     product_id: str
     reason: str
 
@@ -139,8 +139,8 @@ def missing_to_empty(value: str, column: str | None = None) -> str:
     return value
 
 
-def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) -> Product | str:
-    """A product, or the reason this row cannot be one."""
+def parse_product(row: dict[str, str], images_dir: Path, require_image: bool, line: int = 0) -> Product | str:
+    """A product (read at ``line`` of styles.csv), or the reason this row cannot be one."""
     raw_id = row.get("id", "")
     if (id_problem := product_id_problem(raw_id)) is not None:
         return f"bad id: {id_problem}"
@@ -174,17 +174,18 @@ def parse_product(row: dict[str, str], images_dir: Path, require_image: bool) ->
         usage=row.get("usage", ""),
         productDisplayName=" ".join(row["productDisplayName"].split()),
         image_path=image,
+        line=line,
     )
 
 
-def _row_outcome(fields_: list[str], header: list[str], images_dir: Path,
-                 require_image: bool) -> Product | str | None:
-    """A record's product, the reason it cannot be one, or None for a blank record."""
+def _row_outcome(fields_: list[str], header: list[str], images_dir: Path, require_image: bool,
+                 line: int) -> Product | str | None:
+    """The product of the record at ``line``, the reason it cannot be one, or None for a blank record."""
     if not any(f.strip() for f in fields_):
         return None
     if len(fields_) < len(header):
         return f"too few fields: {len(fields_)}"
-    return parse_product(_parse_row(fields_, header), images_dir, require_image)
+    return parse_product(_parse_row(fields_, header), images_dir, require_image, line)
 
 
 def read_catalog(root: Path | str, require_image: bool = True) -> CatalogReadResult:
@@ -210,10 +211,11 @@ def read_catalog(root: Path | str, require_image: bool = True) -> CatalogReadRes
         fields_, closed = _line_fields(lines[i])
         used = 1
         if closed:
-            parsed = _row_outcome(fields_, header, images_dir, require_image)
+            parsed = _row_outcome(fields_, header, images_dir, require_image, line)
         else:
             spanning = _spanning_record(lines, i, len(header))
-            outcome = None if spanning is None else _row_outcome(spanning[0], header, images_dir, require_image)
+            outcome = None if spanning is None else _row_outcome(spanning[0], header, images_dir, require_image,
+                                                                 line)
             if spanning is not None and isinstance(outcome, Product):
                 parsed, used = outcome, spanning[1]
             else:

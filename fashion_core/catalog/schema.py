@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +112,16 @@ class Product:
     usage: str
     productDisplayName: str  # noqa: N815
     image_path: Path | None = None
+    # Where the product was read: its 1-based line in styles.csv (0 when it was not read from one), so a problem
+    # found later (an unreadable image) is reported at that line. Not part of the product: payloads and
+    # equality ignore it.
+    line: int = field(default=0, compare=False)
 
     def payload(self) -> dict[str, Any]:
-        """Index payload: every catalog column, JSON-serialisable, no image path."""
+        """Index payload: every catalog column, JSON-serialisable, no image path or line."""
         data = asdict(self)
         data.pop("image_path")
+        data.pop("line")
         return data
 
     def image_file(self) -> Path:
@@ -128,6 +133,6 @@ class Product:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], image_path: Path | None = None) -> Product:
-        names = {f.name for f in fields(cls)} - {"image_path"}
+        names = {f.name for f in fields(cls)} - {"image_path", "line"}
         values: dict[str, Any] = {k: payload.get(k) for k in names}  # checked where products are made
         return cls(**values, image_path=image_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,35 @@ def test_a_quoted_field_may_span_lines_when_the_record_is_a_valid_row(tmp_path: 
         (1, "Two-line name, with a comma"), (2, "After it"), (4, "Last")]
     assert [(s.line, s.product_id, s.reason.split(":")[0]) for s in result.skipped] == [
         (5, "3", "unbalanced quote"), (6, 'Blue"', "too few fields")]
+
+
+def test_image_skips_found_after_reading_name_the_row_line(tmp_path: Path, synthetic_catalog: Path,
+                                                           tiny_encoder) -> None:
+    """A product whose image turns out unreadable (or gone) when it is embedded is reported with its styles.csv
+    line, like the reader's own skips."""
+    from fashion_core.ingest import embed_products, index_catalog
+    from fashion_core.stores.faiss import FaissIndex
+
+    body = (
+        b"1,Men,Apparel,Topwear,Tshirts,Blue,Summer,2012,Casual,Good shirt\n"  # line 2
+        b"\n"  # line 3: blank
+        b"2,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Corrupt image\n"  # line 4
+        b"3,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Image deleted after reading\n"  # line 5
+    )
+    root = _write(tmp_path / "cat", body, images=[2, 3])
+    shutil.copy(synthetic_catalog / "images" / "10001.jpg", root / "images" / "1.jpg")
+    result = read_catalog(root)
+    assert [(p.id, p.line) for p in result.products] == [(1, 2), (2, 4), (3, 5)]
+    (root / "images" / "3.jpg").unlink()
+    batch = embed_products(result.products, tiny_encoder)
+    assert batch.ids == [1]
+    assert [(s.line, s.product_id, s.reason.split(":")[0]) for s in batch.skipped] == [
+        (4, "2", "unreadable image"), (5, "3", "unreadable image")]
+    report = index_catalog(root, tiny_encoder, FaissIndex(tmp_path / "index"))
+    assert report.indexed == 1  # read again: 3 is now the reader's skip, 2 the embedding's
+    assert [(s.line, s.product_id, s.reason.split(":")[0]) for s in report.skipped] == [
+        (5, "3", "missing image"), (4, "2", "unreadable image")]
+    # the line is where the product came from, not part of it: payloads and equality ignore it
+    product = result.products[0]
+    assert "line" not in product.payload()
+    assert type(product).from_payload(product.payload(), product.image_path) == product

@@ -40,6 +40,10 @@ def test_reindex_in_process_exact_count_report_and_version_switch(tiny_model_dir
     assert status.index_count == len(expected) == status.items_indexed
     reasons = {f.product_id: f.reason for f in status.failures}
     assert any(r.startswith("unreadable image") for r in reasons.values())  # the corrupt JPEG
+    # every failure names its styles.csv line, the chunks' (unreadable image) as well as the reader's
+    rows = {p.id: p.line for p in read_catalog(synthetic_catalog).products}
+    assert all(f.line >= 2 for f in status.failures)
+    assert all(f.line == rows[int(f.product_id)] for f in status.failures if f.reason.startswith("unreadable"))
     assert any(r.startswith("missing image") for r in reasons.values())
     # Only the newest two versions are kept; the staging shards are gone.
     assert open_store(settings).list_versions("shop") == built[1:]
