@@ -32,3 +32,8 @@ class DeadlineExceededError(FashionSearchError):
 
 class ModelMismatchError(FashionSearchError):
     """The index was built by another model than the one encoding queries."""
+
+
+class ConfigError(InvalidInputError):
+    """A setting has an unusable value (a ``FASHION_*`` variable, the ``FASHION_CONFIG`` file or an explicit
+    override), or the ``FASHION_CONFIG`` file cannot be read: the message names the setting and what is wrong."""

@@ -8,10 +8,11 @@ FAISS files on a local path, the encoder in-process, indexing tasks in-process.
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from fashion_core.errors import InvalidInputError
+from fashion_core.errors import ConfigError
 
 CONFIG_ENV_VAR = "FASHION_CONFIG"
 # Text search modes (fashion_core/search.py) and hybrid fusion methods (fashion_core/fusion.py).
@@ -144,19 +145,71 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get(CONFIG_ENV_VAR)
         if config_file:
-            path = Path(config_file)
-            if not path.is_file():
-                raise InvalidInputError(f"{CONFIG_ENV_VAR}={config_file}: no such file")
-            if path.suffix in {".yaml", ".yml"}:
-                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
-            elif path.suffix == ".toml":
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-            else:
-                raise InvalidInputError(f"{CONFIG_ENV_VAR}={config_file}: expected a .toml, .yaml or .yml file")
+            sources.append(_config_file_source(settings_cls, config_file))
         return tuple(sources)
+
+    def __init__(self, **values: Any) -> None:
+        """Raises ConfigError (not pydantic's ValidationError) naming each bad setting by where it came from."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, explicit=values)) from None
+
+
+def _config_file_source(settings_cls: type[BaseSettings], config_file: str) -> PydanticBaseSettingsSource:
+    """The FASHION_CONFIG file's source (the file is read here); ConfigError when it is missing or unreadable."""
+    path = Path(config_file)
+    if not path.is_file():
+        raise ConfigError(f"{CONFIG_ENV_VAR}={config_file}: no such file")
+    if path.suffix not in {".yaml", ".yml", ".toml"}:
+        raise ConfigError(f"{CONFIG_ENV_VAR}={config_file}: expected a .toml, .yaml or .yml file")
+    kind = "TOML" if path.suffix == ".toml" else "YAML"
+    import yaml  # pydantic-settings' YAML reader (PyYAML): its errors are none of the builtin ones
+
+    try:
+        if kind == "TOML":
+            return TomlConfigSettingsSource(settings_cls, toml_file=path)
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    # tomllib.TOMLDecodeError and UnicodeDecodeError are ValueErrors; a YAML list or scalar is a TypeError
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{CONFIG_ENV_VAR}={config_file}: not a valid {kind} table of settings: "
+                          f"{_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _describe(exc: ValidationError, explicit: dict[str, Any]) -> str:
+    """One line per bad value, joined: where it came from (an explicit value, the FASHION_* variable, the
+    FASHION_CONFIG file), the value, and pydantic's reason without its links and type codes."""
+    env = {key.upper() for key in os.environ}
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 80
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        top = str(error["loc"][0]) if error["loc"] else ""
+        env_name = f"FASHION_{top.upper()}"
+        where = ""
+        if top in explicit:
+            name = field
+        elif env_name in env:
+            name = env_name
+        else:
+            name = field
+            if os.environ.get(CONFIG_ENV_VAR):
+                where = f" (in {CONFIG_ENV_VAR} file {os.environ[CONFIG_ENV_VAR]})"
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        value = "" if error["type"] == "missing" else f"={short.repr(error['input'])}"
+        problems.append(f"{name}{value}{where}: {reason}")
+    return "invalid setting " + "; ".join(problems)
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from env and file, with ``overrides`` (e.g. CLI flags; None values ignored) on top."""
+    """Settings from env and file, with ``overrides`` (e.g. CLI flags; None values ignored) on top.
+
+    Raises ConfigError for a bad value (naming the setting: its FASHION_* variable when it came from there) and for
+    a FASHION_CONFIG file that is missing or not valid TOML/YAML."""
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**values)
