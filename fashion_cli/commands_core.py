@@ -25,6 +25,8 @@ from fashion_core.catalog.reader import CatalogReadResult
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.images import load_image
 from fashion_core.ingest import IndexReport, index_catalog
+from fashion_core.outputs import check_output_file
+from fashion_core.pictures import check_picture_path
 from fashion_core.stores.backends import open_index
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
 from services.wiring import open_encoder, open_engine
@@ -89,6 +91,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     catalog_dir = Path(args.catalog_dir)
     if not catalog_dir.is_dir():
         raise NotFoundError(f"{catalog_dir}: no such catalog directory")
+    report_file = check_output_file(args.report, "--report") if args.report else None
     settings = settings_from(args)
     encoder = open_encoder(settings)
     index = open_index(settings)
@@ -104,7 +107,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         console.print(f"index {index.name!r} ({index.backend}) now holds {index.count()} items")
     finally:
         index.close()
-    print_index_report(report, Path(args.report) if args.report else None)
+    print_index_report(report, report_file)
     return 0
 
 
@@ -115,6 +118,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.query is not None and not args.query.strip():
         raise InvalidInputError("the text query is empty")
     flt = filter_from(args)
+    if args.grid:
+        check_picture_path(args.grid, "--grid")
     query_image = load_image(args.image) if args.image else None
     engine = open_engine(settings_from(args))
     try:
@@ -168,7 +173,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="text or image search with filters")
     p.add_argument("query", nargs="?", help="text query, e.g. \"men's blue shoes\"")
     p.add_argument("--image", help="query by this image instead of text")
-    p.add_argument("--grid", help="write a results grid PNG here")
+    p.add_argument("--grid", help="write a results grid picture here (.png, or .jpg, .webp, ...)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     add_mode_option(p)
     add_filter_options(p)

@@ -19,6 +19,7 @@ from fashion_core.catalog.schema import Product
 from fashion_core.errors import NotFoundError
 from fashion_core.images import load_image
 from fashion_core.model.resolve import resolve_model
+from fashion_core.outputs import check_output_dir
 from fashion_core.search import SearchEngine, TextSearchConfig
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index
@@ -84,7 +85,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: on the real catalog when this machine has it, else on a synthetic one."""
     settings = settings_from(args)
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     catalog = None if args.synthetic else find_real_catalog(settings)
     if catalog is None:
         if not args.synthetic:

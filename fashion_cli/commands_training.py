@@ -21,6 +21,7 @@ from fashion_core.catalog.real import HOW_TO_GET, find_real_catalog
 from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.model.card import CARD_FILE
 from fashion_core.model.resolve import resolve_model
+from fashion_core.outputs import check_output_dir, check_output_file
 from services.wiring import local_encoder
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from training.real import STUDY, STUDY_METRICS, run_study
 
     settings = settings_from(args)
+    check_output_dir(args.out, "--out")
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else list(STUDY)
     unknown = [n for n in names if n not in STUDY]
     if unknown:
@@ -186,8 +188,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import EvalConfig, evaluate_checkpoints, markdown_tables
 
     settings = settings_from(args)
+    out = check_output_dir(args.out, "--out")
     checkpoints = args.checkpoints or [resolve_model(settings)]
-    results = evaluate_checkpoints(checkpoints, _products(args.catalog), Path(args.out), EvalConfig(),
+    results = evaluate_checkpoints(checkpoints, _products(args.catalog), out, EvalConfig(),
                                    device=settings.device, probe=not args.no_probe, split=args.split)
     console.print(markdown_tables(results), markup=False, highlight=False)
     console.print(f"results.json, results.md and the pictures (failure grids, similarity heatmaps) in {args.out}")
@@ -202,10 +205,10 @@ def cmd_localize(args: argparse.Namespace) -> int:
     path = Path(args.image)
     if not path.is_file():
         raise NotFoundError(f"{path}: no such image")
+    out = check_output_file(args.out, "--out", {".png"})  # heatmap_png writes PNG bytes
     image = decode_image(path.read_bytes(), name=str(path))
     encoder = local_encoder(settings)
     loc = occlusion_map(encoder, image, args.query, grid=args.grid, patch=args.patch, threshold=args.threshold)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(heatmap_png(image, loc))
     console.print(f"similarity {loc.base_similarity:.3f}; box (x0, y0, x1, y1) = {loc.box}; heatmap in {out}")
@@ -235,8 +238,8 @@ def cmd_train_tagger(args: argparse.Namespace) -> int:
     from training.tagger import train_tagger
 
     settings = settings_from(args)
+    out = check_output_file(args.out, "--out") if args.out else settings.models_dir / "tagger.json"
     tagger, scores = train_tagger(_products(args.catalog), epochs=args.epochs, seed=args.seed)
-    out = Path(args.out) if args.out else settings.models_dir / "tagger.json"
     tagger.save(out)
     table = Table(title="BIO tagger on the test split (entity level)")
     for col in ("tag", "precision", "recall", "F1", "support"):

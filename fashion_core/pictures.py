@@ -15,10 +15,13 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from fashion_core.errors import FashionSearchError
 from fashion_core.images import load_image
+from fashion_core.outputs import check_output_file
 
 TILE, CAPTION_H, TITLE_H = 160, 54, 30
 QUERY_COLOUR = (220, 120, 0)
 NEUTRAL, RIGHT, WRONG = (60, 120, 200), (40, 160, 60), (210, 40, 40)
+# Raster formats Pillow writes from an RGB canvas (the format follows the extension).
+PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,18 @@ def _picture(tile: Tile) -> Image.Image:
     return cell
 
 
+def check_picture_path(path: Path | str, what: str = "picture") -> Path:
+    """``path`` when a picture can be written there (:func:`fashion_core.outputs.check_output_file` with an image
+    extension); call it before the work whose result the picture shows. Raises InvalidInputError."""
+    return check_output_file(path, what, PICTURE_SUFFIXES)
+
+
 def render_rows(rows: Sequence[Sequence[Tile]], out: Path | str, title: str = "", columns: int | None = None
                 ) -> Path:
-    """Draw ``rows`` of tiles (a long row wraps after ``columns`` tiles) under a title; returns the PNG path."""
+    """Draw ``rows`` of tiles (a long row wraps after ``columns`` tiles) under a title into ``out`` (a PNG, or
+    another format of :data:`PICTURE_SUFFIXES` by its extension); returns its path. InvalidInputError for a path
+    no picture can be written to (checked first)."""
+    path = check_picture_path(out)
     columns = columns or max((len(r) for r in rows), default=1)
     lines: list[Sequence[Tile]] = [row[i:i + columns] for row in rows for i in range(0, max(1, len(row)), columns)]
     canvas = Image.new("RGB", (columns * TILE, TITLE_H + len(lines) * (TILE + CAPTION_H)), "white")
@@ -76,7 +88,6 @@ def render_rows(rows: Sequence[Sequence[Tile]], out: Path | str, title: str = ""
             draw.rectangle((x, y, x + TILE - 1, y + TILE - 1), outline=colour, width=3)
             for j, text in enumerate(textwrap.wrap(tile.caption, 26)[:4]):
                 draw.text((x + 4, y + TILE + 2 + 12 * j), text, fill=(20, 20, 20), font=_font(11))
-    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
