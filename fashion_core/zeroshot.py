@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,22 @@ FIELD_TEMPLATES: dict[str, tuple[str, ...]] = {
 MAX_LABELS = 1000
 
 
+def check_template(template: str) -> str:
+    """``template`` when it is a prompt template: well-formed, with exactly one bare ``{}`` where the label goes
+    (``{{``/``}}`` are literal braces); otherwise InvalidInputError naming it. Named, numbered, converted or
+    formatted fields ({x}, {0}, {!r}, {:>9}) are refused, not passed to str.format to fail there."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:  # a single '{' or '}'
+        raise InvalidInputError(f"prompt template {template!r}: {exc} (write {{{{ or }}}} for a literal brace)"
+                                ) from None
+    if fields != [("", "", None)]:
+        raise InvalidInputError(f"prompt template {template!r}: it needs exactly one '{{}}' where the label goes "
+                                "and no other {...} field (write {{ or }} for a literal brace)")
+    return template
+
+
 @dataclass(frozen=True)
 class LabelScore:
     label: str
@@ -39,9 +56,7 @@ def label_embeddings(encoder: Encoder, labels: Sequence[str],
         raise InvalidInputError(f"{len(labels)} labels; the limit is {MAX_LABELS}")
     if any(is_blank(label) for label in labels) or len(set(labels)) != len(labels):
         raise InvalidInputError("labels must be non-empty and distinct")
-    templates = list(templates) or ["{}"]
-    if any("{}" not in t for t in templates):
-        raise InvalidInputError("every prompt template must contain '{}'")
+    templates = [check_template(t) for t in templates] or ["{}"]
     prompts = [t.format(label) for label in labels for t in templates]
     vectors = encoder.encode_texts(prompts).reshape(len(labels), len(templates), -1).mean(axis=1)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
