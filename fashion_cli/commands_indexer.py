@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fashion_cli.console import console
-from fashion_cli.options import add_settings_options, settings_from
+from fashion_cli.options import SETTINGS_OPTIONS, add_settings_options, settings_from
 from fashion_core.catalog.schema import parse_product_id
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import Settings
@@ -173,9 +173,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         raise InvalidInputError("a worker needs Redis: pass --redis-url or set FASHION_REDIS_URL")
     # The Celery app reads FASHION_* when imported: hand the flags over through the environment.
+    handed_on = {*SETTINGS_FLAGS, *(option.field for option in SETTINGS_OPTIONS)}
     for key, value in settings.model_dump().items():
-        if value is not None and key in {"redis_url", "encoder_address", "qdrant_url", "model", "index_backend",
-                                         "index_dir", "index_name", "faiss_index_type", "device"}:
+        if value is not None and key in handed_on:
             os.environ[f"FASHION_{key.upper()}"] = str(value)
     from indexer.celery_app import QUEUE, app
 

@@ -12,7 +12,7 @@ from rich.text import Text
 from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.grid import render_grid
 from fashion_cli.main import main as cli
-from fashion_cli.options import add_catalog_option, add_settings_options, settings_from
+from fashion_cli.options import add_catalog_option, add_settings_options, settings_args, settings_from
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.real import HOW_TO_GET, find_real_catalog
 from fashion_core.catalog.schema import Product
@@ -121,7 +121,7 @@ def _demo_real(catalog: Path, settings: Settings, out: Path) -> int:
                       "embedded by this model: not re-indexed")
     else:
         index.close()
-        code = cli(["index", str(catalog), "--report", str(out / "skipped.json"), *_settings_args(settings)])
+        code = cli(["index", str(catalog), "--report", str(out / "skipped.json"), *settings_args(settings)])
         if code:
             return code
         index = open_index(settings)
@@ -137,11 +137,6 @@ def _demo_real(catalog: Path, settings: Settings, out: Path) -> int:
 def _index_is_current(index: VectorIndex, model_version: str, ids: set[int]) -> bool:
     meta = index.meta
     return meta is not None and meta.model_version == model_version and index.all_ids() == ids
-
-
-def _settings_args(settings: Settings) -> list[str]:
-    return ["--model", str(settings.model), "--backend", settings.index_backend, "--index-dir",
-            str(settings.index_dir)]
 
 
 REAL_QUERIES: tuple[tuple[str, str, SearchFilter | None], ...] = (
@@ -185,7 +180,7 @@ def _demo_synthetic(args: argparse.Namespace, settings: Settings, out: Path) -> 
     console.rule("2. model")
     model = ensure_model(settings)
     console.print(f"serving model: {model}")
-    common = _settings_args(settings.model_copy(update={"model": model}))
+    common = settings_args(settings.model_copy(update={"model": model}))
     console.rule("3. index")
     code = cli(["index", str(catalog), "--report", str(out / "skipped.json"), *common])
     if code:

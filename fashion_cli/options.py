@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import get_args
+from dataclasses import dataclass
+from typing import Literal, get_args, get_origin
 
 from fashion_core.catalog.schema import KEYWORDS
 from fashion_core.search import check_k
@@ -11,19 +12,52 @@ from fashion_core.settings import SearchMode, Settings, load_settings
 from fashion_core.stores.filters import SearchFilter
 
 
+@dataclass(frozen=True)
+class SettingsOption:
+    """A command-line option that overrides the Settings field ``field`` (also its argparse dest)."""
+
+    flag: str
+    field: str
+    help: str | None = None
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The field's allowed values when it is a Literal (the one list: Settings)."""
+        annotation = Settings.model_fields[self.field].annotation
+        return get_args(annotation) if get_origin(annotation) is Literal else None
+
+
+# The one list of settings options: add_settings_options adds them, settings_from reads them and settings_args
+# hands them on to a nested command (the demo's `index` step).
+SETTINGS_OPTIONS = (
+    SettingsOption("--model", "model", "CLIP checkpoint directory or hub id"),
+    SettingsOption("--backend", "index_backend",
+                   "auto (default): a Qdrant server when FASHION_QDRANT_URL is set, else FAISS files; qdrant "
+                   "without a URL: embedded Qdrant (qdrant-client local mode)"),
+    SettingsOption("--index-dir", "index_dir", "where local indexes live"),
+    SettingsOption("--index-name", "index_name", "the serving index name (FASHION_INDEX_NAME)"),
+    SettingsOption("--faiss-type", "faiss_index_type"),
+    SettingsOption("--device", "device"),
+    SettingsOption("--runtime", "encoder_runtime",
+                   "encoder runtime (FASHION_ENCODER_RUNTIME): auto (default) = ONNX Runtime where the model has "
+                   "an ONNX export and runs on the CPU, else torch"),
+)
+
+
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (override FASHION_* env vars and the FASHION_CONFIG file)")
-    group.add_argument("--model", help="CLIP checkpoint directory or hub id")
-    group.add_argument("--backend", dest="index_backend", choices=["auto", "qdrant", "faiss"],
-                       help="auto (default): a Qdrant server when FASHION_QDRANT_URL is set, else FAISS files; "
-                            "qdrant without a URL: embedded Qdrant (qdrant-client local mode)")
-    group.add_argument("--index-dir", type=str, help="where local indexes live")
-    group.add_argument("--index-name", help="the serving index name (FASHION_INDEX_NAME)")
-    group.add_argument("--faiss-type", dest="faiss_index_type", choices=["flat", "hnsw", "ivf"])
-    group.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    group.add_argument("--runtime", dest="encoder_runtime", choices=["auto", "torch", "onnx"],
-                       help="encoder runtime (FASHION_ENCODER_RUNTIME): auto (default) = ONNX Runtime where the "
-                            "model has an ONNX export and runs on the CPU, else torch")
+    for option in SETTINGS_OPTIONS:
+        group.add_argument(option.flag, dest=option.field, choices=option.choices, help=option.help)
+
+
+def settings_args(settings: Settings) -> list[str]:
+    """Every settings option with its value in ``settings``: a nested command line that uses the same settings."""
+    args: list[str] = []
+    for option in SETTINGS_OPTIONS:
+        value = getattr(settings, option.field)
+        if value is not None:
+            args += [option.flag, str(value)]
+    return args
 
 
 def add_mode_option(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +73,8 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    keys = ("model", "index_backend", "index_dir", "index_name", "faiss_index_type", "device", "encoder_runtime")
-    return load_settings(**{k: getattr(args, k, None) for k in keys}, catalog=getattr(args, "real_catalog", None))
+    overrides = {option.field: getattr(args, option.field, None) for option in SETTINGS_OPTIONS}
+    return load_settings(**overrides, catalog=getattr(args, "real_catalog", None))
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
