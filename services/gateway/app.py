@@ -82,6 +82,14 @@ def _opt_int(value: Any, name: str) -> int | None:
     return value
 
 
+def _json_field(fields: dict[str, str], name: str) -> Any:
+    """The multipart form field ``name`` parsed as JSON ({} when absent); InvalidInputError naming the field."""
+    try:
+        return json.loads(fields.get(name) or "{}")
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"form field {name!r} is not valid JSON: {exc.msg} (char {exc.pos})") from None
+
+
 def _str(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if value is None:
@@ -157,11 +165,15 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
 
     def hits_json(hits: list[SearchHit], started: float, index: str) -> JSONResponse:
         suffix = f"?index={index}" if index else ""
-        return JSONResponse({
-            "took_ms": round(1000 * (time.perf_counter() - started), 1),
-            "hits": [{"id": h.id, "score": h.score, "matched": h.matched, "product": h.payload,
-                      "image_url": f"/images/{h.id}{suffix}"} for h in hits],
-        })
+
+        def hit_json(h: SearchHit) -> dict[str, Any]:
+            # The payload's image is a path on the server: the client gets the URL this gateway serves it at.
+            url = f"/images/{h.id}{suffix}"
+            product = {**h.payload, "image": url} if h.payload.get("image") else h.payload
+            return {"id": h.id, "score": h.score, "matched": h.matched, "product": product, "image_url": url}
+
+        return JSONResponse({"took_ms": round(1000 * (time.perf_counter() - started), 1),
+                             "hits": [hit_json(h) for h in hits]})
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html")
@@ -190,7 +202,7 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
     async def search_image(request: Request) -> Response:
         started = time.perf_counter()
         image, fields = await read_upload(request)
-        data = json.loads(fields.get("params") or "{}")
+        data = _json_field(fields, "params")
         if not isinstance(data, dict):
             raise InvalidInputError("params must be a JSON object")
         index = _str(data, "index")
@@ -200,9 +212,10 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
     async def similar(request: Request) -> Response:
         started = time.perf_counter()
         data = await read_json(request)
-        if data.get("id") is None:
+        raw_id = _opt_int(data.get("id"), "id")  # a JSON integer: "59263" or true is not an id
+        if raw_id is None:
             raise InvalidInputError("no product id given")
-        product_id = parse_product_id(data["id"], "id")
+        product_id = parse_product_id(raw_id, "id")
         index = _str(data, "index")
         hits = await run_in_threadpool(backend.similar, product_id, _k(data), _filter(data), index)
         return hits_json(hits, started, index)
