@@ -45,10 +45,17 @@ def _ids(text: str | None) -> list[int]:
 
 
 # -- status display --------------------------------------------------------------------------------------
+def describe_items(status: JobStatus) -> str:
+    """Indexed and skipped of every item the job accounts for (they add up once it is over), and how many of
+    those were planned into chunks and rejected while planning (the reader's skips, ids not in the catalog)."""
+    spec = status.spec
+    return (f"{status.items_indexed} indexed, {status.items_skipped} skipped of {status.items_total} "
+            f"({spec.items_total} planned, {spec.items_rejected} rejected while planning)")
+
+
 def _describe(status: JobStatus) -> str:
     eta = f"{status.eta_s:.0f}s" if status.eta_s >= 0 else "?"
-    return (f"{status.state}: {status.items_indexed} indexed, {status.items_skipped} skipped, "
-            f"{status.rate_per_s:.1f} items/s, ETA {eta}")
+    return f"{status.state}: {describe_items(status)}, {status.rate_per_s:.1f} items/s, ETA {eta}"
 
 
 def print_status(status: JobStatus, max_failures: int = 20) -> None:
@@ -59,7 +66,7 @@ def print_status(status: JobStatus, max_failures: int = 20) -> None:
         ("kind", f"{spec.kind} of {spec.catalog_dir}"),
         ("index", f"{spec.index} ({spec.backend}) <- {spec.version}"),
         ("chunks", f"{status.chunks_done} done, {status.chunks_failed} failed of {spec.chunks_total}"),
-        ("items", f"{status.items_indexed} indexed, {status.items_skipped} skipped of {spec.items_total} planned"),
+        ("items", describe_items(status)),
         ("rate", f"{status.rate_per_s:.1f} items/s over {status.elapsed_s:.1f}s"),
         ("ETA", f"{status.eta_s:.0f}s" if status.eta_s >= 0 else "?"),
     ]
@@ -104,7 +111,8 @@ def _run(args: argparse.Namespace, settings: Settings, kind: str, upsert_ids: It
                      chunk_size=args.chunk_size, kind=kind, upsert_ids=upsert_ids, delete_ids=delete_ids)
     console.print(Text.assemble("job ", (spec.job_id, "bold"), f": {spec.kind} {spec.items_total} items in "
                                 f"{spec.chunks_total} chunks -> {spec.version}",
-                                "" if in_process else " (queued for the Celery workers)"))
+                                "" if in_process else " (queued for the Celery workers)",
+                                f"; {spec.items_rejected} rejected while planning" if spec.items_rejected else ""))
     if not (args.wait or in_process):
         console.print(f"follow it with: fashion-search status {spec.job_id} --redis-url {settings.redis_url}")
         return 0
@@ -119,15 +127,21 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_index_update(args: argparse.Namespace) -> int:
-    from indexer.diff import CatalogDiff, diff_catalog
+    from indexer.diff import diff_catalog, diff_ids
 
     settings = _settings(args)
     name = args.index or settings.index_name
     if args.add or args.delete:
-        diff = CatalogDiff(add=_ids(args.add), delete=_ids(args.delete))
+        diff = diff_ids(args.catalog_dir, _ids(args.add), _ids(args.delete))
     else:
         diff = diff_catalog(settings, args.catalog_dir, name)
-    console.print(f"{len(diff.add)} to add, {len(diff.update)} to update, {len(diff.delete)} to delete")
+    console.print(f"{len(diff.add)} to add, {len(diff.update)} to update, {len(diff.delete)} to delete"
+                  + (f", {len(diff.absent)} not in the catalog" if diff.absent else ""))
+    for row in diff.absent:
+        console.print(f"  {row.product_id}" + (f" (line {row.line})" if row.line else "") + f": {row.reason}")
+    if diff.absent:
+        raise InvalidInputError(f"--add: {len(diff.absent)} id(s) not in the catalog "
+                                f"({', '.join(r.product_id for r in diff.absent)}); nothing was started")
     if diff.empty or args.dry_run:
         return 0
     return _run(args, settings, kind="update", upsert_ids=diff.upserts, delete_ids=diff.delete)

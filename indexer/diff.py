@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fashion_core.catalog.reader import read_catalog
+from fashion_core.catalog.reader import SkippedRow, read_catalog
 from fashion_core.ingest import product_payload
 from fashion_core.settings import Settings
 from fashion_core.stores.backends import open_index
@@ -16,6 +16,8 @@ class CatalogDiff:
     add: list[int] = field(default_factory=list)
     update: list[int] = field(default_factory=list)
     delete: list[int] = field(default_factory=list)
+    # ids asked for (--add) that are not products of the catalog, with why: never counted as to add
+    absent: list[SkippedRow] = field(default_factory=list)
 
     @property
     def upserts(self) -> list[int]:
@@ -50,3 +52,13 @@ def diff_catalog(settings: Settings, catalog_dir: Path | str, index_name: str) -
     diff.add.sort()
     diff.update.sort()
     return diff
+
+
+def diff_ids(catalog_dir: Path | str, add: list[int], delete: list[int]) -> CatalogDiff:
+    """The diff for ids named explicitly: those in ``add`` that are products of the catalog are to add (to
+    re-embed), the others are ``absent`` with the reason (no row with that id, or the reader skipped its row)."""
+    catalog = read_catalog(catalog_dir)
+    products = {p.id for p in catalog.products}
+    wanted = list(dict.fromkeys(add))
+    return CatalogDiff(add=[i for i in wanted if i in products], delete=list(dict.fromkeys(delete)),
+                       absent=catalog.not_products(wanted))

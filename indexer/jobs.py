@@ -48,9 +48,11 @@ class JobSpec:
     backend: str
     staging_dir: str  # per-chunk shard files land here before the single-writer finalize
     chunks_total: int
-    items_total: int
+    items_total: int  # products planned into chunks
     delete_ids: list[int] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
+    # Rows (or asked-for ids) rejected while planning, outside items_total: already in the failure report.
+    items_rejected: int = 0
 
     @staticmethod
     def new_id() -> str:
@@ -87,7 +89,14 @@ class JobStatus:
 
     @property
     def items_skipped(self) -> int:
+        """Every item in the failure report: rejected while planning, or skipped or failed in a chunk."""
         return len(self.failures)
+
+    @property
+    def items_total(self) -> int:
+        """Every item the job accounts for (a re-index: every data row of styles.csv): planned + rejected while
+        planning. Once the job is over, items_indexed + items_skipped == items_total."""
+        return self.spec.items_total + self.spec.items_rejected
 
     @property
     def chunks_complete(self) -> int:
@@ -114,8 +123,9 @@ class JobStatus:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.update(items_skipped=self.items_skipped, rate_per_s=round(self.rate_per_s, 2),
-                    eta_s=round(self.eta_s, 1), elapsed_s=round(self.elapsed_s, 2))
+        data.update(items_skipped=self.items_skipped, items_total=self.items_total,
+                    rate_per_s=round(self.rate_per_s, 2), eta_s=round(self.eta_s, 1),
+                    elapsed_s=round(self.elapsed_s, 2))
         return data
 
 

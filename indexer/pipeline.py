@@ -77,7 +77,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
         wanted = list(dict.fromkeys(parse_product_id(i, "id to add") for i in upsert_ids))
         known = {p.id for p in catalog.products}
         ids = [i for i in wanted if i in known]
-        failures = [Failure(str(i), "not in catalog (or rejected by the reader)") for i in wanted if i not in known]
+        failures = [Failure(row.product_id, row.reason, row.line) for row in catalog.not_products(wanted)]
     job_id = JobSpec.new_id()
     indexes = open_store(settings)  # asked for its capabilities and a version name only: nothing is opened
     try:
@@ -89,6 +89,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                        version=version, backend=indexes.backend,
                        staging_dir=str(staging_dir(settings, job_id).resolve()),
                        chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
+                       items_rejected=len(failures),
                        delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
     finally:
         indexes.close()

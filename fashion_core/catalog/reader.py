@@ -17,6 +17,7 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,23 @@ class CatalogReadResult:
     products: list[Product] = field(default_factory=list)
     skipped: list[SkippedRow] = field(default_factory=list)
     encoding: str = "utf-8"
+
+    def not_products(self, ids: Iterable[int]) -> list[SkippedRow]:
+        """Why each of ``ids`` that is not one of the catalog's products is not: the reader's skip of its row
+        (that line and reason), or no row with that id. Ids that are products are left out."""
+        products = {p.id for p in self.products}
+        skipped: dict[int, SkippedRow] = {}
+        for row in self.skipped:
+            if product_id_problem(row.product_id) is None:
+                skipped.setdefault(int(row.product_id), row)
+        out = []
+        for pid in ids:
+            if pid in products:
+                continue
+            skip = skipped.get(pid)
+            out.append(SkippedRow(skip.line, str(pid), f"not in the catalog: its row was skipped ({skip.reason})")
+                       if skip else SkippedRow(0, str(pid), "not in the catalog: no row with this id in styles.csv"))
+        return out
 
     def reasons(self) -> Counter[str]:
         """Skip counts by reason kind (the text before the first colon)."""

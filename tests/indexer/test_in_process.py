@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from fashion_cli.commands_indexer import describe_items
 from fashion_cli.main import main
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.settings import Settings, load_settings
@@ -136,7 +138,17 @@ def test_cli_reindex_and_status_in_process(tiny_model_dir, synthetic_catalog, mo
     out = capsys.readouterr().out
     job_id = out.split("job ", 1)[1].split(":", 1)[0].strip()
     assert main(["status", job_id, "--json"]) == 0
-    assert '"state": "succeeded"' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '"state": "succeeded"' in out
+    # the counts add up: every data row of styles.csv is indexed or in the failure report
+    data = json.loads(out[out.index("{"):])
+    rows = [line for line in (synthetic_catalog / "styles.csv").read_bytes().split(b"\n")[1:] if line.strip()]
+    assert data["items_indexed"] + data["items_skipped"] == data["items_total"] == len(rows)
+    assert data["spec"]["items_rejected"] == len(read_catalog(synthetic_catalog).skipped) > 0
+    status = get_job(load_settings(), job_id)
+    assert describe_items(status) == (f"{status.items_indexed} indexed, {status.items_skipped} skipped of "
+                                      f"{len(rows)} ({status.spec.items_total} planned, "
+                                      f"{status.spec.items_rejected} rejected while planning)")
     assert open_index(load_settings(index_backend="faiss"), "cli").count() == len(loadable_ids(synthetic_catalog))
     assert main(["status", "nope"]) == 2  # unknown job: one-line error
 
@@ -168,3 +180,33 @@ def test_an_update_by_another_model_fails_and_leaves_the_serving_index(tiny_mode
     status = get_job(settings, spec.job_id)
     assert status.state == "failed" and "run a full reindex" in status.error
     assert open_store(settings).serving_version("shop") == serving
+
+
+def test_index_update_refuses_ids_not_in_the_catalog(tiny_model_dir, tiny_encoder, synthetic_catalog, monkeypatch,
+                                                     capsys):
+    """An id given to --add that is not a product of the catalog (no row, or a row the reader skipped) is
+    reported as such and never counted as to add; dry run or not, nothing is started."""
+    monkeypatch.setenv("FASHION_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("FASHION_INDEX_BACKEND", "faiss")
+    catalog = read_catalog(synthetic_catalog)
+    skipped = catalog.skipped[0]
+    good = catalog.products[0].id
+    for dry_run in (["--dry-run"], []):
+        assert main(["index-update", str(synthetic_catalog), "--add", f"1,{skipped.product_id},{good}",
+                     *dry_run]) == 2
+        captured = capsys.readouterr()
+        assert captured.out.splitlines()[0] == "1 to add, 0 to update, 0 to delete, 2 not in the catalog"
+        assert "1: not in the catalog: no row with this id in styles.csv" in captured.out
+        assert f"{skipped.product_id} (line {skipped.line}): not in the catalog: its row was skipped" in captured.out
+        assert "not in the catalog (1, " in captured.err and "nothing was started" in captured.err
+    assert not list((load_settings().home / "jobs").glob("*.json"))
+    assert main(["index-update", str(synthetic_catalog), "--add", str(good), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "1 to add, 0 to update, 0 to delete"
+    # the job API keeps its report: such ids are rejected while planning, and the counts still add up
+    spec = start_job(load_settings(), synthetic_catalog, "shop", kind="update", upsert_ids=[good, 1],
+                     encoder=tiny_encoder)
+    status = get_job(load_settings(), spec.job_id)
+    assert (spec.items_total, spec.items_rejected) == (1, 1)
+    assert [(f.product_id, f.reason) for f in status.failures] == [
+        ("1", "not in the catalog: no row with this id in styles.csv")]
+    assert status.items_indexed + status.items_skipped == status.items_total == 2
