@@ -23,9 +23,9 @@ from fashion_cli.options import (
 )
 from fashion_core.catalog.reader import CatalogReadResult
 from fashion_core.errors import InvalidInputError, NotFoundError
-from fashion_core.images import load_image
+from fashion_core.images import check_shape, load_image
 from fashion_core.ingest import IndexReport, index_catalog
-from fashion_core.outputs import check_output_file
+from fashion_core.outputs import check_output_dir, check_output_file
 from fashion_core.pictures import check_picture_path
 from fashion_core.stores.backends import open_index
 from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
@@ -40,8 +40,11 @@ def progress_bar() -> Progress:
 
 # -- generate-catalog ------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    # all arguments before the first file is written: a refused run leaves no partial catalog
     if args.n <= 0:
         raise InvalidInputError(f"--n must be positive, got {args.n}")
+    check_shape(args.image_size, args.image_size, name="--image-size")
+    check_output_dir(args.out_dir, "OUT_DIR")
     with progress_bar() as bar:
         task = bar.add_task("drawing products", total=args.n)
         generate_catalog(args.out_dir, n=args.n, seed=args.seed, image_size=args.image_size, dirty=args.dirty,

@@ -27,8 +27,8 @@ SETTINGS_FLAGS = ("redis_url", "encoder_address", "qdrant_url")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    extra = {k: getattr(args, k, None) for k in SETTINGS_FLAGS}
-    return settings_from(args).model_copy(update={k: v for k, v in extra.items() if v is not None})
+    # through validation (a model_copy would skip it: --redis-url http://x failed later, inside redis-py)
+    return settings_from(args, **{k: getattr(args, k, None) for k in SETTINGS_FLAGS})
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:

@@ -72,9 +72,11 @@ def add_catalog_option(parser: argparse.ArgumentParser) -> None:
                              "../shared/datasets/fashion-product-images-small when present")
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
+    """The settings of a command: its settings options (and ``extra`` overrides, e.g. a command's own --redis-url)
+    over FASHION_* and the config file; None values are not overrides. Validated: ConfigError for a bad value."""
     overrides = {option.field: getattr(args, option.field, None) for option in SETTINGS_OPTIONS}
-    return load_settings(**overrides, catalog=getattr(args, "real_catalog", None))
+    return load_settings(**overrides, catalog=getattr(args, "real_catalog", None), **extra)
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ import os
 import reprlib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -21,12 +22,26 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from fashion_core.errors import ConfigError
+from fashion_core.errors import ConfigError, InvalidInputError
 
 CONFIG_ENV_VAR = "FASHION_CONFIG"
 # Text search modes (fashion_core/search.py) and hybrid fusion methods (fashion_core/fusion.py).
 SearchMode = Literal["dense", "lexical", "hybrid"]
 FusionMethod = Literal["rrf", "blend"]
+
+
+def check_redis_url(url: str) -> str:
+    """``url`` when both Redis clients (redis-py for the job store, Celery's broker) take it: redis:// or
+    rediss:// with a host; InvalidInputError (a ValueError) saying what is expected otherwise (not naming
+    ``url``: the caller says which setting or option it was)."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise InvalidInputError("not a valid port; expected redis://host:port/db") from None
+    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+        raise InvalidInputError("expected redis://host:port/db (or rediss://)")
+    return url
 
 
 def default_home() -> Path:
@@ -128,6 +143,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_redis_url(value)
 
     @property
     def models_dir(self) -> Path:

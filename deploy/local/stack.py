@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fashion_core.errors import InvalidInputError, UnavailableError
-from fashion_core.settings import Settings
+from fashion_core.settings import Settings, check_redis_url
 from fashion_core.stores.backends import open_store
 from services.channel import free_ports
 
@@ -93,10 +93,12 @@ def _listening(host: str, port: int) -> bool:
 
 def ensure_redis(url: str) -> None:
     """Redis answers at ``url``; on loopback, scripts/ensure-redis.sh starts one when none listens."""
+    try:
+        check_redis_url(url)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--redis-url {url!r}: {exc}") from None
     parts = urlsplit(url)
-    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
-        raise InvalidInputError(f"--redis-url: expected redis://host:port/db, got {url!r}")
-    host, port = parts.hostname, parts.port or 6379
+    host, port = parts.hostname or "", parts.port or 6379
     if _listening(host, port):
         return
     if host not in LOOPBACK or not ENSURE_REDIS.is_file():

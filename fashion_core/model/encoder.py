@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,31 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def checkpoint_folder_problem(path: Path) -> str | None:
+    """What makes the folder ``path`` no checkpoint transformers can load, in a few words; None when its
+    config.json names a model type transformers knows (the weights and the processor are checked by loading)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        return "no config.json"
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"config.json is not readable JSON: {_shorten(exc)}"
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not model_type:
+        return "config.json names no model_type"
+    if model_type not in CONFIG_MAPPING_NAMES:
+        return f"config.json model_type {model_type!r} is not a model type this transformers version knows"
+    return None
+
+
+def _shorten(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters."""
+    return textwrap.shorten(str(exc).strip().split("\n", 1)[0], limit, placeholder=" ...")
+
+
 def load_checkpoint(name_or_path: str | Path) -> tuple[PreTrainedModel, ProcessorMixin]:
     """Model and processor of a CLIP-style checkpoint (a directory or a hub id).
 
@@ -46,13 +72,17 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[PreTrainedModel, Processo
     path = Path(name_or_path)
     if not path.is_dir() and (path.is_absolute() or str(name_or_path).startswith(".") or path.exists()):
         raise NotFoundError(f"{name_or_path}: no such checkpoint directory")
+    if path.is_dir():  # checked here: transformers' answers for such folders run to kilobytes
+        problem = checkpoint_folder_problem(path)
+        if problem:
+            raise InvalidInputError(f"{name_or_path}: not a CLIP checkpoint folder ({problem})")
     try:
         model = AutoModel.from_pretrained(str(name_or_path))
         processor = AutoProcessor.from_pretrained(str(name_or_path))
     except OSError as exc:
-        raise NotFoundError(f"cannot load CLIP checkpoint {name_or_path!r}: {exc}") from exc
+        raise NotFoundError(f"cannot load CLIP checkpoint {name_or_path!r}: {_shorten(exc)}") from exc
     except (ValueError, KeyError) as exc:  # transformers' answer to a model or processor it has no class for
-        raise InvalidInputError(f"{name_or_path}: not a CLIP-style checkpoint: {exc}") from exc
+        raise InvalidInputError(f"{name_or_path}: not a CLIP-style checkpoint: {_shorten(exc)}") from exc
     if not all(hasattr(model, a) for a in ("get_text_features", "get_image_features", "logit_scale")) or not all(
             hasattr(processor, a) for a in ("image_processor", "tokenizer")):
         raise InvalidInputError(f"{name_or_path}: a {type(model).__name__} with a {type(processor).__name__} is not "
