@@ -12,7 +12,7 @@ from rich.table import Table
 
 from deploy.local.stack import DEFAULT_REDIS_URL, LocalStack, StackConfig, settings_env
 from fashion_cli.console import console
-from fashion_cli.options import add_settings_options, settings_from
+from fashion_cli.options import add_host_option, add_settings_options, settings_from
 
 
 def cmd_local_stack(args: argparse.Namespace) -> int:
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("local-stack", help="run encoder, query service, a Celery worker and admin as local processes")
     p.add_argument("--redis-url", help=f"Celery broker/backend (default {DEFAULT_REDIS_URL}; a loopback "
                                        "Redis is started when none listens)")
-    p.add_argument("--host", default="127.0.0.1")
+    add_host_option(p)
     p.add_argument("--encoder-port", type=int, default=50051, help="0 = any free port")
     p.add_argument("--query-port", type=int, default=50052)
     p.add_argument("--admin-port", type=int, default=50053)

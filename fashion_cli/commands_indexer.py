@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fashion_cli.console import console
-from fashion_cli.options import SETTINGS_OPTIONS, add_settings_options, settings_from
+from fashion_cli.options import LISTEN_HOST, SETTINGS_OPTIONS, add_settings_options, settings_from
 from fashion_core.catalog.schema import parse_product_id
 from fashion_core.errors import InvalidInputError
 from fashion_core.settings import Settings
@@ -256,7 +256,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("serve-admin", help="run the gRPC admin service (StartReindex, GetJob, CancelJob)")
-    p.add_argument("--address", default="127.0.0.1:50053", help="host:port to listen on (default 127.0.0.1:50053)")
+    p.add_argument("--address", default=f"{LISTEN_HOST}:50053",
+                   help=f"host:port to listen on (default {LISTEN_HOST}:50053; 0.0.0.0:PORT: every interface)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     _job_options(p)
     p.set_defaults(handler=cmd_serve_admin)

@@ -16,6 +16,7 @@ from fashion_cli.console import console, print_hits, print_label_scores
 from fashion_cli.options import (
     add_classify_options,
     add_filter_options,
+    add_host_option,
     add_mode_option,
     add_settings_options,
     filter_from,
@@ -40,7 +41,7 @@ def _serve(args: argparse.Namespace, start: Callable[..., tuple[GrpcServer, Any]
     if getattr(args, "encoder_address", None):
         settings = settings.model_copy(update={"encoder_address": args.encoder_address})
     server, _ = start(settings, address=f"{args.host}:{args.port}", metrics_port=args.metrics_port)
-    console.print(f"listening on {server.address}" + (f", metrics on :{args.metrics_port}/metrics"
+    console.print(f"listening on {server.address}" + (f", metrics on {args.host}:{args.metrics_port}/metrics"
                                                       if args.metrics_port else ""))
     server.wait_for_termination(grace=args.grace)
     return 0
@@ -59,7 +60,7 @@ def cmd_serve_query(args: argparse.Namespace) -> int:
 
 
 def _server_options(p: argparse.ArgumentParser, port: int) -> None:
-    p.add_argument("--host", default="0.0.0.0")
+    add_host_option(p)
     p.add_argument("--port", type=int, default=port)
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--grace", type=float, default=5.0, help="seconds running calls get on shutdown")
@@ -75,11 +76,18 @@ def _client(args: argparse.Namespace) -> QueryClient:
     return QueryClient(args.address or settings.query_address, timeout_s=args.timeout or settings.rpc_timeout_s)
 
 
+def _index_size(client: QueryClient, index: str | None) -> int | None:
+    """The size of the served index ``index`` (None: the default one), None when the service does not list it."""
+    served = client.list_indexes()
+    return next((i.size for i in served if (i.name == index if index else i.is_default)), None)
+
+
 def cmd_query_text(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
         hits = client.search_text(args.query, args.k, flt, index=args.index, mode=args.mode)
-    print_hits(hits, f"{args.query!r} | {flt.describe()}", args.json)
+        size = None if hits or args.json else _index_size(client, args.index)
+    print_hits(hits, f"{args.query!r} | {flt.describe()}", args.json, flt=flt, mode=args.mode, index_size=size)
     return 0
 
 
@@ -93,7 +101,8 @@ def cmd_query_image(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
         hits = client.search_image(_read(args.image), args.k, flt, index=args.index)
-    print_hits(hits, f"image {args.image} | {flt.describe()}", args.json)
+        size = None if hits or args.json else _index_size(client, args.index)
+    print_hits(hits, f"image {args.image} | {flt.describe()}", args.json, flt=flt, mode="image", index_size=size)
     return 0
 
 
@@ -101,7 +110,7 @@ def cmd_query_similar(args: argparse.Namespace) -> int:
     flt = filter_from(args)
     with closing(_client(args)) as client:
         hits = client.search_similar(args.product_id, args.k, flt, index=args.index)
-    print_hits(hits, f"more like {args.product_id} | {flt.describe()}", args.json)
+    print_hits(hits, f"more like {args.product_id} | {flt.describe()}", args.json, flt=flt, mode="similar")
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from fashion_cli.console import console
-from fashion_cli.options import add_settings_options, settings_from
+from fashion_cli.options import add_host_option, add_settings_options, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def cmd_serve_web(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve-web", help="serve the search page (talks to the query service over gRPC)")
-    p.add_argument("--host", default="127.0.0.1")
+    add_host_option(p)
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--query-address", help="query service host:port (default: settings.query_address)")
     p.add_argument("--catalog", action="append", default=[], required=True,

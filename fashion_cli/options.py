@@ -11,6 +11,17 @@ from fashion_core.search import check_k
 from fashion_core.settings import SearchMode, Settings, load_settings
 from fashion_core.stores.filters import SearchFilter
 
+# Where every serve command listens unless told otherwise: loopback, this machine only. Containers, whose
+# ports are reached from outside, pass --host 0.0.0.0 (serve-admin: --address 0.0.0.0:PORT) explicitly.
+LISTEN_HOST = "127.0.0.1"
+
+
+def add_host_option(parser: argparse.ArgumentParser) -> None:
+    """--host of a serve command (its gRPC or HTTP port and its metrics port), LISTEN_HOST by default."""
+    parser.add_argument("--host", default=LISTEN_HOST,
+                        help=f"interface to listen on (default {LISTEN_HOST}: this machine only; "
+                             "0.0.0.0: every interface, as the containers do)")
+
 
 @dataclass(frozen=True)
 class SettingsOption:

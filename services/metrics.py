@@ -16,7 +16,9 @@ BATCH_SIZE = Histogram("fashion_encoder_batch_size", "items per model batch", ["
 QUEUE_DEPTH = Gauge("fashion_encoder_queue_depth", "requests waiting for a model batch", ["modality"])
 
 
-def serve_metrics(port: int | None) -> None:
+def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
+    """/metrics over HTTP on ``host``:``port`` (none without a port): the host its gRPC server listens on, so a
+    loopback service keeps its metrics on loopback too, and one on 0.0.0.0 (a container) is scraped from outside."""
     if port:
-        start_http_server(port, addr="0.0.0.0")
-        log.info("prometheus metrics on :%d/metrics", port)
+        start_http_server(port, addr=host.strip("[]"))
+        log.info("prometheus metrics on %s:%d/metrics", host, port)

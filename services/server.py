@@ -85,7 +85,7 @@ class GrpcServer:
         host = address.rsplit(":", 1)[0]
         self.port = bind(self.server, address)
         self.address = f"{host}:{self.port}"
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, host)
         self.server.start()
         log.info("serving %s on %s", ", ".join(service_names), self.address)
 

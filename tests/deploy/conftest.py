@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 
 import pytest
 
@@ -20,3 +21,14 @@ def cli_parser() -> argparse.ArgumentParser:
     for module in (commands_services, commands_indexer, commands_web):
         module.register(sub)
     return parser
+
+
+def explicit_listen_host(argv: list[str]) -> str | None:
+    """The host a serve command's arguments name explicitly (``--host H``, or serve-admin's ``--address H:PORT``),
+    None when they leave it to the CLI's default (loopback: fashion_cli.options.LISTEN_HOST)."""
+    for flag, value in itertools.pairwise(argv):
+        if flag == "--host":
+            return value
+        if flag == "--address":
+            return value.rsplit(":", 1)[0]
+    return None

@@ -12,6 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.conftest import explicit_listen_host
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "fashion-search"
 EXAMPLES = ROOT / "deploy" / "helm" / "examples"
@@ -161,6 +163,20 @@ def test_project_containers_run_real_cli_commands_with_the_settings(default_docs
             {"secretRef": {"name": f"{RELEASE}-fashion-search-secrets"}}]
     assert commands == {"encoder": "serve-encoder", "query": "serve-query", "worker": "worker",
                         "admin": "serve-admin", "web": "serve-web", "reindex": "reindex"}
+
+
+def test_serving_containers_listen_on_every_interface_explicitly(default_docs, cli_parser) -> None:
+    """Probes, Services and Prometheus reach a pod from outside it, and the CLI's serve commands listen on
+    loopback by default: each serving container's args say --host 0.0.0.0 (serve-admin: --address 0.0.0.0:PORT)."""
+    serving = {}
+    for doc in workloads(default_docs):
+        args = container(doc).get("args") or []
+        if args and str(args[0]).startswith("serve-"):
+            serving[doc["metadata"]["name"].rsplit("-", 1)[1]] = explicit_listen_host(args)
+            parsed = cli_parser.parse_args(args)
+            host = parsed.host if hasattr(parsed, "host") else parsed.address.rsplit(":", 1)[0]
+            assert host == "0.0.0.0", args
+    assert serving == {"encoder": "0.0.0.0", "query": "0.0.0.0", "admin": "0.0.0.0", "web": "0.0.0.0"}
 
 
 def test_encoder_and_query_use_native_grpc_health_probes(default_docs) -> None:

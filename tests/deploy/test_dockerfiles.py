@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.conftest import explicit_listen_host
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "deploy" / "docker"
 DOCKERFILES = sorted(p for p in DOCKER_DIR.glob("Dockerfile*") if p.suffix != ".dockerignore")
@@ -102,6 +104,23 @@ def test_each_image_target_runs_a_real_cli_command(cli_parser) -> None:
     assert commands == {"Dockerfile:encoder": "serve-encoder", "Dockerfile:query": "serve-query",
                         "Dockerfile:worker": "worker", "Dockerfile:admin": "serve-admin",
                         "Dockerfile:web": "serve-web", "Dockerfile.cuda:encoder": "serve-encoder"}
+
+
+def test_every_serving_image_listens_on_every_interface_explicitly(cli_parser) -> None:
+    """The CLI's serve commands listen on loopback by default; an image's port is reached from outside the
+    container, so its command says --host 0.0.0.0 (serve-admin: --address 0.0.0.0:PORT) itself."""
+    serving = {}
+    for dockerfile in DOCKERFILES:
+        for name, lines in stages(dockerfile).items():
+            for cmd in instruction(lines, "CMD"):
+                argv = json.loads(cmd)
+                if argv[0].startswith("serve-"):
+                    serving[f"{dockerfile.name}:{name}"] = explicit_listen_host(argv)
+                    args = cli_parser.parse_args(argv)
+                    host = args.host if hasattr(args, "host") else args.address.rsplit(":", 1)[0]
+                assert host == "0.0.0.0", argv
+    assert serving == {target: "0.0.0.0" for target in ("Dockerfile:encoder", "Dockerfile:query", "Dockerfile:admin",
+                                                        "Dockerfile:web", "Dockerfile.cuda:encoder")}
 
 
 def test_cpu_and_cuda_images_pick_their_torch_wheels() -> None:
