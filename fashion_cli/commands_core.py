@@ -127,14 +127,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     engine = open_engine(settings_from(args))
     try:
         if query_image is not None:
+            mode = "image"
             hits = engine.search_image(query_image, args.k, flt)
             title = f"image {args.image} | {flt.describe()}"
         else:
+            mode = args.mode or engine.text.default_mode
             hits = engine.search_text(args.query, args.k, flt, args.mode)
-            title = f"{args.query!r} | {args.mode or engine.text.default_mode} | {flt.describe()}"
+            title = f"{args.query!r} | {mode} | {flt.describe()}"
+        size = None if hits else engine.index.count()  # why nothing was found
     finally:
         engine.index.close()
-    print_hits(hits, title, args.json)
+    print_hits(hits, title, args.json, flt=flt, mode=mode, index_size=size)
     if args.grid:
         out = render_grid(hits, args.grid, query_text=args.query, query_image=query_image, title=title)
         console.print(f"results grid written to {out}")

@@ -153,7 +153,7 @@ def _demo_searches(engine: SearchEngine, products: list[Product], out: Path) -> 
     for query, name, flt in REAL_QUERIES:
         console.rule(f"4. search {query!r}" + (f" | {flt.describe()}" if flt else ""))
         hits = engine.search_text(query, 8, flt)
-        print_hits(hits, query, False)
+        print_hits(hits, query, False, flt=flt, mode=engine.text.default_mode)
         console.print(f"grid: {render_grid(hits, out / name, query_text=query, title=query)}")
     # an image query: a product of the test split (the model never trained on it), its own product excluded
     test = [p for p in products if split_of(p.id) == "test"] or products
@@ -161,7 +161,7 @@ def _demo_searches(engine: SearchEngine, products: list[Product], out: Path) -> 
     image = load_image(probe.image_file())
     console.rule(f"4. search by image: {probe.productDisplayName} ({probe.image_path})")
     hits = [h for h in engine.search_image(image, 9) if h.id != probe.id][:8]
-    print_hits(hits, f"image of product {probe.id}", False)
+    print_hits(hits, f"image of product {probe.id}", False, mode="image")
     grid = render_grid(hits, out / "image-query.png", query_image=image, title=probe.productDisplayName)
     console.print(f"grid: {grid}")
     console.rule("4. zero-shot classification of that image")

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fashion_core.stores.base import SearchHit
+from fashion_core.stores.filters import SearchFilter
 from fashion_core.zeroshot import LabelScore
 
 console = Console(width=None if sys.stdout.isatty() else 160, markup=False)
@@ -41,14 +42,31 @@ def hits_table(hits: Sequence[SearchHit], title: str) -> Table:
     return table
 
 
-def print_hits(hits: Sequence[SearchHit], title: str, as_json: bool) -> None:
+def no_hits_message(flt: SearchFilter | None = None, mode: str | None = None, index_size: int | None = None) -> str:
+    """Why a search found nothing, as far as the caller knows.
+
+    ``mode``: "dense", "hybrid", "image" or "similar" (every product is a candidate: only the filters can leave
+    nothing), "lexical" (the query's words must match too), None (not known, e.g. a service's default);
+    ``index_size``: the searched index's size when known."""
+    if index_size == 0:
+        return "no results: the index is empty (run `fashion-search index` first)"
+    if flt is None or flt.is_empty:
+        return "no products match the query"
+    if mode in {"dense", "hybrid", "image", "similar"}:
+        return f"no products match the filters ({flt.describe()})"
+    return f"no products match the query and the filters ({flt.describe()})"
+
+
+def print_hits(hits: Sequence[SearchHit], title: str, as_json: bool, *, flt: SearchFilter | None = None,
+               mode: str | None = None, index_size: int | None = None) -> None:
+    """The hits as a table (or JSON); an empty result says why (:func:`no_hits_message`)."""
     if as_json:
         print(json.dumps([{"id": h.id, "score": h.score, **({"matched": h.matched} if h.matched else {}), **h.payload}
                           for h in hits], ensure_ascii=False))
         return
     console.print(hits_table(hits, title))
     if not hits:
-        console.print("no products match the filters")
+        console.print(no_hits_message(flt, mode, index_size))
 
 
 def print_label_scores(scores: Sequence[LabelScore], title: str, as_json: bool) -> None:
