@@ -22,6 +22,7 @@ from services.gateway.port import ServingInfo
 EXPECTED = {
     errors.TooLargeError: (grpc.StatusCode.INVALID_ARGUMENT, 413),
     errors.InvalidInputError: (grpc.StatusCode.INVALID_ARGUMENT, 400),
+    errors.ConfigError: (grpc.StatusCode.INVALID_ARGUMENT, 400),  # an InvalidInputError: a setting's value
     errors.NotFoundError: (grpc.StatusCode.NOT_FOUND, 404),
     errors.UnavailableError: (grpc.StatusCode.UNAVAILABLE, 503),
     errors.ResourceExhaustedError: (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
