@@ -196,6 +196,10 @@ STUDY: dict[str, dict[str, Any]] = {
     "type-prompts-4+proxies-2": {"proxy_weight": 2.0, "label_fields": (
         ("articleType", 4.0), ("baseColour", 1.0), ("gender", 1.0), ("subCategory", 0.5), ("masterCategory", 0.25))},
     "projection-256+proxies-2": {"proxy_weight": 2.0, "spec": replace(REAL_SPEC, projection_dim=256)},
+    # Colour, the weakest field (zero-shot baseColour wF1 0.49), weighted like articleType in the label prompts
+    # and class proxies.
+    "colour-2": {"label_fields": (("articleType", 2.0), ("baseColour", 2.0), ("gender", 1.0), ("subCategory", 0.5),
+                                  ("masterCategory", 0.25))},
 }
 # What the study reports per variant (dotted paths into training.evaluate's result), all on validation.
 STUDY_METRICS = ("zero_shot.articleType.weighted_f1", "attribute_queries.precision@10_articleType",
