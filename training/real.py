@@ -224,7 +224,7 @@ def run_study(catalog: Path, settings: Settings, names: Sequence[str], out_dir: 
     for name in names:
         recipe = RealRecipe(catalog, variant(base, **STUDY[name]))
         started = time.perf_counter()
-        model_dir = ensure_trained(recipe, settings, progress=progress)
+        model_dir = ensure_trained(recipe, settings, progress=progress, serve=False)  # never the served model
         card = json.loads((model_dir / CARD_FILE).read_text())
         encoder = ClipEncoder.from_pretrained(model_dir, device="cpu", batch_size=256)
         result = evaluate_encoder(encoder, val, cfg=EvalConfig(probe_fields=()), out_dir=out_dir, tag=name)

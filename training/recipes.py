@@ -68,16 +68,21 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, progress: bool = True) -> Path:
+def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, progress: bool = True,
+                   serve: bool = True) -> Path:
     """The recipe's cached checkpoint folder, trained first when missing (or when ``force``). A folder trained
-    here comes with its ONNX export in ``<folder>/onnx`` (:func:`export_onnx`)."""
+    here comes with its ONNX export in ``<folder>/onnx`` (:func:`export_onnx`). With ``serve`` (the default),
+    ``<recipe>.json`` then names it, so ``fashion_core.model.resolve`` serves it; an experiment (a study variant,
+    another number of epochs) passes ``serve=False`` and is cached without replacing the served model."""
     out = recipe_dir(settings, recipe)
     if is_trained(out) and not force:
-        _point_to(settings, recipe, out)
+        if serve:
+            _point_to(settings, recipe, out)
         return out
     with _exclusive(settings.models_dir / f".{recipe.name}.lock"):
         if is_trained(out) and not force:  # another process trained it while this one waited
-            _point_to(settings, recipe, out)
+            if serve:
+                _point_to(settings, recipe, out)
             return out
         started = time.perf_counter()
         log.info("training recipe %r into %s", recipe.name, out)
@@ -88,7 +93,8 @@ def ensure_trained(recipe: Recipe, settings: Settings, force: bool = False, prog
                 shutil.rmtree(out)
             shutil.move(str(trained), out)
         log.info("recipe %r trained in %.0f s", recipe.name, time.perf_counter() - started)
-    _point_to(settings, recipe, out)
+    if serve:
+        _point_to(settings, recipe, out)
     return out
 
 

@@ -50,8 +50,15 @@ def test_the_recipe_trains_once_into_the_cache_with_its_card(train_catalog: Path
 
 
 def test_the_study_compares_variants_on_validation(train_catalog: Path, tmp_path: Path) -> None:
-    rows = run_study(train_catalog, Settings(home=tmp_path / "home"), ["recipe", "raw"], tmp_path / "study",
-                     base=TOY, progress=False)
+    settings = Settings(home=tmp_path / "home")
+    served = ensure_trained(RealRecipe(train_catalog, TOY), settings, progress=False)
+    # the study's variants (and its recipe at another epoch count) are cached, never served: the model that
+    # served before the study serves after it (the study once re-pointed real.json at its last variant)
+    base = variant(TOY, epochs=2)
+    rows = run_study(train_catalog, settings, ["recipe", "raw"], tmp_path / "study", base=base, progress=False)
+    assert resolve_model(settings) == str(served)
+    assert {r["fingerprint"] for r in rows}.isdisjoint({RealRecipe(train_catalog, TOY).fingerprint()})
+    assert all((settings.models_dir / f"real-{r['fingerprint']}").is_dir() for r in rows)
     assert [r["variant"] for r in rows] == ["recipe", "raw"]
     assert rows[0]["fingerprint"] != rows[1]["fingerprint"] and rows[1]["changes"] == {"caption_modes": ["raw"]}
     measured = ("zero_shot.articleType.weighted_f1", "image_to_image.precision@10_articleType",
