@@ -75,6 +75,8 @@ CONFIGS: dict[str, tuple[str, str, float, float]] = {
     "rrf 1:4": ("hybrid", "rrf", 1.0, 4.0),
     "blend 1:1": ("hybrid", "blend", 1.0, 1.0),
     "blend 1:2": ("hybrid", "blend", 1.0, 2.0),
+    "blend 1:4": ("hybrid", "blend", 1.0, 4.0),
+    "blend 1:8": ("hybrid", "blend", 1.0, 8.0),
 }
 
 
@@ -117,16 +119,19 @@ def type_words(article_type: str) -> str:
     return singular(clean_text(article_type))
 
 
-def brand_queries(test: Sequence[Product], with_colour: bool) -> list[Query]:
-    brand = brands_of(test)
-    counts = Counter(brand.values())
-    combos: Counter[tuple] = Counter()
-    pairs = Counter((brand.get(p.id), p.articleType) for p in test)
-    for p in test:
-        if counts.get(brand.get(p.id, ""), 0) >= MIN_BRAND_PRODUCTS and (p.baseColour or not with_colour):
-            combos[(brand[p.id], p.articleType, p.baseColour if with_colour else "")] += 1
+def brand_queries(test: Sequence[Product], with_colour: bool, gallery: Sequence[Product] | None = None
+                  ) -> list[Query]:
+    """One query per brand x type (x colour) combination of ``test``'s products, for brands with >= 5 products
+    in ``test``; relevance and the caps are counted over ``gallery`` (default: ``test`` itself)."""
+    gallery = test if gallery is None else gallery
+    brand = brands_of(gallery)
+    counts = Counter(brand.get(p.id) for p in test)
+    wanted = {(brand[p.id], p.articleType, p.baseColour if with_colour else "") for p in test
+              if counts.get(brand.get(p.id, ""), 0) >= MIN_BRAND_PRODUCTS and (p.baseColour or not with_colour)}
+    combos = Counter((brand.get(p.id), p.articleType, p.baseColour if with_colour else "") for p in gallery)
+    pairs = Counter((brand.get(p.id), p.articleType) for p in gallery)
     queries = []
-    for (b, article, colour), n in sorted(combos.items()):
+    for (b, article, colour), n in sorted((key, combos[key]) for key in wanted):
         def both(p: Product, b: str = b, article: str = article) -> bool:
             return brand.get(p.id) == b and p.articleType == article
 
@@ -138,13 +143,18 @@ def brand_queries(test: Sequence[Product], with_colour: bool) -> list[Query]:
     return queries
 
 
-def attribute_queries(test: Sequence[Product]) -> list[Query]:
-    combos = Counter((p.gender, p.articleType, p.baseColour) for p in test if p.baseColour)
-    types = Counter(p.articleType for p in test)
+def attribute_queries(test: Sequence[Product], gallery: Sequence[Product] | None = None) -> list[Query]:
+    """The evaluation's shopper queries (combinations with >= 5 products in ``test``); relevance and caps
+    counted over ``gallery`` (default: ``test``)."""
+    gallery = test if gallery is None else gallery
+    asked = Counter((p.gender, p.articleType, p.baseColour) for p in test if p.baseColour)
+    combos = Counter((p.gender, p.articleType, p.baseColour) for p in gallery if p.baseColour)
+    types = Counter(p.articleType for p in gallery)
     queries = []
-    for (gender, article, colour), n in sorted(combos.items()):
-        if n < MIN_ATTRIBUTE_PRODUCTS:
+    for key, n_asked in sorted(asked.items()):
+        if n_asked < MIN_ATTRIBUTE_PRODUCTS:
             continue
+        (gender, article, colour), n = key, combos[key]
 
         def all_three(p: Product, g: str = gender, a: str = article, c: str = colour) -> bool:
             return (p.gender, p.articleType, p.baseColour) == (g, a, c)
@@ -162,20 +172,22 @@ def name_queries(test: Sequence[Product], n: int) -> list[Query]:
     return [Query(p.productDisplayName, lambda q, i=p.id: q.id == i, None, 1, p.id) for p in picked]
 
 
-def open_split_index(work: Path, test: Sequence[Product], encoder: Encoder, split: str) -> FaissIndex:
-    index = FaissIndex(work / f"{split}-split", index_type="flat")
-    ids = {p.id for p in test}
+def open_gallery_index(work: Path, gallery: Sequence[Product], encoder: Encoder, name: str) -> FaissIndex:
+    """A flat FAISS index (and BM25 lexicon) of ``gallery`` under ``work/name``, reused while its ids and model
+    are the same."""
+    index = FaissIndex(work / name, index_type="flat")
+    ids = {p.id for p in gallery}
     meta = index.meta
     if meta is not None and meta.model_version == encoder.info.version and index.all_ids() == ids:
-        log.info("reusing the indexed test split in %s", index.dir)
+        log.info("reusing the indexed gallery in %s", index.dir)
         return index
     import shutil
 
     shutil.rmtree(index.dir, ignore_errors=True)
-    index = FaissIndex(work / f"{split}-split", index_type="flat")
+    index = FaissIndex(work / name, index_type="flat")
     started = time.perf_counter()
-    report = index_products(test, encoder, index, batch_size=128)
-    log.info("indexed %d test products in %.0f s", report.indexed, time.perf_counter() - started)
+    report = index_products(gallery, encoder, index, batch_size=128)
+    log.info("indexed %d products in %.0f s", report.indexed, time.perf_counter() - started)
     return index
 
 
@@ -243,6 +255,10 @@ def main() -> int:
     parser.add_argument("--latency", type=int, default=300, help="queries timed per mode (default 300)")
     parser.add_argument("--split", choices=("val", "test"), default="test",
                         help="val to select the fusion, test to report it (default test)")
+    parser.add_argument("--gallery", choices=("split", "catalog"), default="split",
+                        help="search the split's products (default) or the whole catalog but the other held-out "
+                        "split (val: train + val, test: train + test), as a shopper searches it: queries still "
+                        "come from the split, relevance is counted over the gallery")
     parser.add_argument("--json", help="write every figure to this JSON file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -256,9 +272,12 @@ def main() -> int:
     model = Path(args.model) if args.model else settings.models_dir / json.loads(
         (settings.models_dir / "real.json").read_text())["dir"]
     encoder = local_encoder(settings.model_copy(update={"model": str(model), "device": "cpu"}))
-    test = usable(split_products(read_catalog(catalog).products)[args.split])
-    products = {p.id: p for p in test}
-    index = open_split_index(Path(args.work), test, encoder, args.split)
+    splits = split_products(read_catalog(catalog).products)
+    test = usable(splits[args.split])
+    gallery = test if args.gallery == "split" else usable([*splits["train"], *splits[args.split]])
+    products = {p.id: p for p in gallery}
+    index = open_gallery_index(Path(args.work), gallery, encoder,
+                               f"{args.split}-split" if args.gallery == "split" else f"train+{args.split}")
     engines = {name: SearchEngine(encoder, index, text=TextSearchConfig(default_mode=mode, method=method,
                                                                         dense_weight=dw, lexical_weight=lw))
                for name, (mode, method, dw, lw) in CONFIGS.items()}
@@ -266,12 +285,12 @@ def main() -> int:
     for engine in engines.values():  # warm: first encodes, lexicon, columns
         engine.search_text("warm up", K)
 
-    sets = {"brand + type": brand_queries(test, with_colour=False),
-            "brand + colour + type": brand_queries(test, with_colour=True),
-            "attribute (evaluation)": attribute_queries(test),
+    sets = {"brand + type": brand_queries(test, with_colour=False, gallery=gallery),
+            "brand + colour + type": brand_queries(test, with_colour=True, gallery=gallery),
+            "attribute (evaluation)": attribute_queries(test, gallery),
             "name (not selected on)": name_queries(test, args.names)}
     results: dict[str, Any] = {"model": str(model), "model_version": encoder.info.version, "split": args.split,
-                               "products": len(test), "fusion_depth": base.text.depth,
+                               "gallery": args.gallery, "products": len(gallery), "fusion_depth": base.text.depth,
                                "configs": CONFIGS, "sets": {}}
     for set_name, queries in sets.items():
         started = time.perf_counter()
@@ -285,7 +304,9 @@ def main() -> int:
 
     timed = [q for name, qs in sets.items() if not name.startswith("name") for q in qs]
     timed = random.Random(1).sample(timed, min(args.latency, len(timed)))
-    timing = latency({name: engines[name] for name in ("dense", "lexical", "rrf 1:1", "blend 1:2")}, timed)
+    default = f"{settings.fusion_method} 1:{settings.fusion_lexical_weight:g}"  # the served hybrid, if compared
+    timing = latency({name: engines[name] for name in dict.fromkeys(("dense", "lexical", "rrf 1:1", default))
+                      if name in engines}, timed)
     p50 = {name: 1000 * statistics.median(s) for name, s in timing.items()}
     p99 = {name: 1000 * percentile(s, 99) for name, s in timing.items()}
     added = {name: p50[name] / p50["dense"] - 1 for name in timing}

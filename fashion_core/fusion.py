@@ -7,8 +7,12 @@ and the fused top-k is drawn from the union of the two top-n lists. Two methods,
 - ``rrf``: reciprocal rank fusion (Cormack, Clarke & Büttcher 2009, "Reciprocal Rank Fusion outperforms
   Condorcet and individual Rank Learning Methods"): score = sum over rankings of w / (c + rank), rank from 1.
   Scale-free: cosine similarities and BM25 scores never meet.
-- ``blend``: normalised score blending (Weaviate's "relativeScoreFusion"): each list's scores min-max
-  normalised to [0, 1] over its own hits, then ``w_dense * dense + w_lexical * lexical`` (0 where absent).
+- ``blend``: normalised score blending (after Weaviate's "relativeScoreFusion"): each list's scores scaled to
+  [0, 1], then ``w_dense * dense + w_lexical * lexical`` (0 where absent). Dense (cosine) scores are min-max
+  normalised over their own hits; lexical (BM25) scores are divided by their list's best, BM25's own zero
+  (a product sharing no query word) being the floor. Min-max on BM25 gave a deep list of near-equal scores
+  (a brand with hundreds of matching products, each name a few words longer or shorter) the spread of the whole
+  range: its last hits scored 0, as if absent, and other brands' dense hits ranked above most true matches.
 
 Each fused hit's ``matched`` is "dense", "lexical" or "dense+lexical": which lists held it.
 """
@@ -39,7 +43,7 @@ def fuse(dense: Sequence[SearchHit], lexical: Sequence[SearchHit], k: int, metho
     payloads: dict[int, dict] = {}
     found: dict[int, set[str]] = {}
     for name, hits, weight in (("dense", dense, dense_weight), ("lexical", lexical, lexical_weight)):
-        contribution = _rrf(hits, rrf_c) if method == "rrf" else _minmax(hits)
+        contribution = _rrf(hits, rrf_c) if method == "rrf" else _scaled(hits, 0.0 if name == "lexical" else None)
         for hit, value in zip(hits, contribution, strict=True):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight * value
             payloads.setdefault(hit.id, hit.payload)
@@ -53,9 +57,12 @@ def _rrf(hits: Sequence[SearchHit], c: int) -> list[float]:
     return [1.0 / (c + rank) for rank in range(1, len(hits) + 1)]
 
 
-def _minmax(hits: Sequence[SearchHit]) -> list[float]:
+def _scaled(hits: Sequence[SearchHit], floor: float | None) -> list[float]:
+    """Scores mapped to [0, 1]: (s - lo) / (hi - lo), hi the list's best, lo ``floor`` (a score's natural zero)
+    or, when None, the list's lowest (min-max). A list whose scores are all equal maps to 1."""
     if not hits:
         return []
     values = [h.score for h in hits]
-    lo, hi = min(values), max(values)
+    hi = max(values)
+    lo = min(values) if floor is None else min(floor, *values)
     return [1.0 if hi == lo else (v - lo) / (hi - lo) for v in values]

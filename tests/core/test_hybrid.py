@@ -94,12 +94,29 @@ def test_rrf_and_blend_fusion() -> None:
     assert [h.matched for h in fused] == ["dense+lexical", "dense", "dense"]
     assert fused[0].score == pytest.approx(1 / 63 + 1 / 61)
     blended = fuse(dense, lexical, 4, "blend")
-    # min-max per list: 1 -> 1 + 0, 3 -> 0 + 1 (a tie, broken by id), 2 -> 0.5, 4 -> 0 (each list's last is 0)
+    # dense min-max, lexical over its best: 1 -> 1 + 0, 3 -> 0 + 1 (a tie, broken by id), 2 -> 0.5, 4 -> 5 / 12
     assert [h.id for h in blended] == [1, 3, 2, 4]
     assert blended[1].score == pytest.approx(1.0) and blended[-1].matched == "lexical"
+    assert blended[-1].score == pytest.approx(5 / 12)
     assert [h.id for h in fuse(dense, lexical, 2, "rrf", lexical_weight=0.0)] == [1, 2]
     with pytest.raises(InvalidInputError):
         fuse(dense, lexical, 3, "sum")  # type: ignore[arg-type]
+
+
+def test_blend_keeps_a_deep_list_of_lexical_matches_above_dense_only_hits() -> None:
+    """"puma t-shirt" over the real catalog: hundreds of Puma T-shirts whose BM25 scores differ only by their
+    names' lengths, and other brands' T-shirts the picture ranks high. Lexical scores scaled by their best (BM25's
+    floor is 0) keep every Puma T-shirt of the lexical list above the other brands, even at a 1:2 blend (the
+    default weighs lexical 8); min-max put the list's last ones at 0, under them (found by a user: 4 Puma
+    T-shirts, then other brands)."""
+    lexical = [SearchHit(1000 + i, 12.0 - 0.01 * i, {}) for i in range(100)]  # 12.0 down to 11.01
+    dense = [SearchHit(i, 0.36 - 0.0005 * i, {}) for i in range(1, 101)]  # other brands, none named Puma
+    fused = fuse(dense, lexical, 10, "blend", dense_weight=1.0, lexical_weight=2.0)
+    assert all(h.matched == "lexical" for h in fused)
+    assert [h.id for h in fused] == list(range(1000, 1010))
+    lowest = fuse(dense, lexical, 200, "blend", 1.0, 2.0)
+    worst_lexical = min(h.score for h in lowest if h.matched == "lexical")
+    assert worst_lexical > max(h.score for h in lowest if h.matched == "dense")  # 2 x 11.01 / 12 > 1
 
 
 def test_engine_modes_and_filtered_hybrid(indexed: Path, tiny_encoder) -> None:
