@@ -16,8 +16,9 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableError
 from fashion_core.model.base import Encoder
@@ -108,8 +109,22 @@ def local_encoder(settings: Settings) -> Encoder:
         return _local_encoders[key]
 
 
+@dataclass
+class _BackgroundJob:
+    thread: threading.Thread
+    stop: threading.Event
+    store: JobStore
+
+
 class InProcessDistributor:
-    """Run the chunks here, one after another (in a thread when ``background``), with the same retries."""
+    """Run the chunks here, one after another (in a thread when ``background``), with the same retries.
+
+    Background jobs are registered so that the server that started them can stop them (``shutdown``): a job
+    stops at its next chunk boundary and is left failed and resumable, never half-running in a dead process.
+    """
+
+    _background: ClassVar[dict[str, _BackgroundJob]] = {}
+    _background_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, settings: Settings, store: JobStore, background: bool = False,
                  encoder: Encoder | None = None) -> None:
@@ -117,14 +132,31 @@ class InProcessDistributor:
         self.encoder = encoder
 
     def submit(self, spec: JobSpec, chunks: Chunks) -> None:
-        if self.background:
-            threading.Thread(target=self._run, args=(spec, chunks), name=f"index-{spec.job_id}", daemon=True).start()
-        else:
-            self._run(spec, chunks)
+        if not self.background:
+            self._run(spec, chunks, threading.Event())
+            return
+        stop = threading.Event()
+        thread = threading.Thread(target=self._run_background, args=(spec, chunks, stop),
+                                  name=f"index-{spec.job_id}", daemon=True)
+        with self._background_lock:
+            self._background[spec.job_id] = _BackgroundJob(thread, stop, self.store)
+        thread.start()
 
-    def _run(self, spec: JobSpec, chunks: Chunks) -> None:
+    def _run_background(self, spec: JobSpec, chunks: Chunks, stop: threading.Event) -> None:
+        try:
+            self._run(spec, chunks, stop)
+        except Exception:
+            log.exception("job %s: the in-process run failed", spec.job_id)
+        finally:
+            with self._background_lock:
+                self._background.pop(spec.job_id, None)
+
+    def _run(self, spec: JobSpec, chunks: Chunks, stop: threading.Event) -> None:
         encoder = self.encoder or local_encoder(self.settings)
         for i, ids in chunks:
+            if stop.is_set():
+                _mark_interrupted(self.store, spec.job_id, "at a chunk boundary")
+                return
             for attempt in range(self.settings.indexer_max_retries + 1):
                 try:
                     run_chunk(self.store, encoder, spec.job_id, i, spec.chunks_total, spec.catalog_dir,
@@ -133,12 +165,38 @@ class InProcessDistributor:
                 except TRANSIENT_ERRORS as exc:
                     if attempt == self.settings.indexer_max_retries:
                         fail_chunk(self.store, spec.job_id, i, spec.chunks_total, ids, exc)
-                    else:
-                        time.sleep(backoff_s(attempt))
+                    elif stop.wait(backoff_s(attempt)):  # stopped while backing off: the chunk stays to do
+                        _mark_interrupted(self.store, spec.job_id, "while retrying a chunk")
+                        return
                 except Exception as exc:
                     fail_chunk(self.store, spec.job_id, i, spec.chunks_total, ids, exc)
                     break
         self.request_finalize(spec.job_id)
+
+    @classmethod
+    def shutdown(cls, store: JobStore, timeout_s: float) -> list[str]:
+        """Stop the background jobs that run on ``store`` (a server's own store) at their next chunk boundary and
+        wait up to ``timeout_s`` for their threads. Each stopped job is left failed and resumable (its completed
+        chunks' shards stay in its staging dir for ``fashion-search resume``); one still in a chunk after the wait
+        is marked so too (the chunk, if it completes, is recorded). Returns the ids of the jobs stopped."""
+        with cls._background_lock:
+            jobs = {job_id: job for job_id, job in cls._background.items() if job.store is store}
+        for job in jobs.values():
+            job.stop.set()
+        deadline = time.monotonic() + timeout_s
+        for job_id, job in jobs.items():
+            job.thread.join(max(deadline - time.monotonic(), 0.0))
+            if job.thread.is_alive():
+                log.warning("job %s: still in a chunk after %.0fs", job_id, timeout_s)
+                _mark_interrupted(store, job_id, "in the middle of a chunk")
+        return list(jobs)
+
+    @classmethod
+    def running(cls, store: JobStore) -> list[str]:
+        """The ids of the background jobs on ``store`` whose thread still runs."""
+        with cls._background_lock:
+            return [job_id for job_id, job in cls._background.items()
+                    if job.store is store and job.thread.is_alive()]
 
     def request_finalize(self, job_id: str) -> None:
         for attempt in range(self.settings.indexer_max_retries + 1):
@@ -150,6 +208,19 @@ class InProcessDistributor:
                     self.store.set_state(job_id, "failed", f"finalize gave up: {exc}")
                     return
                 time.sleep(backoff_s(attempt))
+
+
+def _mark_interrupted(store: JobStore, job_id: str, where: str) -> None:
+    """Leave a job stopped by its server's shutdown failed and resumable, saying how far it got."""
+    try:
+        done, total = len(store.completed_chunks(job_id)), store.get(job_id).spec.chunks_total
+        store.set_state(job_id, "failed", f"interrupted {where}: the server shut down after {done} of {total} "
+                                          f"chunks; `fashion-search resume {job_id}` continues it",
+                        resumable=True)
+    except Exception:  # the store itself failing must not hide the others' shutdown
+        log.exception("job %s: could not record its interruption", job_id)
+        return
+    log.warning("job %s: interrupted %s after %d of %d chunks (resumable)", job_id, where, done, total)
 
 
 def distributor_for(settings: Settings, store: JobStore, background: bool = False,

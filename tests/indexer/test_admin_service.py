@@ -85,3 +85,54 @@ def test_admin_serves_its_metrics_over_http():
         assert 'fashion_rpc_requests_total{code="NOT_FOUND",method="GetJob",service="admin"}' in page
     finally:
         server.stop(0)
+
+
+def _count(method: str, code: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("fashion_rpc_requests_total",
+                                     {"service": "admin", "method": method, "code": code}) or 0.0
+
+
+def test_start_reindex_wait_replies_once_the_job_has_ended(tiny_model_dir, synthetic_catalog):
+    """The proto: with wait=true StartReindex replies only when the job has finished, with its final state."""
+    settings = load_settings(model=str(tiny_model_dir), index_backend="faiss", device="cpu")
+    server = start_admin_server(settings, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = admin_pb2_grpc.AdminServiceStub(channel)
+            job = stub.StartReindex(admin_pb2.StartReindexRequest(catalog_dir=str(synthetic_catalog), index="shop",
+                                                                  chunk_size=30, wait=True), timeout=120)
+    finally:
+        server.stop(0)
+    assert job.state == "succeeded", job.error
+    assert job.chunks_done == job.chunks_total == 5 and job.eta_s == 0.0
+    assert job.items_indexed == len(loadable_ids(synthetic_catalog)) == open_index(settings, "shop").count()
+
+
+def test_start_reindex_wait_past_the_deadline_is_deadline_exceeded_and_the_job_goes_on(tiny_model_dir,
+                                                                                      synthetic_catalog):
+    """A deadline shorter than the job: the call ends DEADLINE_EXCEEDED (the server stops waiting then, rather
+    than holding a thread to the job's end) and the job goes on to succeed."""
+    from indexer.jobs import FileJobStore
+
+    settings = load_settings(model=str(tiny_model_dir), index_backend="faiss", device="cpu")
+    server = start_admin_server(settings, "127.0.0.1:0")
+    before = _count("StartReindex", "DEADLINE_EXCEEDED")
+    try:
+        with grpc.insecure_channel(server.address) as channel:
+            stub = admin_pb2_grpc.AdminServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as late:
+                stub.StartReindex(admin_pb2.StartReindexRequest(catalog_dir=str(synthetic_catalog), index="shop",
+                                                                chunk_size=1, wait=True), timeout=0.5)
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            # the server's handler gave up at the deadline too, saying so in its metrics
+            wait_until(lambda: _count("StartReindex", "DEADLINE_EXCEEDED") == before + 1, timeout_s=5)
+            (job_id,) = [p.stem for p in (settings.home / "jobs").glob("*.json") if "." not in p.stem]
+            assert FileJobStore(settings.home / "jobs").get(job_id).state == "running"
+            done = wait_until(lambda: (j := stub.GetJob(admin_pb2.GetJobRequest(job_id=job_id), timeout=10))
+                              .state in {"succeeded", "failed"} and j, timeout_s=120)
+            assert isinstance(done, admin_pb2.Job) and done.state == "succeeded", done
+            assert done.chunks_done == done.chunks_total > 100
+    finally:
+        server.stop(0)
