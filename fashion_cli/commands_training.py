@@ -192,7 +192,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     checkpoints = args.checkpoints or [resolve_model(settings)]
     results = evaluate_checkpoints(checkpoints, _products(args.catalog), out, EvalConfig(),
                                    device=settings.device, probe=not args.no_probe, split=args.split)
-    console.print(markdown_tables(results), markup=False, highlight=False)
+    # soft_wrap: rich would otherwise hard-wrap long rows at the console width (160 when piped): invalid Markdown
+    console.print(markdown_tables(results), markup=False, highlight=False, soft_wrap=True)
     console.print(f"results.json, results.md and the pictures (failure grids, similarity heatmaps) in {args.out}")
     return 0
 
