@@ -13,7 +13,13 @@ Protocols (FashionCLIP, Chia et al. 2022, Scientific Reports 12:18958; its Table
 - **Image->image**: each test image queries the others; precision@10 of the same articleType (and mAP).
 - **Linear probe** (Table 3): multinomial logistic regression on frozen image embeddings of training products,
   scored on the test split, beside zero-shot.
-- The 10 worst articleTypes and grids of failures (PNG), a similarity heatmap per model.
+- The 10 worst articleTypes (among those with enough test products) and grids of failures (PNG), a similarity
+  heatmap per model.
+
+A measure that the split is too small for (precision@10 among 4 products, a gallery of 100 in a split of 42, no
+attribute combination with enough products) is not computed: its value is None ("n/a" in results.md) and
+``result["not_measured"]`` maps its dotted path to the reason; everything else is still measured. A bar whose
+value is not measured is neither met nor missed (``met`` None).
 
 ``evaluate_checkpoints`` writes ``results.json`` and ``results.md`` and the PNGs into one folder.
 """
@@ -33,7 +39,7 @@ from PIL import Image
 
 from fashion_core.captions import clean_text, shopper_query
 from fashion_core.catalog.schema import Product
-from fashion_core.errors import FashionSearchError
+from fashion_core.errors import FashionSearchError, InvalidInputError
 from fashion_core.images import load_image
 from fashion_core.model.base import Encoder
 from fashion_core.model.encoder import ClipEncoder
@@ -136,13 +142,29 @@ def name_queries(text_vecs: np.ndarray, image_vecs: np.ndarray, ks: Sequence[int
     return {"whole_split": whole, f"gallery_{gallery}": batched}
 
 
+def name_queries_not_measured(n: int, ks: Sequence[int], gallery: int) -> dict[str, str]:
+    """Why parts of ``name_queries`` on ``n`` products are missing: R@k needs k products, a gallery ``gallery``."""
+    out = {f"name_queries.whole_split.R@{k}": f"needs at least {k} test products; the split has {n}"
+           for k in ks if k > n}
+    if n < gallery:
+        out[f"name_queries.gallery_{gallery}"] = (f"needs at least {gallery} test products (one full gallery); "
+                                                  f"the split has {n}")
+    return out
+
+
 def attribute_queries(encoder: Encoder, image_vecs: np.ndarray, products: Sequence[Product], min_products: int,
                       k: int = 10) -> dict[str, Any]:
-    """Shopper-worded gender x articleType x baseColour queries; precision@k on articleType and on all three."""
+    """Shopper-worded gender x articleType x baseColour queries; precision@k on articleType and on all three.
+    Not measured (``{"n_queries": 0, "not_measured": reason}``) with fewer than ``k`` products or no combination
+    of ``min_products``."""
+    if len(products) < k:
+        return {"n_queries": 0, "not_measured": f"precision@{k} needs at least {k} test products; the split has "
+                                                f"{len(products)}"}
     combos = Counter((p.gender, p.articleType, p.baseColour) for p in products if p.baseColour)
     queries = sorted(c for c, count in combos.items() if count >= min_products)
     if not queries:
-        return {"n_queries": 0}
+        return {"n_queries": 0, "not_measured": "no gender x articleType x baseColour combination has "
+                                                f">= {min_products} test products"}
     texts = [shopper_query(*q) for q in queries]
     top = np.argsort(-(encoder.encode_texts(texts) @ image_vecs.T), axis=1, kind="stable")[:, :k]
     attrs = np.array([(p.gender, p.articleType, p.baseColour) for p in products], dtype=object)
@@ -159,41 +181,72 @@ def attribute_queries(encoder: Encoder, image_vecs: np.ndarray, products: Sequen
             "queries": rows}
 
 
-def worst_article_types(report: dict[str, Any], i2i_by_type: dict[str, float], n: int = 10, min_support: int = 5
-                        ) -> list[dict[str, Any]]:
-    """The ``n`` articleTypes with the lowest zero-shot F1 (support >= ``min_support``), worst first."""
+def worst_article_types(report: dict[str, Any], i2i_by_type: dict[str, float | None], n: int = 10,
+                        min_support: int = 5) -> list[dict[str, Any]]:
+    """Up to ``n`` articleTypes with the lowest zero-shot F1, worst first, among those with at least
+    ``min_support`` test products (an F1 on two or three products says little) and an F1 below 1: a class
+    classified perfectly is no failure, so fewer than ``n`` are listed when fewer fall short (``worst_filter``
+    counts them for the heading)."""
     per_class = report.get("per_class", {})
     rows = [{"articleType": name, "support": s["support"], "zero_shot_f1": s["f1"],
              "zero_shot_precision": s["precision"], "zero_shot_recall": s["recall"],
              "image_to_image_precision@10": i2i_by_type.get(name)}
-            for name, s in per_class.items() if s["support"] >= min_support]
+            for name, s in per_class.items() if s["support"] >= min_support and s["f1"] < 1.0]
     return sorted(rows, key=lambda r: (r["zero_shot_f1"], -r["support"]))[:n]
+
+
+def worst_filter(report: dict[str, Any], n: int = 10, min_support: int = 5) -> dict[str, int]:
+    """What ``worst_article_types`` chose from: classes in the split, those with ``min_support`` test products,
+    and how many of those scored a perfect F1."""
+    per_class = report.get("per_class", {})
+    eligible = [s for s in per_class.values() if s["support"] >= min_support]
+    return {"n": n, "min_support": min_support, "classes": sum(1 for s in per_class.values() if s["support"]),
+            "eligible": len(eligible), "perfect": sum(1 for s in eligible if s["f1"] >= 1.0)}
 
 
 def evaluate_encoder(encoder: Encoder, test: Sequence[Product], train: Sequence[Product] = (),
                      cfg: EvalConfig | None = None, out_dir: Path | None = None, tag: str = "model"
                      ) -> dict[str, Any]:
-    """Every protocol of the module docstring on ``test`` (probe fitted on ``train``); PNGs go to ``out_dir``."""
+    """Every protocol of the module docstring on ``test`` (probe fitted on ``train``); PNGs go to ``out_dir``.
+    Measures the split is too small for are None, with their reasons in ``result["not_measured"]``."""
     cfg = cfg or EvalConfig()
     test = list(test)
+    n_test = len(test)
     names = [p.productDisplayName for p in test]
     image_vecs = encoder.encode_images(load_images(test))
     text_vecs = encoder.encode_texts(names)
-    i2i_p10 = precision_at_k(image_vecs, [p.articleType for p in test], 10)
     types = np.array([p.articleType for p in test], dtype=object)
+    not_measured: dict[str, str] = name_queries_not_measured(n_test, cfg.ks, cfg.gallery_size)
+    i2i_p10: np.ndarray | None = None
+    if n_test > 10:
+        i2i_p10 = precision_at_k(image_vecs, list(types), 10)
+    else:
+        not_measured["image_to_image.precision@10_articleType"] = (
+            f"needs more than 10 test products (each queries its 10 nearest others); the split has {n_test}")
+    i2i_rest = image_to_image_metrics(image_vecs, list(types), tuple(k for k in (1, 5, 10) if k < n_test))
+    if not i2i_rest:
+        not_measured["image_to_image.mAP"] = "no articleType has two test products"
+    attr = attribute_queries(encoder, image_vecs, test, cfg.attribute_min_products)
+    if "not_measured" in attr:
+        not_measured["attribute_queries"] = attr.pop("not_measured")
+    zero = {f: zero_shot(encoder, image_vecs, test, f, cfg.templates.get(f, ("a photo of a {}",)))
+            for f in cfg.fields}
+    not_measured |= {f"zero_shot.{f}": f"needs at least 2 {f} values among the test products"
+                     for f, report in zero.items() if not report}
     result: dict[str, Any] = {
         "model": encoder.info.model_id,
         "version": encoder.info.version,
-        "n_test": len(test),
+        "n_test": n_test,
         "name_queries": name_queries(text_vecs, image_vecs, cfg.ks, cfg.gallery_size, cfg.seed),
-        "attribute_queries": attribute_queries(encoder, image_vecs, test, cfg.attribute_min_products),
-        "zero_shot": {f: zero_shot(encoder, image_vecs, test, f, cfg.templates.get(f, ("a photo of a {}",)))
-                      for f in cfg.fields},
-        "image_to_image": {"precision@10_articleType": float(i2i_p10.mean()),
-                           **image_to_image_metrics(image_vecs, list(types))},
+        "attribute_queries": attr,
+        "zero_shot": zero,
+        "image_to_image": {"precision@10_articleType": None if i2i_p10 is None else float(i2i_p10.mean()),
+                           **i2i_rest},
     }
-    i2i_by_type = {t: float(i2i_p10[types == t].mean()) for t in set(types.tolist())}
+    i2i_by_type: dict[str, float | None] = {
+        t: None if i2i_p10 is None else float(i2i_p10[types == t].mean()) for t in set(types.tolist())}
     result["worst_articleTypes"] = worst_article_types(result["zero_shot"].get("articleType", {}), i2i_by_type)
+    result["worst_articleTypes_filter"] = worst_filter(result["zero_shot"].get("articleType", {}))
     if train and cfg.probe_fields:
         sample = list(train)[: cfg.probe_train_max]
         train_vecs = encoder.encode_images(load_images(sample))
@@ -201,9 +254,15 @@ def evaluate_encoder(encoder: Encoder, test: Sequence[Product], train: Sequence[
         for name in cfg.probe_fields:
             fit = [i for i, p in enumerate(sample) if getattr(p, name)]
             score = [i for i, p in enumerate(test) if getattr(p, name)]
+            if len({str(getattr(sample[i], name)) for i in fit}) < 2 or not score:
+                result["linear_probe"][name] = {}
+                not_measured[f"linear_probe.{name}"] = (f"needs at least 2 {name} values among the training "
+                                                        f"products and one test product with a {name}")
+                continue
             result["linear_probe"][name] = linear_probe(
                 train_vecs[fit], [str(getattr(sample[i], name)) for i in fit], image_vecs[score],
                 [str(getattr(test[i], name)) for i in score])
+    result["not_measured"] = not_measured
     result["bars"] = bars(result)
     if out_dir is not None:
         n = min(cfg.heatmap_pairs, len(test))
@@ -223,14 +282,30 @@ def metric(result: dict[str, Any], path: str) -> float | None:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
-    return float(node)
+    return None if node is None else float(node)
+
+
+def why_not_measured(result: dict[str, Any], path: str) -> str | None:
+    """The reason ``result["not_measured"]`` gives for ``path`` or for a protocol above it, None if none."""
+    reasons: dict[str, str] = result.get("not_measured", {})
+    parts = path.split(".")
+    for end in range(len(parts), 0, -1):
+        reason = reasons.get(".".join(parts[:end]))
+        if reason is not None:
+            return reason
+    return None
 
 
 def bars(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out = {}
+    """Each bar of BARS: its value, and ``met`` True/False, or None (with ``reason``) when not measured."""
+    out: dict[str, dict[str, Any]] = {}
     for path, minimum in BARS.items():
         value = metric(result, path)
-        out[path] = {"value": value, "bar": minimum, "met": value is not None and value >= minimum}
+        if value is None:
+            out[path] = {"value": None, "bar": minimum, "met": None,
+                         "reason": why_not_measured(result, path) or "not in the results"}
+        else:
+            out[path] = {"value": value, "bar": minimum, "met": value >= minimum}
     return out
 
 
@@ -298,30 +373,62 @@ def similarity_heatmap(sim: np.ndarray, texts: Sequence[str], image_names: Seque
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def _bar_cell(bar: dict[str, Any]) -> str:
+    if bar["met"] is None:
+        return "n/a (not measured)"
+    return f"{_pct(bar['value'])} {'ok' if bar['met'] else 'BELOW'}"
+
+
+def _worst_heading(r: dict[str, Any], name: str) -> tuple[str, str | None]:
+    """The heading of a model's worst-articleTypes table (its support filter stated) and, when fewer than n are
+    listed, the sentence that says why."""
+    listed = len(r["worst_articleTypes"])
+    f = r.get("worst_articleTypes_filter") or {"n": 10, "min_support": 5}
+    among = f"among the articleTypes with >= {f['min_support']} test products"
+    if listed >= f["n"]:
+        return f"{f['n']} worst articleTypes by zero-shot F1, {among} ({name})", None
+    if "eligible" not in f:
+        return f"Worst articleTypes by zero-shot F1, {among} ({name})", None
+    note = (f"Fewer than {f['n']}: {f['eligible']} of the split's {f['classes']} articleTypes have "
+            f">= {f['min_support']} test products; of those, {f['perfect']} scored a perfect F1 and are not listed.")
+    return f"Worst articleTypes by zero-shot F1, {among} ({name})", note
 
 
 def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
-    """Rows = models, columns = metrics (percentages; mean rank as is)."""
+    """Rows = models, columns = metrics (percentages; mean rank as is). A measure not taken reads "n/a", its
+    reason listed under "Not measured"; a table with nothing measured is a sentence instead."""
     names = [r.get("tag") or Path(r["model"]).name or r["model"] for r in results]
     rows_of = list(zip(names, results, strict=True))
     lines = [f"Test split: {results[0]['n_test']} products.", ""]
 
-    def table(title: str, cols: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        lines.extend([f"### {title}", "", "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)])
+    def table(title: str, cols: Sequence[str], rows: Sequence[Sequence[str]], first: str = "model",
+              empty: str | None = None, note: str | None = None) -> None:
+        lines.extend([f"### {title}", ""])
+        if note:
+            lines.extend([note, ""])
+        if not cols or not rows:
+            lines.extend([empty or "Nothing measured.", ""])
+            return
+        lines.extend([f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)])
         lines.extend("| " + " | ".join(row) + " |" for row in rows)
         lines.append("")
 
     def fmt(key: str, value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}" if key == "MeanRank" else _pct(value)
+        return "n/a" if value is None else f"{value:.1f}" if key == "MeanRank" else _pct(value)
+
+    def reason(path: str) -> str:
+        return why_not_measured(results[0], path) or "not measured"
 
     table("Bars (test split)", [f"{p} >= {b}" for p, b in BARS.items()],
-          [[n, *[f"{fmt('', r['bars'][p]['value'])} {'ok' if r['bars'][p]['met'] else 'BELOW'}" for p in BARS]]
-           for n, r in rows_of])
+          [[n, *[_bar_cell(r["bars"][p]) for p in BARS]] for n, r in rows_of])
     for protocol in results[0]["name_queries"]:
         cols = list(results[0]["name_queries"][protocol])
         table(f"Name queries, text -> image ({protocol.replace('_', ' ')})", cols,
-              [[n, *[fmt(c, r["name_queries"][protocol].get(c)) for c in cols]] for n, r in rows_of])
+              [[n, *[fmt(c, r["name_queries"][protocol].get(c)) for c in cols]] for n, r in rows_of],
+              empty=f"Not measured: {reason(f'name_queries.{protocol}')}.")
     attr = results[0]["attribute_queries"]
     table(f"Attribute queries in a shopper's words ({attr.get('n_queries', 0)} gender x articleType x baseColour "
           "combinations)", ["precision@10 articleType", "precision@10 all three"],
@@ -331,21 +438,27 @@ def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
     table("Zero-shot classification: weighted F1 (majority-class prior) / accuracy / macro F1", fields,
           [[n, *[f"{_pct(r['zero_shot'][f].get('weighted_f1'))} ({_pct(r['zero_shot'][f]['prior']['weighted_f1'])})"
                  f" / {_pct(r['zero_shot'][f].get('accuracy'))} / {_pct(r['zero_shot'][f].get('macro_f1'))}"
-                 for f in fields]] for n, r in rows_of])
+                 for f in fields]] for n, r in rows_of],
+          empty="Not measured: every field has fewer than 2 values among the test products.")
     table("Image -> image (relevant = same articleType)", ["precision@10", "mAP", "Rank-1"],
           [[n, _pct(r["image_to_image"]["precision@10_articleType"]), _pct(r["image_to_image"].get("mAP")),
             _pct(r["image_to_image"].get("Rank-1"))] for n, r in rows_of])
     if all("linear_probe" in r for r in results):
         probe = list(results[0]["linear_probe"])
         table("Linear probe vs zero-shot, weighted F1 (FashionCLIP Table 3)", probe,
-              [[n, *[f"{_pct(r['linear_probe'][f]['weighted_f1'])} vs {_pct(r['zero_shot'][f].get('weighted_f1'))}"
-                     for f in probe]] for n, r in rows_of])
+              [[n, *[f"{_pct(r['linear_probe'][f].get('weighted_f1'))} vs "
+                     f"{_pct(r['zero_shot'].get(f, {}).get('weighted_f1'))}" for f in probe]] for n, r in rows_of])
     for n, r in rows_of:
-        table(f"10 worst articleTypes by zero-shot F1 ({n})",
-              ["support", "zero-shot F1", "precision", "recall", "image->image precision@10"],
+        title, note = _worst_heading(r, n)
+        table(title, ["support", "zero-shot F1", "precision", "recall", "image->image precision@10"],
               [[w["articleType"], str(w["support"]), _pct(w["zero_shot_f1"]), _pct(w["zero_shot_precision"]),
                 _pct(w["zero_shot_recall"]), _pct(w["image_to_image_precision@10"])]
-               for w in r["worst_articleTypes"]])
+               for w in r["worst_articleTypes"]], first="articleType", note=note, empty="None listed.")
+    not_measured = list(dict.fromkeys((path, why) for r in results for path, why in r.get("not_measured", {}).items()))
+    if not_measured:
+        lines.extend(["### Not measured (n/a above)", "", "The split is too small for these measures:", ""])
+        lines.extend(f"- {path}: {why}" for path, why in not_measured)
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -353,12 +466,14 @@ def evaluate_checkpoints(checkpoints: Sequence[str], products: Sequence[Product]
                          cfg: EvalConfig | None = None, device: str = "auto", probe: bool = True,
                          split: Split = "test") -> list[dict[str, Any]]:
     """Every checkpoint on the same split ("test" to report, "val" to select); writes results.json,
-    results.md and the PNGs into ``out_dir``. Raises ValueError when the split has fewer than 2 products."""
+    results.md and the PNGs into ``out_dir``. Raises InvalidInputError (a ValueError) when the split has fewer
+    than 2 products; measures the split is too small for are reported as not measured (``evaluate_encoder``)."""
     cfg = cfg or EvalConfig()
     splits = split_products(usable(products), cfg.split, cfg.split_salt)
     chosen = splits[split]
     if len(chosen) < 2:
-        raise ValueError(f"the {split} split has {len(chosen)} products; need at least 2")
+        raise InvalidInputError(f"the {split} split has {len(chosen)} products with a readable image; evaluation "
+                                "needs at least 2 (use a larger catalog)")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     tags: Counter[str] = Counter()

@@ -74,3 +74,70 @@ def test_cli_train_tagger_evaluate_localize(tiny_model_dir: Path, train_catalog:
     assert cli(["localize", str(tmp_path / "missing.jpg"), "red dress", "--model", str(tiny_model_dir)]) == 2
     assert cli(["train", str(train_catalog), "--base", str(tiny_model_dir), "--out", str(tmp_path / "m"),
                 "--captions", "structured"]) == 2  # structured captions need a tagger: one-line error
+
+
+def test_a_small_split_reports_what_it_cannot_measure(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    from training.synthetic_catalog import generate_catalog
+
+    catalog = generate_catalog(tmp_path / "cat", n=60, seed=0)  # a test split of about 4 products
+    out = tmp_path / "ev"
+    capsys.readouterr()
+    assert cli(["evaluate", str(tiny_model_dir), "--catalog", str(catalog), "--out", str(out), "--no-probe"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "results.json").read_text())[0]
+    assert result["n_test"] <= 10
+    assert result["image_to_image"]["precision@10_articleType"] is None  # was a ValueError traceback
+    assert "the split has" in result["not_measured"]["image_to_image.precision@10_articleType"]
+    assert result["name_queries"]["gallery_100"] == {} and "name_queries.gallery_100" in result["not_measured"]
+    assert 0 <= result["zero_shot"]["articleType"]["weighted_f1"] <= 1  # the rest is measured
+    for path in ("attribute_queries.precision@10_all", "image_to_image.precision@10_articleType"):
+        bar = result["bars"][path]
+        assert bar["value"] is None and bar["met"] is None and bar["reason"], path  # not measured: never BELOW
+    md = (out / "results.md").read_text()
+    assert "n/a (not measured)" in md and "- BELOW" not in md and "| model |  |" not in md
+    assert "Not measured: needs at least 100 test products" in md  # a sentence, not an empty table
+    assert "with >= 5 test products" in md
+    # piped, the console copy is the Markdown unwrapped: every table row on one line
+    assert "### Bars" in printed
+    rows = [line for line in printed.splitlines() if line.startswith("|")]
+    assert rows and all(line.endswith("|") for line in rows)
+    assert all(line in md.splitlines() for line in rows)
+
+
+def test_a_split_under_two_products_is_a_one_line_error(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    from training.synthetic_catalog import generate_catalog
+
+    catalog = generate_catalog(tmp_path / "cat", n=5, seed=0)
+    capsys.readouterr()
+    assert cli(["evaluate", str(tiny_model_dir), "--catalog", str(catalog), "--out", str(tmp_path / "ev"),
+                "--no-probe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "needs at least 2" in err and "Traceback" not in err
+
+
+def _per_class(f1_support: dict[str, tuple[float, int]]) -> dict:
+    return {"per_class": {name: {"f1": f1, "precision": f1, "recall": f1, "support": support}
+                          for name, (f1, support) in f1_support.items()}}
+
+
+def test_worst_article_types_state_their_filter() -> None:
+    from training.evaluate import bars, markdown_tables, worst_article_types, worst_filter
+
+    report = _per_class({"Skirts": (0.889, 5), "Caps": (1.0, 6), "Socks": (0.2, 3), "Belts": (0.5, 4)})
+    worst = worst_article_types(report, {})
+    assert [w["articleType"] for w in worst] == ["Skirts"]  # Socks, Belts: < 5 test products; Caps: perfect
+    many = _per_class({f"T{i}": (i / 20, 5 + i) for i in range(15)})
+    assert [w["articleType"] for w in worst_article_types(many, {})] == [f"T{i}" for i in range(10)]
+
+    def md(rep: dict) -> str:
+        result = {"model": "m", "tag": "m", "n_test": 40, "name_queries": {},
+                  "attribute_queries": {}, "zero_shot": {}, "image_to_image": {"precision@10_articleType": 0.5},
+                  "worst_articleTypes": worst_article_types(rep, {}), "worst_articleTypes_filter": worst_filter(rep)}
+        return markdown_tables([result | {"bars": bars(result)}])
+
+    few = md(report)
+    assert "### Worst articleTypes by zero-shot F1, among the articleTypes with >= 5 test products (m)" in few
+    assert "Fewer than 10: 2 of the split's 4 articleTypes have >= 5 test products; of those, 1 scored a " \
+           "perfect F1" in few
+    assert "| Skirts |" in few and "Caps" not in few
+    assert "### 10 worst articleTypes by zero-shot F1, among the articleTypes with >= 5 test products (m)" in md(many)
