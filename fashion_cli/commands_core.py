@@ -55,20 +55,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 # -- fetch-dataset ---------------------------------------------------------------------------------
 def cmd_fetch_dataset(args: argparse.Namespace) -> int:
-    from fashion_core.catalog.fetch import HF_DATASET, fetch_from_hub, fetch_from_kaggle
+    from fashion_core.catalog.fetch import HF_DATASET, catalog_size, convert_local, fetch_from_hub, fetch_from_kaggle
 
     dest = Path(args.dest)
     if (dest / "styles.csv").exists():
         raise InvalidInputError(f"{dest} already holds a styles.csv; choose an empty folder")
-    if args.source == "kaggle":
+    if args.from_file and args.source:
+        raise InvalidInputError("--from-file converts a local copy and --source downloads one: give only one")
+    if args.from_file:
+        with progress_bar() as bar:
+            task = bar.add_task(f"{args.from_file} -> {dest}", total=None)
+            convert_local(Path(args.from_file), dest, on_row=lambda n: bar.update(task, completed=n))
+    elif args.source == "kaggle":
         console.print("downloading with the Kaggle CLI ...")
-        count = fetch_from_kaggle(dest)
+        fetch_from_kaggle(dest)
     else:
         with progress_bar() as bar:
             task = bar.add_task(f"{HF_DATASET} -> {dest}", total=None)
-            count = fetch_from_hub(dest, on_row=lambda n: bar.update(task, completed=n))
-    console.print(f"{count} products in {dest} (styles.csv + images/); use it with --catalog {dest} or "
-                  f"FASHION_CATALOG={dest}")
+            fetch_from_hub(dest, on_row=lambda n: bar.update(task, completed=n))
+    products, skipped = catalog_size(dest)
+    console.print(f"{products} products with an image in {dest} (styles.csv + images/; {skipped} rows the reader "
+                  f"skips); use it with --catalog {dest} or FASHION_CATALOG={dest}")
     return 0
 
 
@@ -164,10 +171,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("fetch-dataset", help="download the public Fashion Product Images (small) dataset into "
-                       "the Kaggle layout (needs network)")
+                       "the Kaggle layout (needs network), or convert a local copy of it (--from-file)")
     p.add_argument("dest", help="an empty folder")
-    p.add_argument("--source", choices=["hf", "kaggle"], default="hf",
-                   help="hf: the Hugging Face copy (needs pyarrow); kaggle: the Kaggle CLI (needs a token)")
+    p.add_argument("--source", choices=["hf", "kaggle"], default=None,
+                   help="hf (default): the Hugging Face copy (needs pyarrow); kaggle: the Kaggle CLI (needs a token)")
+    p.add_argument("--from-file", metavar="PATH",
+                   help="no download: convert a local copy, a Hugging Face parquet file (or a folder of them), the "
+                        "Kaggle zip archive or its unzipped folder")
     p.set_defaults(handler=cmd_fetch_dataset)
 
     p = sub.add_parser("index", help="embed a catalog and write it to the index")

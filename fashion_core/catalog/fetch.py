@@ -7,6 +7,9 @@ Two sources, for a machine with network:
 - ``kaggle``: the Kaggle CLI (``kaggle datasets download paramaggarwal/fashion-product-images-small``; needs
   ``pip install kaggle`` and an API token), unzipped and laid out the same way.
 
+Without network, ``convert_local`` lays out a copy fetched elsewhere: a Hugging Face parquet file (or a folder of
+them), the Kaggle zip archive, or the archive unzipped (``fashion-search fetch-dataset DEST --from-file PATH``).
+
 Reading parquet needs ``pyarrow`` (``pip install 'fashion-search[fetch]'``).
 """
 
@@ -17,12 +20,14 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
+from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.schema import CSV_COLUMNS
-from fashion_core.errors import FashionSearchError, InvalidInputError, UnavailableError
+from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError, UnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +116,54 @@ def fetch_from_kaggle(dest: Path, dataset: str = KAGGLE_DATASET) -> int:
         return layout_download(Path(tmp), dest)
 
 
-def layout_download(extracted: Path, dest: Path) -> int:
-    """Move the styles.csv found anywhere under ``extracted`` (and the images/ beside it) into ``dest``."""
+def layout_download(extracted: Path, dest: Path, move: bool = True) -> int:
+    """Move (or, ``move`` False, copy) the styles.csv found anywhere under ``extracted`` and the images/ beside
+    it into ``dest``. Returns the number of image files."""
     styles = _first(extracted.rglob("styles.csv"))
     if styles is None or not (styles.parent / "images").is_dir():
         raise InvalidInputError(f"{extracted}: no styles.csv with an images/ folder beside it")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(styles), dest / "styles.csv")
-    shutil.move(str(styles.parent / "images"), dest / "images")
+    if move:
+        shutil.move(str(styles), dest / "styles.csv")
+        shutil.move(str(styles.parent / "images"), dest / "images")
+    else:
+        shutil.copyfile(styles, dest / "styles.csv")
+        shutil.copytree(styles.parent / "images", dest / "images")
     return sum(1 for _ in (dest / "images").iterdir())
+
+
+def convert_local(source: Path, dest: Path, on_row: Callable[[int], None] | None = None) -> None:
+    """Lay out a local copy of the dataset in ``dest``, no network: a Hugging Face parquet file or a folder of
+    them (``convert_parquet``), the Kaggle zip archive (unzipped beside ``dest``), or a folder holding styles.csv
+    and images/ (copied: ``source`` is left as it is). NotFoundError when ``source`` does not exist,
+    InvalidInputError when it is none of these."""
+    if not source.exists():
+        raise NotFoundError(f"{source}: no such file or folder")
+    if source.is_dir():
+        if _first(source.rglob("styles.csv")) is not None:
+            layout_download(source, dest, move=False)
+            return
+        files = sorted(source.rglob("*.parquet"))
+        if not files:
+            raise InvalidInputError(f"{source}: neither a styles.csv with images/ nor parquet files")
+        convert_parquet(files, dest, on_row)
+    elif source.suffix.lower() == ".parquet":
+        convert_parquet([source], dest, on_row)
+    elif zipfile.is_zipfile(source):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest.parent) as tmp, zipfile.ZipFile(source) as archive:
+            archive.extractall(tmp)
+            layout_download(Path(tmp), dest)
+    else:
+        raise InvalidInputError(f"{source}: not a parquet file, a zip archive or a folder of the dataset")
+
+
+def catalog_size(dest: Path) -> tuple[int, int]:
+    """What the catalog reader makes of a fetched ``dest``: products with an image, and rows it skipped. The
+    same count whatever the source (parquet rows include products without an image; Kaggle's images/ may hold
+    files without a row)."""
+    result = read_catalog(dest)
+    return len(result.products), len(result.skipped)
 
 
 def _first(paths: Iterable[Path]) -> Path | None:

@@ -73,3 +73,52 @@ def test_a_kaggle_archive_is_laid_out(tmp_path: Path) -> None:
 def test_fetch_into_a_used_folder_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "styles.csv").write_text("id\n")
     assert cli(["fetch-dataset", str(tmp_path)]) == 2
+
+
+def _parquet(path: Path) -> Path:
+    pq.write_table(pa.Table.from_pylist(ROWS), path)
+    return path
+
+
+def _kaggle_folder(root: Path) -> Path:
+    nested = root / "myntradataset"
+    (nested / "images").mkdir(parents=True)
+    (nested / "styles.csv").write_text("id,gender,masterCategory,subCategory,articleType,baseColour,season,year,"
+                                       "usage,productDisplayName\n15970,Men,Apparel,Topwear,Shirts,Navy Blue,Fall,"
+                                       "2011,Casual,Turtle Check Men Navy Blue Shirt\n")
+    (nested / "images" / "15970.jpg").write_bytes(_jpeg((0, 0, 128)))
+    (nested / "images" / "99999.jpg").write_bytes(_jpeg((0, 0, 0)))  # an image without a row
+    return root
+
+
+def test_fetch_converts_a_local_parquet_file_from_the_command_line(tmp_path: Path, capsys) -> None:
+    source = _parquet(tmp_path / "train-0.parquet")
+    assert cli(["fetch-dataset", str(tmp_path / "catalog"), "--from-file", str(source)]) == 0
+    assert sorted(p.id for p in read_catalog(tmp_path / "catalog").products) == [15970, 23101]
+    out = capsys.readouterr().out
+    assert "2 products with an image" in out and "1 rows the reader skips" in out  # not the 3 rows
+
+
+def test_fetch_converts_a_local_kaggle_archive_or_folder(tmp_path: Path, capsys) -> None:
+    import zipfile
+
+    folder = _kaggle_folder(tmp_path / "unzipped")
+    archive = tmp_path / "fashion-product-images-small.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(folder))
+    for source, dest in ((archive, tmp_path / "from-zip"), (folder, tmp_path / "from-folder")):
+        assert cli(["fetch-dataset", str(dest), "--from-file", str(source)]) == 0
+        assert [p.id for p in read_catalog(dest).products] == [15970]
+        assert "1 products with an image" in capsys.readouterr().out  # not the 2 image files
+    assert (folder / "myntradataset" / "styles.csv").is_file()  # a folder is copied, never moved away
+
+
+def test_fetch_from_a_missing_or_unknown_file_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    assert cli(["fetch-dataset", str(tmp_path / "a"), "--from-file", str(tmp_path / "missing.parquet")]) == 2
+    assert cli(["fetch-dataset", str(tmp_path / "b"), "--from-file", str(tmp_path / "notes.txt")]) == 2
+    assert cli(["fetch-dataset", str(tmp_path / "c"), "--from-file", str(tmp_path / "notes.txt"),
+                "--source", "kaggle"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 3 and "Traceback" not in err
