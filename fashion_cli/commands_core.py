@@ -63,6 +63,8 @@ def cmd_fetch_dataset(args: argparse.Namespace) -> int:
     if args.from_file and args.source:
         raise InvalidInputError("--from-file converts a local copy and --source downloads one: give only one")
     if args.from_file:
+        if not Path(args.from_file).exists():  # before the progress bar: a typo is just the error line
+            raise NotFoundError(f"{args.from_file}: no such file or folder")
         with progress_bar() as bar:
             task = bar.add_task(f"{args.from_file} -> {dest}", total=None)
             convert_local(Path(args.from_file), dest, on_row=lambda n: bar.update(task, completed=n))
