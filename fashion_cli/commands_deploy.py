@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -13,6 +14,10 @@ from rich.table import Table
 from deploy.local.stack import DEFAULT_REDIS_URL, LocalStack, StackConfig, settings_env
 from fashion_cli.console import console
 from fashion_cli.options import add_host_option, add_settings_options, settings_from
+
+# What stops the stack like Ctrl-C: Ctrl-C, `kill`, the terminal closing or the ssh session dropping (SIGHUP),
+# Ctrl-\ (SIGQUIT).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def cmd_local_stack(args: argparse.Namespace) -> int:
@@ -34,8 +39,9 @@ def cmd_local_stack(args: argparse.Namespace) -> int:
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    # SIGTERM too, so that the children (in their own sessions) never outlive this process.
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Every signal that ends this process stops the stack: the children run in their own sessions, so none of
+    # them reaches them, and they would outlive us holding their ports.
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
     stack = LocalStack(config, env)
     try:
         try:
@@ -46,7 +52,8 @@ def cmd_local_stack(args: argparse.Namespace) -> int:
                 time.sleep(1.0)
                 stack.check_alive()
         except KeyboardInterrupt:
-            console.print("stopping the local stack")
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                console.print("stopping the local stack")
     finally:
         for sig in previous:  # a second Ctrl-C must not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)

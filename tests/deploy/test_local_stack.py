@@ -3,6 +3,7 @@ processes on loopback with Redis; a catalog indexed through the worker, then que
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -122,8 +123,11 @@ def test_local_stack_refuses_embedded_qdrant(tmp_path: Path) -> None:
         LocalStack(StackConfig(), env)
 
 
-def test_local_stack_command_prints_addresses_and_stops_everything_on_ctrl_c(tiny_model_dir: Path,
-                                                                           tmp_path: Path, redis_url: str) -> None:
+# SIGINT: Ctrl-C; SIGHUP: the terminal closed or the ssh session dropped; SIGQUIT: Ctrl-\\. The children run in
+# their own sessions, so none of these reaches them: the command must stop them.
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP, signal.SIGQUIT], ids=lambda sig: sig.name)
+def test_local_stack_command_prints_addresses_and_stops_everything_on_a_stop_signal(
+        tiny_model_dir: Path, tmp_path: Path, redis_url: str, sig: signal.Signals) -> None:
     env = worker_env(redis_url, tiny_model_dir, tmp_path / "index", tmp_path / "home")
     cmd = [sys.executable, "-m", "fashion_cli.main", "local-stack", "--redis-url", redis_url, "--no-admin",
            "--encoder-port", "0", "--query-port", "0", "--ready-timeout", "60"]
@@ -143,8 +147,13 @@ def test_local_stack_command_prints_addresses_and_stops_everything_on_ctrl_c(tin
         assert f"FASHION_INDEX_DIR={tmp_path / 'index'}" in out and "FASHION_INDEX_BACKEND=faiss" in out
         assert grpc_serving(query)()
     finally:
-        stack.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        stack.send_signal(sig)
         rest, _ = stack.communicate(timeout=60)
-    assert stack.returncode == 0, out + rest
-    assert "stopping the local stack" in rest
-    assert all(_group_gone(pid) for _, pid in parts.values())
+    try:
+        assert stack.returncode == 0, out + rest
+        assert "stopping the local stack" in rest
+        assert all(_group_gone(pid) for _, pid in parts.values())
+    finally:  # nothing outlives a failed test
+        for _, pid in parts.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
