@@ -65,6 +65,7 @@ def print_status(status: JobStatus, max_failures: int = 20) -> None:
         ("state", status.state + (f" ({status.error})" if status.error else "")),
         ("kind", f"{spec.kind} of {spec.catalog_dir}"),
         ("index", f"{spec.index} ({spec.backend}) <- {spec.version}"),
+        ("writes to", spec.location),
         ("chunks", f"{status.chunks_done} done, {status.chunks_failed} failed of {spec.chunks_total}"),
         ("items", describe_items(status)),
         ("rate", f"{status.rate_per_s:.1f} items/s over {status.elapsed_s:.1f}s"),

@@ -136,7 +136,8 @@ def run_chunk_task(self: Task, job_id: str, chunk: int, chunks_total: int, catal
     try:
         store = worker_store()
         try:
-            last = run_chunk(store, worker_encoder(), job_id, chunk, chunks_total, catalog_dir, staging_dir, ids)
+            last = run_chunk(settings, store, worker_encoder(), job_id, chunk, chunks_total, catalog_dir, staging_dir,
+                             ids)
         except REDIS_AWAY:
             raise
         except TRANSIENT_ERRORS as exc:

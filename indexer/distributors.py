@@ -159,8 +159,8 @@ class InProcessDistributor:
                 return
             for attempt in range(self.settings.indexer_max_retries + 1):
                 try:
-                    run_chunk(self.store, encoder, spec.job_id, i, spec.chunks_total, spec.catalog_dir,
-                              spec.staging_dir, ids)
+                    run_chunk(self.settings, self.store, encoder, spec.job_id, i, spec.chunks_total,
+                              spec.catalog_dir, spec.staging_dir, ids)
                     break
                 except TRANSIENT_ERRORS as exc:
                     if attempt == self.settings.indexer_max_retries:
@@ -276,7 +276,8 @@ def start_job(settings: Settings, catalog_dir: Path | str, index: str, kind: str
 
     Raises UnavailableError when Redis cannot be reached (the job, if planned, is then failed and resumable)."""
     store = store or open_store(settings)
-    spec, chunks = plan_job(settings, store, catalog_dir, index, kind, chunk_size, upsert_ids, delete_ids)
+    spec, chunks = plan_job(settings, store, catalog_dir, index, kind, chunk_size, upsert_ids, delete_ids,
+                            model=encoder.info if encoder is not None else None)
     _submit(settings, store, spec, list(enumerate(chunks)), background, encoder)
     return spec
 

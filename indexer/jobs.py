@@ -38,7 +38,14 @@ class StoreUnavailableError(UnavailableError):
 
 @dataclass
 class JobSpec:
-    """What a job does; JSON-only so that it travels in task payloads and Redis unchanged."""
+    """What a job does; JSON-only so that it travels in task payloads and Redis unchanged.
+
+    It also carries what the job was asked for, as the planner resolved it, so that a worker configured
+    otherwise never silently builds something else (``indexer.pipeline.check_job``): where the index store
+    writes (``backend``, ``index_dir``, ``qdrant_url``: checked, the worker refuses a job asking for another
+    place), the model (``model_id``, ``model_version``: checked) and the build settings of the new version
+    (``build``: honoured). Empty values (a job planned before these fields existed) are not checked.
+    """
 
     job_id: str
     kind: str  # "reindex": build a new version and switch | "update": upserts + deletes on the serving index
@@ -53,6 +60,16 @@ class JobSpec:
     created_at: float = field(default_factory=time.time)
     # Rows (or asked-for ids) rejected while planning, outside items_total: already in the failure report.
     items_rejected: int = 0
+    index_dir: str = ""  # the planner's index dir, absolute: FAISS files / embedded Qdrant, and staging/
+    qdrant_url: str = ""  # the Qdrant server, "" for none
+    model_id: str = ""  # the model the planner resolved ("" when it resolves none: the worker's own is used)
+    model_version: str = ""  # its weights' version ("" when unknown without loading it, e.g. a hub id)
+    build: dict[str, Any] = field(default_factory=dict)  # Settings fields of the new version (ANN type, ...)
+
+    @property
+    def location(self) -> str:
+        """Where the job writes, for people: the store and, where it differs, the staging dir."""
+        return store_location(self.backend, self.index_dir, self.qdrant_url)
 
     @staticmethod
     def new_id() -> str:
@@ -134,6 +151,9 @@ class JobStore(Protocol):
         """Record a new job (state ``pending``, started now) with its plan: each chunk's product ids."""
 
     def get(self, job_id: str) -> JobStatus: ...
+
+    def get_spec(self, job_id: str) -> JobSpec:
+        """The job's spec alone (cheaper than ``get``: no failure report)."""
 
     def set_state(self, job_id: str, state: str, error: str = "", index_count: int = -1,
                   resumable: bool = False) -> None:
@@ -223,6 +243,13 @@ return 0
 """
 
 
+def store_location(backend: str, index_dir: str, qdrant_url: str) -> str:
+    """Where an index store writes, in words (the staging dir of jobs is always under ``index_dir``)."""
+    if qdrant_url:
+        return f"{backend} server {qdrant_url} (staging under {index_dir or '?'})"
+    return f"{backend} under {index_dir or '?'}"
+
+
 def _text(reply: bytes | str) -> str:
     """A reply of the job store's client, which decodes responses: a str (redis-py's types do not follow
     ``decode_responses`` and say bytes | str)."""
@@ -307,6 +334,13 @@ class RedisJobStore:
             error=_text(data.get("error", "")), index_count=int(data.get("index_count", -1)),
             failures=sorted(failures, key=lambda f: (f.line, f.product_id)),
             resumable=data.get("resumable") == "1", progress_at=float(data.get("progress_at", 0)))
+
+    @_translated
+    def get_spec(self, job_id: str) -> JobSpec:
+        raw = self.redis.hget(self._keys(job_id)[0], "spec")
+        if raw is None:
+            raise NotFoundError(f"no indexing job {job_id!r} (jobs are kept 7 days)")
+        return JobSpec(**json.loads(raw))
 
     @_translated
     def set_state(self, job_id: str, state: str, error: str = "", index_count: int = -1,
@@ -424,6 +458,9 @@ class FileJobStore:
         spec = JobSpec(**data.pop("spec"))
         failures = [Failure(**f) for f in data.pop("failures")]
         return JobStatus(spec=spec, failures=failures, **data)
+
+    def get_spec(self, job_id: str) -> JobSpec:
+        return self.get(job_id).spec
 
     def set_state(self, job_id: str, state: str, error: str = "", index_count: int = -1,
                   resumable: bool = False) -> None:

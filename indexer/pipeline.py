@@ -11,6 +11,14 @@
 
 Point ids are the product ids, and a build goes to its own versioned collection/dir, so re-running a chunk
 or the whole finalize never duplicates an item.
+
+A job carries what it was asked for (``JobSpec``), resolved by the planner from its settings, and whoever runs
+it (a Celery worker, or this process) holds it against its own settings (``check_job``) before writing a shard
+or opening the index store. The runner's configuration is authoritative for storage: the index location (the
+backend, ``index_dir`` with its staging dir, ``qdrant_url``) and the model are *checked*, and a job asking for
+others is refused (failed, with both values and what to change) before anything is written. The build settings
+of the new version (``HONOURED_SETTINGS``: the ANN type and quantization, Qdrant shards/replicas) are
+*honoured*: they only shape the version the job builds.
 """
 
 from __future__ import annotations
@@ -34,13 +42,14 @@ from fashion_core.errors import (
     UnavailableError,
 )
 from fashion_core.ingest import embed_products
-from fashion_core.model.base import Encoder
+from fashion_core.model.base import Encoder, ModelInfo, weights_version
+from fashion_core.model.resolve import resolve_model
 from fashion_core.settings import Settings
-from fashion_core.stores.backends import open_store
+from fashion_core.stores.backends import backend, open_store
 from fashion_core.stores.base import IndexMeta, VectorIndex, stored_vector
 from fashion_core.stores.store import IndexStore
 from fashion_core.stores.versions import check_index_name
-from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore
+from indexer.jobs import TERMINAL_STATES, Failure, JobSpec, JobStatus, JobStore, store_location
 from indexer.shards import Shard, iter_shards, remove_shard, write_shard
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,85 @@ def backoff_s(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
     return min(cap, base * 2 ** attempt)
 
 
+# Settings fields a job carries and its runner honours: they only shape the version the job builds.
+HONOURED_SETTINGS = ("faiss_index_type", "faiss_quantization", "qdrant_quantization", "qdrant_shards",
+                     "qdrant_replicas", "index_expected_size", "qdrant_full_scan_threshold_kb")
+
+
+class JobRefusedError(InvalidInputError):
+    """The job asks for an index location or a model other than its runner's: it is failed, nothing written."""
+
+
+# -- what a job asks for, against who runs it --------------------------------------------------------------
+def job_model(settings: Settings, model: ModelInfo | None = None) -> tuple[str, str]:
+    """The model a job is planned for: ``model`` when the planner has the encoder at hand, else the checkpoint
+    ``settings`` resolve to, with its weights' version for a local folder (hub ids: no version without loading;
+    an encoder service: ("", "")), or ("", "") when they resolve to none (the runner's own model is then used)."""
+    if model is not None:
+        return model.model_id, model.version
+    if settings.encoder_address:
+        return "", ""
+    try:
+        name = resolve_model(settings)
+    except NotFoundError:
+        return "", ""
+    path = Path(name)
+    return (str(path.resolve()), weights_version(path)) if path.is_dir() else (name, "")
+
+
+def _storage(backend_name: str, index_dir: str, qdrant_url: str) -> dict[str, str]:
+    return {"backend": backend_name, "index_dir": index_dir, "qdrant_url": qdrant_url}
+
+
+def settings_storage(settings: Settings) -> dict[str, str]:
+    """Where ``settings`` make the index store (and the jobs' staging dirs) write."""
+    return _storage(backend(settings), str(settings.index_dir.resolve()), settings.qdrant_url or "")
+
+
+_STORAGE_ENV = {"backend": "FASHION_INDEX_BACKEND", "index_dir": "FASHION_INDEX_DIR",
+                "qdrant_url": "FASHION_QDRANT_URL"}
+_STORAGE_FLAG = {"backend": "--backend", "index_dir": "--index-dir", "qdrant_url": "--qdrant-url"}
+
+
+def check_job(spec: JobSpec, settings: Settings, model: ModelInfo | None = None) -> None:
+    """Raises JobRefusedError, naming both values and what to change, when ``spec`` asks for another index
+    location than ``settings`` write to, or (``model`` given: the runner's encoder) another model."""
+    if spec.index_dir:
+        mine = settings_storage(settings)
+        asked = _storage(spec.backend, spec.index_dir, spec.qdrant_url)
+        if mine != asked:
+            differ = [key for key in mine if mine[key] != asked[key]]
+            start = " ".join(f"{_STORAGE_ENV[key]}={asked[key] or '(unset)'}" for key in differ)
+            drop = "/".join(_STORAGE_FLAG[key] for key in differ)
+            raise JobRefusedError(
+                f"job {spec.job_id} refused: this worker writes to {store_location(**mine)}, the job asked for "
+                f"{store_location(**asked)}: start workers with {start}, or drop {drop} (and the FASHION_* "
+                "variables) from the command so that it uses the workers' index; nothing was written")
+    if model is None:
+        return
+    if spec.model_version:
+        other = spec.model_version != model.version
+    else:
+        other = bool(spec.model_id) and spec.model_id != model.model_id
+    if other:
+        raise JobRefusedError(
+            f"job {spec.job_id} refused: this worker embeds with model {model.model_id} (version {model.version}), "
+            f"the job asked for {spec.model_id} (version {spec.model_version or '?'}): start workers with "
+            f"FASHION_MODEL={spec.model_id}, or drop --model (and FASHION_MODEL) from the command; nothing was "
+            "written")
+
+
+def job_settings(settings: Settings, spec: JobSpec) -> Settings:
+    """The runner's settings with the job's honoured build settings (HONOURED_SETTINGS) over them."""
+    honoured = {key: value for key, value in spec.build.items() if key in HONOURED_SETTINGS}
+    return settings.model_copy(update=honoured) if honoured else settings
+
+
+def _refuse(store: JobStore, spec: JobSpec, exc: JobRefusedError) -> None:
+    log.error("%s", exc)
+    store.set_state(spec.job_id, "failed", str(exc))
+
+
 # -- plan ------------------------------------------------------------------------------------------------
 def staging_dir(settings: Settings, job_id: str) -> Path:
     return settings.index_dir / "staging" / job_id
@@ -60,8 +148,10 @@ def staging_dir(settings: Settings, job_id: str) -> Path:
 
 def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index: str, kind: str = "reindex",
              chunk_size: int | None = None, upsert_ids: Iterable[int] | None = None,
-             delete_ids: Iterable[int] = ()) -> tuple[JobSpec, list[list[int]]]:
-    """Record a job and return it with its chunks of product ids (nothing is enqueued yet)."""
+             delete_ids: Iterable[int] = (), model: ModelInfo | None = None) -> tuple[JobSpec, list[list[int]]]:
+    """Record a job and return it with its chunks of product ids (nothing is enqueued yet). The job carries
+    what ``settings`` ask for (see ``check_job``) and the model: ``model`` (the encoder that will run it, when
+    known), else the one ``settings`` resolve to (``job_model``)."""
     if kind not in {"reindex", "update"}:
         raise InvalidInputError(f"unknown job kind {kind!r}")
     check_index_name(index)
@@ -79,6 +169,8 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
         ids = [i for i in wanted if i in known]
         failures = [Failure(row.product_id, row.reason, row.line) for row in catalog.not_products(wanted)]
     job_id = JobSpec.new_id()
+    model_id, model_version = job_model(settings, model)
+    storage = settings_storage(settings)
     indexes = open_store(settings)  # asked for its capabilities and a version name only: nothing is opened
     try:
         # An update writes into the serving index where the store updates in place, else into a new version
@@ -90,13 +182,16 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                        staging_dir=str(staging_dir(settings, job_id).resolve()),
                        chunks_total=(len(ids) + size - 1) // size, items_total=len(ids),
                        items_rejected=len(failures),
-                       delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}))
+                       delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}),
+                       index_dir=storage["index_dir"], qdrant_url=storage["qdrant_url"], model_id=model_id,
+                       model_version=model_version,
+                       build={key: getattr(settings, key) for key in HONOURED_SETTINGS})
     finally:
         indexes.close()
     chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
     store.create(spec, failures, chunks)
-    log.info("job %s: %s %s -> %s, %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
-             len(ids), spec.chunks_total)
+    log.info("job %s: %s %s -> %s (%s), %d items in %d chunks", job_id, kind, spec.catalog_dir, spec.version,
+             spec.location, len(ids), spec.chunks_total)
     return spec, chunks
 
 
@@ -116,9 +211,12 @@ def catalog_products(catalog_dir: str) -> dict[int, Product]:
     return _catalog_products(catalog_dir, (stat.st_mtime_ns, stat.st_size))
 
 
-def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks_total: int, catalog_dir: str,
-              staging: str, ids: Sequence[int]) -> bool:
+def run_chunk(settings: Settings, store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks_total: int,
+              catalog_dir: str, staging: str, ids: Sequence[int]) -> bool:
     """Embed one chunk into its shard and record it; True when this made the job's last chunk complete.
+
+    A job that asks for another index location or model than ``settings`` and ``encoder`` (``check_job``) is
+    failed with that reason before anything is embedded or written.
 
     Transient errors (encoder/index unavailable) propagate for the caller to retry; a bad item is a failure
     row and the chunk goes on. A chunk already recorded (a redelivery) is not embedded again; one that
@@ -126,6 +224,12 @@ def run_chunk(store: JobStore, encoder: Encoder, job_id: str, chunk: int, chunks
     """
     if store.get_state(job_id) in TERMINAL_STATES:
         log.info("job %s already ended: chunk %d skipped", job_id, chunk)
+        return False
+    spec = store.get_spec(job_id)
+    try:
+        check_job(spec, settings, encoder.info)
+    except JobRefusedError as exc:
+        _refuse(store, spec, exc)
         return False
     if store.chunk_done(job_id, chunk):
         log.info("job %s chunk %d: already recorded (a redelivery)", job_id, chunk)
@@ -179,13 +283,22 @@ def finalize(settings: Settings, store: JobStore, job_id: str, owner: str = "") 
     leaves the serving index as it was.
     """
     owner = owner or f"pid-{os.getpid()}"
+    spec = store.get_spec(job_id)
+    try:
+        check_job(spec, settings)  # before the store is opened: a job of another index never touches this one
+    except JobRefusedError as exc:
+        _refuse(store, spec, exc)
+        return store.get(job_id)
     if not store.claim_finalize(job_id, owner):
         log.info("job %s: another finalize holds the lock", job_id)
         return store.get(job_id)
-    indexes = open_store(settings)
+    try:
+        indexes = open_store(job_settings(settings, spec))
+    except BaseException:
+        store.release_finalize(job_id)
+        raise
     try:
         status = store.get(job_id)
-        spec = status.spec
         if status.state in TERMINAL_STATES:
             if not status.over:
                 return status  # failed before all its chunks were queued: its shards wait for resume or cancel
@@ -250,6 +363,9 @@ def _write_version(indexes: IndexStore, spec: JobSpec) -> int:
         meta = index.meta
         if meta is not None:
             _check_same_model(spec, meta, first.model_version)
+        if spec.model_version and first.model_version != spec.model_version:
+            raise JobRefusedError(f"job {spec.job_id}: its shards were embedded by model version "
+                                  f"{first.model_version}, the job asked for {spec.model_version}")
         if spec.kind == "update" and spec.version != spec.index:
             _copy_serving(indexes, spec, index, first)
         for shard in (first, *shards):

@@ -53,17 +53,18 @@ def test_duplicate_chunk_finishing_after_its_job_leaves_no_staging_shard(tiny_mo
     args = (spec.job_id, last, spec.chunks_total, spec.catalog_dir, spec.staging_dir, chunks[last])
 
     gated = GatedEncoder(tiny_encoder)  # a second delivery of the last chunk, slower than the first
-    duplicate = threading.Thread(target=run_chunk, args=(store, gated, *args))
+    duplicate = threading.Thread(target=run_chunk, args=(settings, store, gated, *args))
     duplicate.start()
     assert gated.entered.wait(60)
     for i, ids in enumerate(chunks):
-        run_chunk(store, tiny_encoder, spec.job_id, i, spec.chunks_total, spec.catalog_dir, spec.staging_dir, ids)
+        run_chunk(settings, store, tiny_encoder, spec.job_id, i, spec.chunks_total, spec.catalog_dir,
+                  spec.staging_dir, ids)
     assert finalize(settings, store, spec.job_id).state == "succeeded"
     assert not Path(spec.staging_dir).exists()
     gated.gate.set()  # the duplicate now writes its shard into a job that has ended
     duplicate.join(60)
     assert not Path(spec.staging_dir).exists()
-    assert not run_chunk(store, tiny_encoder, *args)  # a later delivery: skipped, nothing written
+    assert not run_chunk(settings, store, tiny_encoder, *args)  # a later delivery: skipped, nothing written
     assert not Path(spec.staging_dir).exists()
     assert get_job(settings, spec.job_id).chunks_done == spec.chunks_total
 
@@ -77,8 +78,8 @@ def test_interrupted_in_process_job_is_resumed_exactly_once_or_cancelled(tiny_mo
         spec, chunks = plan_job(settings, store, synthetic_catalog, "shop", chunk_size=30)
         store.set_state(spec.job_id, "running")
         for i in (0, 2):
-            run_chunk(store, tiny_encoder, spec.job_id, i, spec.chunks_total, spec.catalog_dir, spec.staging_dir,
-                      chunks[i])
+            run_chunk(settings, store, tiny_encoder, spec.job_id, i, spec.chunks_total, spec.catalog_dir,
+                      spec.staging_dir, chunks[i])
         if cancel:
             assert cancel_job(settings, spec.job_id, store).state == "cancelled"
             assert not Path(spec.staging_dir).exists()
