@@ -10,7 +10,8 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,7 +20,7 @@ from rich.text import Text
 from fashion_cli.console import console
 from fashion_cli.options import LISTEN_HOST, SETTINGS_OPTIONS, add_settings_options, settings_from
 from fashion_core.catalog.schema import parse_product_id
-from fashion_core.errors import InvalidInputError
+from fashion_core.errors import InvalidInputError, NotFoundError
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, JobStatus
 
@@ -133,26 +134,46 @@ def cmd_index_update(args: argparse.Namespace) -> int:
     settings = _settings(args)
     name = args.index or settings.index_name
     if args.add or args.delete:
-        diff = diff_ids(args.catalog_dir, _ids(args.add), _ids(args.delete))
+        diff = diff_ids(settings, args.catalog_dir, name, _ids(args.add), _ids(args.delete))
     else:
         diff = diff_catalog(settings, args.catalog_dir, name)
     console.print(f"{len(diff.add)} to add, {len(diff.update)} to update, {len(diff.delete)} to delete"
-                  + (f", {len(diff.absent)} not in the catalog" if diff.absent else ""))
+                  + (f", {len(diff.absent)} not in the catalog" if diff.absent else "")
+                  + (f", {len(diff.not_indexed)} not in index {name!r}" if diff.not_indexed else ""))
+    if diff.not_indexed:
+        console.print(f"  --delete: not in index {name!r}, nothing to delete: "
+                      + ", ".join(map(str, diff.not_indexed)))
     for row in diff.absent:
         console.print(f"  {row.product_id}" + (f" (line {row.line})" if row.line else "") + f": {row.reason}")
     if diff.absent:
         raise InvalidInputError(f"--add: {len(diff.absent)} id(s) not in the catalog "
                                 f"({', '.join(r.product_id for r in diff.absent)}); nothing was started")
     if diff.empty or args.dry_run:
+        if diff.empty and not args.dry_run:
+            console.print(f"nothing to do: index {name!r} left as it was (no new version)")
         return 0
     return _run(args, settings, kind="update", upsert_ids=diff.upserts, delete_ids=diff.delete)
+
+
+@contextmanager
+def _redis_hint(settings: Settings) -> Iterator[None]:
+    """A job not found among this machine's in-process jobs, with no Redis given: it may be a Redis job, so the
+    error says to pass --redis-url."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if settings.redis_url:
+            raise
+        raise NotFoundError(f"{exc}; a job run by Celery workers is in Redis: pass --redis-url "
+                            "redis://HOST:6379/0 (or set FASHION_REDIS_URL)") from exc
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from indexer.distributors import get_job
 
     settings = _settings(args)
-    status = follow(settings, args.job_id) if args.follow else get_job(settings, args.job_id)
+    with _redis_hint(settings):
+        status = follow(settings, args.job_id) if args.follow else get_job(settings, args.job_id)
     if args.json:
         console.print_json(json.dumps(status.as_dict()))
     else:
@@ -165,7 +186,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     in_process = not settings.redis_url
-    status = resume_job(settings, args.job_id, background=in_process)
+    with _redis_hint(settings):
+        status = resume_job(settings, args.job_id, background=in_process)
     console.print(f"job {args.job_id}: {status.state}, {status.chunks_complete} of {status.spec.chunks_total} "
                   "chunks already complete, the rest queued again")
     if not (args.wait or in_process):
@@ -178,7 +200,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from indexer.distributors import cancel_job
 
-    status = cancel_job(_settings(args), args.job_id)
+    settings = _settings(args)
+    with _redis_hint(settings):
+        status = cancel_job(settings, args.job_id)
     console.print(f"job {args.job_id}: {status.state}")
     return 0
 

@@ -207,8 +207,12 @@ def _row_outcome(fields_: list[str], header: list[str], images_dir: Path, requir
 
 
 def read_catalog(root: Path | str, require_image: bool = True) -> CatalogReadResult:
-    """Read ``root/styles.csv`` and match ``root/images/<id>.jpg``; bad rows land in ``skipped``."""
-    root = Path(root)
+    """Read ``root/styles.csv`` and match ``root/images/<id>.jpg``; bad rows land in ``skipped``.
+
+    ``root`` is resolved to an absolute path first, so every product's ``image_path`` (and what each writer of an
+    index stores from it) is the same absolute path however the catalog was named (relative to this process's
+    working directory or not): a service started elsewhere finds the images, and a diff compares like with like."""
+    root = Path(root).resolve()
     styles = root / "styles.csv"
     if not styles.is_file():
         raise NotFoundError(f"{root}: no styles.csv (expected the Fashion Product Images layout)")

@@ -188,6 +188,7 @@ def test_index_update_refuses_ids_not_in_the_catalog(tiny_model_dir, tiny_encode
     reported as such and never counted as to add; dry run or not, nothing is started."""
     monkeypatch.setenv("FASHION_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("FASHION_INDEX_BACKEND", "faiss")
+    built = start_job(load_settings(), synthetic_catalog, "products", encoder=tiny_encoder)  # what is updated
     catalog = read_catalog(synthetic_catalog)
     skipped = catalog.skipped[0]
     good = catalog.products[0].id
@@ -199,7 +200,7 @@ def test_index_update_refuses_ids_not_in_the_catalog(tiny_model_dir, tiny_encode
         assert "1: not in the catalog: no row with this id in styles.csv" in captured.out
         assert f"{skipped.product_id} (line {skipped.line}): not in the catalog: its row was skipped" in captured.out
         assert "not in the catalog (1, " in captured.err and "nothing was started" in captured.err
-    assert not list((load_settings().home / "jobs").glob("*.json"))
+    assert {p.name.split(".")[0] for p in (load_settings().home / "jobs").iterdir()} == {built.job_id}
     assert main(["index-update", str(synthetic_catalog), "--add", str(good), "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "1 to add, 0 to update, 0 to delete"
     # the job API keeps its report: such ids are rejected while planning, and the counts still add up

@@ -1,0 +1,115 @@
+"""index-update without Redis: image paths stored the same however the catalog is named, requests that would
+change nothing or contradict themselves, an index that does not exist; `status` of a job not found here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fashion_cli.main import main
+from fashion_core.settings import load_settings
+from fashion_core.stores.backends import open_index, open_store
+from indexer.diff import diff_catalog
+from indexer.distributors import start_job
+
+
+@pytest.fixture
+def env(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASHION_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("FASHION_INDEX_BACKEND", "faiss")
+    monkeypatch.setenv("FASHION_DEVICE", "cpu")
+
+
+def _images(name: str) -> set[str]:
+    index = open_index(load_settings(), name)
+    return {payload["image"] for payload, _ in index.retrieve(sorted(index.all_ids())).values()}
+
+
+def test_image_paths_are_absolute_whoever_writes_and_however_the_catalog_is_named(env, tiny_encoder, tmp_path,
+                                                                                  synthetic_catalog, monkeypatch,
+                                                                                  capsys):
+    work = tmp_path / "work"
+    catalog = shutil.copytree(synthetic_catalog, work / "catU")
+    monkeypatch.chdir(work)
+    assert main(["index", "catU", "--index-name", "byindex"]) == 0  # the CLI's own writer, a relative dir
+    start_job(load_settings(), "catU", "byjob", encoder=tiny_encoder)  # the job pipeline, a relative dir
+    for name in ("byindex", "byjob"):
+        images = _images(name)
+        assert images and all(Path(image).is_absolute() and Path(image).is_file() for image in images)
+        assert all(image.startswith(str(catalog) + "/images/") for image in images)
+        for spelling in ("catU", str(catalog), "./catU/../catU"):
+            diff = diff_catalog(load_settings(), spelling, name)
+            assert (diff.update, diff.delete) == ([], []), (name, spelling)  # (add: products whose image is broken)
+    capsys.readouterr()
+    assert main(["index-update", str(catalog), "--index", "byindex", "--dry-run"]) == 0
+    assert ", 0 to update, 0 to delete" in capsys.readouterr().out.splitlines()[0]
+
+    # a service started from another directory finds the images
+    monkeypatch.chdir(tmp_path)
+    assert all(Path(image).is_file() for image in _images("byjob"))
+
+
+def test_an_index_stored_with_relative_image_paths_does_not_look_changed(env, tiny_encoder, tmp_path,
+                                                                         synthetic_catalog, monkeypatch):
+    """An index built before image paths were absolute holds them relative to its writer's directory: the same
+    image, so no update (and no re-embedding of the whole catalog); a product really changed still is one."""
+    work = tmp_path / "work"
+    catalog = shutil.copytree(synthetic_catalog, work / "catU")
+    start_job(load_settings(), catalog, "old", encoder=tiny_encoder)
+    index = open_index(load_settings(), "old")
+    rows = index.retrieve(sorted(index.all_ids()), with_vectors=True)
+    ids = sorted(rows)
+    payloads = [{**rows[i][0], "image": f"catU/images/{Path(rows[i][0]['image']).name}"} for i in ids]
+    payloads[0]["productDisplayName"] = "Something Else Entirely"
+    import numpy as np
+
+    index.upsert(ids, np.stack([np.asarray(rows[i][1], np.float32) for i in ids]), payloads)
+    index.flush()
+    index.close()
+    assert all(not Path(image).is_absolute() for image in _images("old"))
+    for spelling in (catalog, tmp_path / "work" / "catU"):
+        diff = diff_catalog(load_settings(), spelling, "old")
+        assert (diff.update, diff.delete) == ([ids[0]], []) and not set(diff.add) & set(ids)
+
+
+def test_index_update_refuses_pointless_or_contradictory_requests(env, tiny_encoder, synthetic_catalog, capsys):
+    settings = load_settings()
+    built = start_job(settings, synthetic_catalog, "products", encoder=tiny_encoder)
+    indexed = sorted(open_index(settings, "products").all_ids())
+    store = open_store(settings)
+    jobs = settings.home / "jobs"
+    capsys.readouterr()
+
+    # an id the index does not hold: reported, not counted, no job and no new version
+    assert main(["index-update", str(synthetic_catalog), "--delete", "123456789"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "0 to add, 0 to update, 0 to delete, 1 not in index 'products'"
+    assert "123456789" in out and "nothing to do" in out
+    assert store.serving_version("products") == built.version
+    assert sorted({p.name.split(".")[0] for p in jobs.iterdir()}) == [built.job_id]
+    # only the held ids of a mixed list count
+    assert main(["index-update", str(synthetic_catalog), "--delete", f"123456789,{indexed[0]}", "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "0 to add, 0 to update, 1 to delete, 1 not in index 'products'"
+
+    # the same id to add and to delete: an error, nothing started
+    assert main(["index-update", str(synthetic_catalog), "--add", str(indexed[1]), "--delete", str(indexed[1])]) == 2
+    err = capsys.readouterr().err
+    assert f"--add and --delete both name {indexed[1]}" in err
+
+    # an index that does not exist (a typo): an error naming index/reindex, for a diff and for ids
+    for extra in ([], ["--add", str(indexed[1])], ["--delete", str(indexed[1])]):
+        assert main(["index-update", str(synthetic_catalog), "--index", "nosuch", *extra]) == 2
+        captured = capsys.readouterr()
+        assert "to add" not in captured.out
+        assert "index 'nosuch' does not exist" in captured.err and "fashion-search reindex" in captured.err
+    assert not store.list_versions("nosuch") and store.serving_names() == ["products"]
+    assert sorted({p.name.split(".")[0] for p in jobs.iterdir()}) == [built.job_id]
+
+
+def test_status_of_a_job_not_found_here_says_to_pass_redis_url(env, capsys, monkeypatch):
+    for command in (["status", "abc123def456"], ["resume", "abc123def456"], ["cancel", "abc123def456"]):
+        assert main(command) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "no indexing job 'abc123def456'" in err and "pass --redis-url" in err, command
