@@ -81,9 +81,12 @@ class Settings(BaseSettings):
     index_expected_size: int | None = Field(default=None, gt=0,
                                             description="catalog size a new Qdrant collection is tuned for (HNSW m)")
     index_search_ef: int | None = Field(default=None, gt=0, description="HNSW ef at query time; None = by size")
+    # On by default (README "Qdrant's collection settings"): on the real model's embeddings grown to 100k, Qdrant's
+    # plain filtered walk found 0.809 of the true top 10 for gender=Men, ACORN 0.968; the small filters are payload
+    # index scans, which ACORN leaves alone.
     qdrant_acorn_max_selectivity: float | None = Field(
-        default=None, ge=0, le=1, description="Qdrant server: filtered searches use ACORN when the filter keeps at "
-        "most this share of the points (1 = always), for filters that follow the embedding; None = off")
+        default=1.0, ge=0, le=1, description="Qdrant server: filtered searches use ACORN when the filter keeps at "
+        "most this share of the points (1 = always), for filters that follow the embedding; 0 or None = off")
     qdrant_oversampling: float | None = Field(
         default=None, ge=1, description="Qdrant with quantization: candidates rescored on the original vectors = this "
         "x k; None = by ann_params (4)")

@@ -252,7 +252,8 @@ def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> N
 
 def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """FASHION_QDRANT_ACORN_MAX_SELECTIVITY reaches Qdrant as AcornSearchParams on filtered searches only."""
+    """FASHION_QDRANT_ACORN_MAX_SELECTIVITY (default 1) reaches Qdrant as AcornSearchParams on searches filtered
+    on a broad field that follows the embedding (gender) only."""
     from qdrant_client import QdrantClient
 
     from fashion_core.settings import Settings
@@ -261,6 +262,9 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     opened = open_index(Settings(index_backend="qdrant", index_dir=tmp_path, qdrant_acorn_max_selectivity=0.6))
     assert opened.acorn_max_selectivity == 0.6
     opened.close()
+    by_default = open_index(Settings(index_backend="qdrant", index_dir=tmp_path / "default"))
+    assert by_default.acorn_max_selectivity == 1.0  # on: a broad filter that follows the embedding stays top-k
+    by_default.close()
     index = QdrantIndex("t", client=QdrantClient(":memory:"), acorn_max_selectivity=0.6)  # sent like a server
     index.create(IndexMeta(name="t", backend="qdrant", dim=4))
     index.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [{"gender": "Men"}, {"gender": "Women"}])
@@ -270,8 +274,10 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
                         lambda *a, **kw: sent.append(kw["search_params"]) or query_points(*a, **kw))
     assert [h.id for h in index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men"))] == [1]
     index.search(np.eye(4, dtype=np.float32)[1], 1)
+    index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(articleType="Tshirts"))
     assert sent[0].acorn.enable and sent[0].acorn.max_selectivity == 0.6
     assert sent[1].acorn is None  # nothing to filter
+    assert sent[2].acorn is None  # not a broad field: the plain walk or a payload index scan, ACORN would cost QPS
     index.close()
 
 

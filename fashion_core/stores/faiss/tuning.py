@@ -61,7 +61,7 @@ GLOBAL_WALK_SELECTIVITY = 0.5
 # dress, gender=Men) meets near-ties there, so these walks search with BROAD_EF_FACTOR x the ef (HNSW) or
 # nprobe (IVF) in force (measured at 44k synthetic: recall@10 0.85 at ef 64, 0.90 at 128, 0.95 at 256).
 # Each partition costs the memory of its rows' vectors (or codes) and links again.
-BROAD_PARTITION_FIELDS = ("gender",)
+BROAD_PARTITION_FIELDS = ann_params.BROAD_FIELDS
 BROAD_VALUE_MIN_SHARE = 0.2
 BROAD_EF_FACTOR = 4
 
