@@ -24,7 +24,15 @@ from fashion_core.errors import InvalidInputError, NotFoundError, UnavailableErr
 from fashion_core.model.base import Encoder
 from fashion_core.settings import Settings
 from indexer.jobs import TERMINAL_STATES, FileJobStore, JobSpec, JobStatus, JobStore, RedisJobStore, redis_display
-from indexer.pipeline import TRANSIENT_ERRORS, backoff_s, fail_chunk, finalize, plan_job, run_chunk
+from indexer.pipeline import (
+    TRANSIENT_ERRORS,
+    backoff_s,
+    fail_chunk,
+    finalize,
+    plan_job,
+    run_chunk,
+    runner_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +301,8 @@ def resume_job(settings: Settings, job_id: str, background: bool = False, store:
         raise InvalidInputError(f"job {job_id} is {status.state}" + (f" ({status.error})" if status.error else "")
                                 + ": only a pending or running job, or one that failed while queueing, can be "
                                 "resumed; start a new one")
+    if background:  # this process runs it: the job's own index location, whatever the working directory
+        settings = runner_settings(settings, status.spec)
     plan, done = store.plan(job_id), store.completed_chunks(job_id)
     todo = [(i, ids) for i, ids in enumerate(plan) if i not in done]
     log.info("job %s: resuming, %d of %d chunks to queue", job_id, len(todo), len(plan))

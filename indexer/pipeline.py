@@ -29,6 +29,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,11 +112,13 @@ def check_job(spec: JobSpec, settings: Settings, model: ModelInfo | None = None)
         if mine != asked:
             differ = [key for key in mine if mine[key] != asked[key]]
             start = " ".join(f"{_STORAGE_ENV[key]}={asked[key] or '(unset)'}" for key in differ)
-            drop = "/".join(_STORAGE_FLAG[key] for key in differ)
+            give = " ".join(f"{_STORAGE_FLAG[key]} {mine[key] or '(none)'}" for key in differ)
             raise JobRefusedError(
                 f"job {spec.job_id} refused: this worker writes to {store_location(**mine)}, the job asked for "
-                f"{store_location(**asked)}: start workers with {start}, or drop {drop} (and the FASHION_* "
-                "variables) from the command so that it uses the workers' index; nothing was written")
+                f"{store_location(**asked)} (the command's {'/'.join(_STORAGE_FLAG[key] for key in differ)}, "
+                f"FASHION_* or default: a relative index dir is under the working directory): start workers with "
+                f"{start}, or give the command the workers' ({give}); nothing was written, and `fashion-search "
+                f"resume {spec.job_id}` runs it once they agree")
     if model is None:
         return
     if spec.model_version:
@@ -126,8 +129,30 @@ def check_job(spec: JobSpec, settings: Settings, model: ModelInfo | None = None)
         raise JobRefusedError(
             f"job {spec.job_id} refused: this worker embeds with model {model.model_id} (version {model.version}), "
             f"the job asked for {spec.model_id} (version {spec.model_version or '?'}): start workers with "
-            f"FASHION_MODEL={spec.model_id}, or drop --model (and FASHION_MODEL) from the command; nothing was "
-            "written")
+            f"FASHION_MODEL={spec.model_id}, or give the command the workers' (--model {model.model_id}); nothing "
+            f"was written, and `fashion-search resume {spec.job_id}` runs it once they agree")
+
+
+# A FAISS version's saved build (IndexMeta.extra) -> the settings that build it.
+_SAVED_BUILD = {"index_type": "faiss_index_type", "quantization": "faiss_quantization"}
+
+
+def job_build(settings: Settings, indexes: IndexStore, index: str, kind: str) -> dict[str, Any]:
+    """The build settings a job carries (HONOURED_SETTINGS): ``settings``' own, except that a copy-on-write
+    update keeps the serving version's ANN type and quantization unless the command set them (a flag, FASHION_*
+    or the config file): an update of an HNSW index used to come back flat, the CLI's default."""
+    build = {key: getattr(settings, key) for key in HONOURED_SETTINGS}
+    if kind != "update" or indexes.in_place_updates:
+        return build
+    served = indexes.open(index)
+    try:
+        saved = dict(served.meta.extra) if served.meta is not None else {}
+    finally:
+        served.close()
+    for name, key in _SAVED_BUILD.items():
+        if name in saved and key not in settings.model_fields_set:
+            build[key] = saved[name]
+    return build
 
 
 def job_settings(settings: Settings, spec: JobSpec) -> Settings:
@@ -137,8 +162,19 @@ def job_settings(settings: Settings, spec: JobSpec) -> Settings:
 
 
 def _refuse(store: JobStore, spec: JobSpec, exc: JobRefusedError) -> None:
+    """A refused job wrote nothing: it fails resumable, so `resume` runs it once the settings agree."""
     log.error("%s", exc)
-    store.set_state(spec.job_id, "failed", str(exc))
+    store.set_state(spec.job_id, "failed", str(exc), resumable=True)
+
+
+def runner_settings(settings: Settings, spec: JobSpec) -> Settings:
+    """The settings of a process that runs ``spec`` itself (in-process, e.g. ``resume`` without Redis): the
+    job's own index location, so resuming from another working directory or shell continues the same index
+    (for workers, which own their storage, ``check_job`` compares instead)."""
+    if not spec.index_dir:
+        return settings
+    return settings.model_copy(update={"index_backend": spec.backend, "index_dir": Path(spec.index_dir),
+                                       "qdrant_url": spec.qdrant_url or None})
 
 
 # -- plan ------------------------------------------------------------------------------------------------
@@ -185,7 +221,7 @@ def plan_job(settings: Settings, store: JobStore, catalog_dir: Path | str, index
                        delete_ids=sorted({parse_product_id(i, "id to delete") for i in delete_ids}),
                        index_dir=storage["index_dir"], qdrant_url=storage["qdrant_url"], model_id=model_id,
                        model_version=model_version,
-                       build={key: getattr(settings, key) for key in HONOURED_SETTINGS})
+                       build=job_build(settings, indexes, index, kind))
     finally:
         indexes.close()
     chunks = [ids[i:i + size] for i in range(0, len(ids), size)]

@@ -46,9 +46,12 @@ def test_worker_honours_ann_type_and_refuses_another_index_dir_or_model(redis_ur
     refused = get_job(mine, out.split()[1].rstrip(":"))
     assert refused.state == "failed" and refused.chunks_complete == 0 and refused.spec.index_dir == str(other_dir)
     assert refused.spec.location == f"faiss under {other_dir}"
-    assert (f"refused: this worker writes to faiss under {Path(mine.index_dir).resolve()}, the job asked for "
-            f"faiss under {other_dir}: start workers with FASHION_INDEX_DIR={other_dir}, or drop --index-dir"
+    workers_dir = Path(mine.index_dir).resolve()
+    assert (f"refused: this worker writes to faiss under {workers_dir}, the job asked for faiss under {other_dir}"
             ) in refused.error
+    assert f"start workers with FASHION_INDEX_DIR={other_dir}" in refused.error
+    assert f"give the command the workers' (--index-dir {workers_dir})" in refused.error
+    assert f"fashion-search resume {refused.spec.job_id}" in refused.error  # refused, it wrote nothing: resumable
     assert not (other_dir / "faiss").exists() and not any(other_dir.rglob("*.npz"))  # no shard, no index
     store = open_store(mine)
     assert store.serving_version("shop") == hnsw.version and sorted(open_index(mine, "shop").all_ids()) == served

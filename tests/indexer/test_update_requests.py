@@ -113,3 +113,53 @@ def test_status_of_a_job_not_found_here_says_to_pass_redis_url(env, capsys, monk
         assert main(command) == 2
         err = " ".join(capsys.readouterr().err.split())
         assert "no indexing job 'abc123def456'" in err and "pass --redis-url" in err, command
+
+
+def test_an_update_keeps_the_serving_versions_ann_type(env, tmp_path, synthetic_catalog, monkeypatch) -> None:
+    """A copy-on-write update builds its version with the serving one's ANN type and quantization unless the
+    command sets them: an HNSW index came back flat (the CLI's default) after `index-update --add`."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["reindex", str(synthetic_catalog), "--index", "p2", "--faiss-type", "hnsw", "--wait"]) == 0
+    store = open_store(load_settings())
+    first = store.serving_version("p2")
+    some = sorted(open_index(load_settings(), "p2").all_ids())[:2]
+    assert main(["index-update", str(synthetic_catalog), "--index", "p2", "--delete", str(some[0]), "--wait"]) == 0
+    second = store.serving_version("p2")
+    assert second != first
+    assert open_store(load_settings()).open("p2").meta.extra["index_type"] == "hnsw"
+    # set on the command, it is honoured
+    assert main(["index-update", str(synthetic_catalog), "--index", "p2", "--delete", str(some[1]),
+                 "--faiss-type", "flat", "--wait"]) == 0
+    assert open_store(load_settings()).open("p2").meta.extra["index_type"] == "flat"
+
+
+def test_an_in_process_resume_continues_the_jobs_own_index_from_anywhere(env, tmp_path, synthetic_catalog,
+                                                                         monkeypatch, capsys) -> None:
+    """`resume` without Redis runs the job in this process, so it uses the job's index location, not the
+    working directory's default; a job a runner refused wrote nothing and stays resumable."""
+    from indexer.distributors import open_store as open_jobs
+    from indexer.jobs import JobSpec
+    from indexer.pipeline import JobRefusedError, _refuse, check_job, plan_job, runner_settings
+
+    monkeypatch.setenv("FASHION_INDEX_DIR", ".fashion-search/index")  # the default: under the working directory
+    home = tmp_path / "a"
+    home.mkdir()
+    monkeypatch.chdir(home)
+    settings = load_settings()
+
+    jobs = open_jobs(settings)
+    spec, _ = plan_job(settings, jobs, synthetic_catalog, "products")
+    assert isinstance(spec, JobSpec) and spec.index_dir == str((home / ".fashion-search/index").resolve())
+    other = tmp_path / "b"
+    other.mkdir()
+    monkeypatch.chdir(other)  # another directory: its default index dir is another one
+    with pytest.raises(JobRefusedError) as refused:
+        check_job(spec, load_settings())
+    assert "resume" in str(refused.value) and "--index-dir" in str(refused.value)
+    jobs.set_state(spec.job_id, "running")
+    _refuse(jobs, spec, refused.value)
+    assert main(["resume", spec.job_id]) == 0  # in-process: the job's own index, from this directory
+    assert jobs.get(spec.job_id).state == "succeeded"
+    assert runner_settings(load_settings(), spec).index_dir == home / ".fashion-search/index"
+    assert open_index(runner_settings(load_settings(), spec), "products").count() > 0
+    assert not (other / ".fashion-search/index/products").exists()
