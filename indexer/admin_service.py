@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 JOB_GRACE_S = 30.0  # how long a shutdown waits for in-process jobs to reach a chunk boundary
 WAIT_POLL_S = 0.2  # how often StartReindex(wait=true) reads the job
+# StartReindex(wait=true) answers this long before the call's deadline when the job is still running, so the
+# client reads the server's DEADLINE_EXCEEDED with the job id (its own timer would say only "Deadline Exceeded").
+WAIT_REPLY_MARGIN_S = 1.0
 
 
 def job_message(status: JobStatus, max_failures: int = 1000) -> admin_pb2.Job:
@@ -75,21 +78,23 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return job_message(get_job(self.settings, spec.job_id, self.store))
 
     def _wait(self, job_id: str, context: grpc.ServicerContext) -> JobStatus:
-        """The job once it has ended. DeadlineExceededError when the call's deadline passes first; the status as
+        """The job once it has ended. DeadlineExceededError, naming the job, when the call's deadline comes first
+        (raised WAIT_REPLY_MARGIN_S before it, so the client reads it); the status as
         it is when the client cancelled the call (nobody reads the reply) or this server has stopped its jobs."""
         while True:
             status = get_job(self.settings, job_id, self.store)
             if status.state in TERMINAL_STATES or self._closed.is_set():
                 return status
             remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+            if remaining is not None and remaining <= WAIT_REPLY_MARGIN_S:
                 raise DeadlineExceededError(f"job {job_id} is still {status.state} "
                                             f"({status.chunks_complete} of {status.spec.chunks_total} chunks) at "
                                             "the call's deadline; it goes on: GetJob follows it")
             if not context.is_active():
                 log.info("job %s: StartReindex cancelled by the client; the job goes on", job_id)
                 return status
-            self._closed.wait(min(WAIT_POLL_S, remaining) if remaining is not None else WAIT_POLL_S)
+            self._closed.wait(min(WAIT_POLL_S, remaining - WAIT_REPLY_MARGIN_S) if remaining is not None
+                              else WAIT_POLL_S)
 
     def close(self, timeout_s: float = JOB_GRACE_S) -> list[str]:
         """Refuse new jobs, stop the in-process ones at their next chunk boundary and wait up to ``timeout_s``
