@@ -64,9 +64,11 @@ def print_hits(hits: Sequence[SearchHit], title: str, as_json: bool, *, flt: Sea
         print(json.dumps([{"id": h.id, "score": h.score, **({"matched": h.matched} if h.matched else {}), **h.payload}
                           for h in hits], ensure_ascii=False))
         return
-    console.print(hits_table(hits, title))
-    if not hits:
+    if not hits:  # the title and why, no empty table
+        console.print(title)
         console.print(no_hits_message(flt, mode, index_size))
+        return
+    console.print(hits_table(hits, title))
 
 
 def print_label_scores(scores: Sequence[LabelScore], title: str, as_json: bool) -> None:

@@ -51,6 +51,7 @@ def test_search_says_why_nothing_was_found(argv, size, message, monkeypatch, cap
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert message in out and "no products match the filters" not in out.replace(message, "")
+    assert "┏" not in out and "name" not in out  # the title and the reason, no empty table
 
 
 @pytest.mark.parametrize(("size", "message"), [(0, "no results: the index is empty"),
