@@ -133,6 +133,9 @@ def cmd_index_update(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     name = args.index or settings.index_name
+    for flag, given in (("--add", args.add), ("--delete", args.delete)):
+        if given is not None and not _ids(given):
+            raise InvalidInputError(f"{flag}: no product ids given (comma-separated, e.g. {flag} 15970,39386)")
     if args.add or args.delete:
         diff = diff_ids(settings, args.catalog_dir, name, _ids(args.add), _ids(args.delete))
     else:

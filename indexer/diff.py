@@ -96,10 +96,10 @@ def diff_catalog(settings: Settings, catalog_dir: Path | str, index_name: str) -
 
 def diff_ids(settings: Settings, catalog_dir: Path | str, index_name: str, add: list[int],
              delete: list[int]) -> CatalogDiff:
-    """The diff for ids named explicitly: those in ``add`` that are products of the catalog are to add (to
-    re-embed), the others are ``absent`` with the reason (no row with that id, or the reader skipped its row);
-    those in ``delete`` that the index holds are to delete, the others ``not_indexed``. InvalidInputError for
-    an id in both lists, NotFoundError when the index does not exist."""
+    """The diff for ids named explicitly: those in ``add`` that are products of the catalog are to add, or to
+    update (re-embed) when the index holds them already; the others are ``absent`` with the reason (no row with
+    that id, or the reader skipped its row); those in ``delete`` that the index holds are to delete, the others
+    ``not_indexed``. InvalidInputError for an id in both lists, NotFoundError when the index does not exist."""
     wanted, unwanted = list(dict.fromkeys(add)), list(dict.fromkeys(delete))
     both = sorted(set(wanted) & set(unwanted))
     if both:
@@ -112,5 +112,7 @@ def diff_ids(settings: Settings, catalog_dir: Path | str, index_name: str, add: 
         indexed = index.all_ids()
     finally:
         index.close()
-    return CatalogDiff(add=[i for i in wanted if i in products], delete=[i for i in unwanted if i in indexed],
-                       absent=catalog.not_products(wanted), not_indexed=[i for i in unwanted if i not in indexed])
+    return CatalogDiff(add=[i for i in wanted if i in products and i not in indexed],
+                       update=[i for i in wanted if i in products and i in indexed],  # re-embedded
+                       delete=[i for i in unwanted if i in indexed], absent=catalog.not_products(wanted),
+                       not_indexed=[i for i in unwanted if i not in indexed])

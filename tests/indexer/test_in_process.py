@@ -196,13 +196,13 @@ def test_index_update_refuses_ids_not_in_the_catalog(tiny_model_dir, tiny_encode
         assert main(["index-update", str(synthetic_catalog), "--add", f"1,{skipped.product_id},{good}",
                      *dry_run]) == 2
         captured = capsys.readouterr()
-        assert captured.out.splitlines()[0] == "1 to add, 0 to update, 0 to delete, 2 not in the catalog"
+        assert captured.out.splitlines()[0] == "0 to add, 1 to update, 0 to delete, 2 not in the catalog"
         assert "1: not in the catalog: no row with this id in styles.csv" in captured.out
         assert f"{skipped.product_id} (line {skipped.line}): not in the catalog: its row was skipped" in captured.out
         assert "not in the catalog (1, " in captured.err and "nothing was started" in captured.err
     assert {p.name.split(".")[0] for p in (load_settings().home / "jobs").iterdir()} == {built.job_id}
     assert main(["index-update", str(synthetic_catalog), "--add", str(good), "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == "1 to add, 0 to update, 0 to delete"
+    assert capsys.readouterr().out.splitlines()[0] == "0 to add, 1 to update, 0 to delete"
     # the job API keeps its report: such ids are rejected while planning, and the counts still add up
     spec = start_job(load_settings(), synthetic_catalog, "shop", kind="update", upsert_ids=[good, 1],
                      encoder=tiny_encoder)

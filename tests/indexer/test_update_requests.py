@@ -93,6 +93,14 @@ def test_index_update_refuses_pointless_or_contradictory_requests(env, tiny_enco
     assert main(["index-update", str(synthetic_catalog), "--delete", f"123456789,{indexed[0]}", "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "0 to add, 0 to update, 1 to delete, 1 not in index 'products'"
 
+    # an id the index holds already is re-embedded: an update, not an add
+    assert main(["index-update", str(synthetic_catalog), "--add", str(indexed[2]), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "0 to add, 1 to update, 0 to delete"
+    # a flag given without ids is an error, not a quiet full diff
+    for flag in ("--add", "--delete"):
+        assert main(["index-update", str(synthetic_catalog), flag, "", "--dry-run"]) == 2
+        assert f"{flag}: no product ids given" in capsys.readouterr().err
+
     # the same id to add and to delete: an error, nothing started
     assert main(["index-update", str(synthetic_catalog), "--add", str(indexed[1]), "--delete", str(indexed[1])]) == 2
     err = capsys.readouterr().err
