@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from fashion_core.stores.filters import SearchFilter
 
 IndexType = Literal["flat", "hnsw", "ivf", "auto"]
 Quantization = Literal["none", "sq8", "pq"]
@@ -32,6 +35,13 @@ HNSW_MAX_ITEMS = 2_000_000
 # ACORN (qdrant/index.py). Measured on the real model's embeddings grown to 100k / 1M (README "ANN at scale"):
 # Qdrant's plain walk found 0.809 / 0.926 of the true top 10 for gender=Men, ACORN 0.968 / 0.988.
 BROAD_FIELDS: tuple[str, ...] = ("gender",)
+
+
+def broad_field(flt: SearchFilter | None) -> str | None:
+    """The first field of ``BROAD_FIELDS`` that ``flt`` names (a filter on it follows the embedding), else None."""
+    if flt is None:
+        return None
+    return next((name for name in BROAD_FIELDS if flt.equals.get(name)), None)
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ class Planner:
         partition walked (the rest of the filter as a selector) with a widened ef/nprobe, the candidates re-ranked
         exactly. None when the filter names no such field, or a value without a partition."""
         values = self._structures().values
-        field = next((f for f in tuning.BROAD_PARTITION_FIELDS if flt.equals.get(f)), None)
+        field = ann_params.broad_field(flt)
         if field is None or any((field, v) not in values for v in flt.equals[field]):
             return None
         n = len(self.rows)

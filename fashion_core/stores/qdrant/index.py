@@ -39,11 +39,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def broad_filter(flt: SearchFilter) -> bool:
-    """True when ``flt`` names a field of ``ann_params.BROAD_FIELDS`` (gender): the filters ACORN is for."""
-    return any(flt.equals.get(name) for name in ann_params.BROAD_FIELDS)
-
-
 def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
     if flt is None or flt.is_empty:
         return None
@@ -199,7 +194,7 @@ class QdrantIndex:
             rescore = None if self.quantization == "none" else models.QuantizationSearchParams(
                 rescore=True, oversampling=self.oversampling, ignore=exact)
             acorn = models.AcornSearchParams(enable=True, max_selectivity=self.acorn_max_selectivity) \
-                if self.acorn_max_selectivity and flt is not None and broad_filter(flt) else None
+                if self.acorn_max_selectivity and ann_params.broad_field(flt) else None
             params = models.SearchParams(exact=exact, hnsw_ef=max(self.hnsw_ef, k), quantization=rescore, acorn=acorn)
         response = self.client.query_points(self.collection, query=q.tolist(), query_filter=to_qdrant_filter(flt),
                                             limit=k, with_payload=PAYLOAD, search_params=params)
