@@ -21,6 +21,12 @@ attribute combination with enough products) is not computed: its value is None (
 ``result["not_measured"]`` maps its dotted path to the reason; everything else is still measured. A bar whose
 value is not measured is neither met nor missed (``met`` None).
 
+A bar is judged only on a split large enough for its figure to mean something (``BAR_MINIMUMS``): a share
+averaged over n items has a standard error of up to 0.5/sqrt(n) (0.07 at 50, 0.22 at 5: more than the distance
+between most figures and their bar), and R@10 ranked among fewer than 100 candidates is easier than the bar
+assumes (chance alone is 10/n). Under its minimum a measured figure is still reported, but the bar is ``met`` None with
+the reason ("too few ..."), and reads "n/a (too few ...)" in results.md and on the console.
+
 ``evaluate_checkpoints`` writes ``results.json`` and ``results.md`` and the PNGs into one folder.
 """
 
@@ -66,6 +72,27 @@ BARS: dict[str, float] = {
     "attribute_queries.precision@10_all": 0.50,
     "image_to_image.precision@10_articleType": 0.85,
     "name_queries.whole_split.R@10": 0.50,
+}
+
+
+@dataclass(frozen=True)
+class BarMinimum:
+    """The least a bar's figure must average over to be judged: the number at ``count`` (a dotted path in the
+    result) at least ``minimum``, counted in ``unit``."""
+
+    count: str
+    minimum: int
+    unit: str
+
+
+# Per bar of BARS: the split size under which its figure says too little to be met or missed (module docstring).
+BAR_MINIMUMS: dict[str, BarMinimum] = {
+    "zero_shot.articleType.weighted_f1": BarMinimum("zero_shot.articleType.n", 50, "test products"),
+    "attribute_queries.precision@10_articleType": BarMinimum("attribute_queries.n_queries", 10,
+                                                             "attribute queries"),
+    "attribute_queries.precision@10_all": BarMinimum("attribute_queries.n_queries", 10, "attribute queries"),
+    "image_to_image.precision@10_articleType": BarMinimum("n_test", 50, "test products"),
+    "name_queries.whole_split.R@10": BarMinimum("n_test", 100, "test products"),
 }
 
 
@@ -119,7 +146,8 @@ def zero_shot(encoder: Encoder, image_vecs: np.ndarray, products: Sequence[Produ
         return {}
     label_vecs = label_embeddings(encoder, [label_prompt(n) for n in names], templates)
     pred = [names[i] for i in (image_vecs[keep] @ label_vecs.T).argmax(axis=1)]
-    return {**classification_report(truth, pred, names), "n_classes": len(names), "prior": majority_prior(truth)}
+    return {**classification_report(truth, pred, names), "n": len(truth), "n_classes": len(names),
+            "prior": majority_prior(truth)}
 
 
 def name_queries(text_vecs: np.ndarray, image_vecs: np.ndarray, ks: Sequence[int], gallery: int, seed: int
@@ -297,15 +325,24 @@ def why_not_measured(result: dict[str, Any], path: str) -> str | None:
 
 
 def bars(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each bar of BARS: its value, and ``met`` True/False, or None (with ``reason``) when not measured."""
+    """Each bar of BARS: its value, and ``met`` True/False; or ``met`` None with a ``reason`` when the value is
+    not measured, or is measured on fewer items than BAR_MINIMUMS asks (then ``too_few`` True: the value is
+    kept, the bar is not judged). ``n`` and ``min_n`` say what the figure averages over and the least it must."""
     out: dict[str, dict[str, Any]] = {}
     for path, minimum in BARS.items():
         value = metric(result, path)
+        need = BAR_MINIMUMS.get(path)
+        count = None if need is None else metric(result, need.count)
+        sizes = {} if need is None or count is None else {"n": int(count), "min_n": need.minimum}
         if value is None:
             out[path] = {"value": None, "bar": minimum, "met": None,
-                         "reason": why_not_measured(result, path) or "not in the results"}
+                         "reason": why_not_measured(result, path) or "not in the results", **sizes}
+        elif need is not None and count is not None and count < need.minimum:
+            out[path] = {"value": value, "bar": minimum, "met": None, "too_few": True, **sizes,
+                         "reason": f"too few {need.unit}: {int(count)} < {need.minimum}, the least this bar is "
+                                   "judged on"}
         else:
-            out[path] = {"value": value, "bar": minimum, "met": value >= minimum}
+            out[path] = {"value": value, "bar": minimum, "met": value >= minimum, **sizes}
     return out
 
 
@@ -377,9 +414,21 @@ def _pct(x: float | None) -> str:
 
 
 def _bar_cell(bar: dict[str, Any]) -> str:
+    if bar.get("too_few"):
+        return f"n/a (too few: {bar['n']} < {bar['min_n']})"
     if bar["met"] is None:
         return "n/a (not measured)"
     return f"{_pct(bar['value'])} {'ok' if bar['met'] else 'BELOW'}"
+
+
+def _too_few_note(results: Sequence[dict[str, Any]]) -> str | None:
+    """The sentence above the bars table when a bar was not judged for too few items: each such bar's minimum."""
+    short = dict.fromkeys(p for r in results for p, bar in r["bars"].items() if bar.get("too_few"))
+    if not short:
+        return None
+    needs = "; ".join(f"{p}: >= {BAR_MINIMUMS[p].minimum} {BAR_MINIMUMS[p].unit}" for p in short)
+    return (f"n/a (too few: n < minimum): the figure is measured (below) but the split is too small to judge the "
+            f"bar on ({needs}).")
 
 
 def _worst_heading(r: dict[str, Any], name: str) -> tuple[str, str | None]:
@@ -423,7 +472,7 @@ def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
         return why_not_measured(results[0], path) or "not measured"
 
     table("Bars (test split)", [f"{p} >= {b}" for p, b in BARS.items()],
-          [[n, *[_bar_cell(r["bars"][p]) for p in BARS]] for n, r in rows_of])
+          [[n, *[_bar_cell(r["bars"][p]) for p in BARS]] for n, r in rows_of], note=_too_few_note(results))
     for protocol in results[0]["name_queries"]:
         cols = list(results[0]["name_queries"][protocol])
         table(f"Name queries, text -> image ({protocol.replace('_', ' ')})", cols,

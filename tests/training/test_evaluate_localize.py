@@ -93,8 +93,18 @@ def test_a_small_split_reports_what_it_cannot_measure(tiny_model_dir: Path, tmp_
     for path in ("attribute_queries.precision@10_all", "image_to_image.precision@10_articleType"):
         bar = result["bars"][path]
         assert bar["value"] is None and bar["met"] is None and bar["reason"], path  # not measured: never BELOW
+    # measured on a handful of products: the figure is kept, the bar is not judged (was met/BELOW on 4 products)
+    zero_shot = result["bars"]["zero_shot.articleType.weighted_f1"]
+    assert zero_shot["value"] == result["zero_shot"]["articleType"]["weighted_f1"]
+    assert zero_shot["met"] is None and zero_shot["too_few"] is True
+    assert (zero_shot["n"], zero_shot["min_n"]) == (result["n_test"], 50)
+    assert zero_shot["reason"].startswith(f"too few test products: {result['n_test']} < 50")
+    assert not any(isinstance(bar["met"], bool) for bar in result["bars"].values())  # nothing judged on 4
     md = (out / "results.md").read_text()
     assert "n/a (not measured)" in md and "- BELOW" not in md and "| model |  |" not in md
+    bar_row = next(line for line in md.splitlines() if line.startswith("| tiny-clip"))
+    assert f"n/a (too few: {result['n_test']} < 50)" in bar_row and " ok" not in bar_row and "BELOW" not in bar_row
+    assert "zero_shot.articleType.weighted_f1: >= 50 test products" in md  # the minimum is stated
     assert "Not measured: needs at least 100 test products" in md  # a sentence, not an empty table
     assert "with >= 5 test products" in md
     # piped, the console copy is the Markdown unwrapped: every table row on one line
@@ -102,6 +112,33 @@ def test_a_small_split_reports_what_it_cannot_measure(tiny_model_dir: Path, tmp_
     rows = [line for line in printed.splitlines() if line.startswith("|")]
     assert rows and all(line.endswith("|") for line in rows)
     assert all(line in md.splitlines() for line in rows)
+
+
+def test_a_bar_is_judged_only_from_its_minimum_up() -> None:
+    from training.evaluate import BAR_MINIMUMS, _bar_cell, bars
+
+    def judged(n_test: int, n_zero_shot: int, n_queries: int) -> dict:
+        result = {"n_test": n_test, "not_measured": {},
+                  "zero_shot": {"articleType": {"weighted_f1": 0.9, "n": n_zero_shot}},
+                  "attribute_queries": {"n_queries": n_queries, "precision@10_articleType": 0.9,
+                                        "precision@10_all": 0.1},
+                  "image_to_image": {"precision@10_articleType": 0.9},
+                  "name_queries": {"whole_split": {"R@10": 0.2}}}
+        return bars(result)
+
+    assert set(BAR_MINIMUMS) == set(BARS)
+    at = judged(100, 50, 10)  # every minimum exactly: judged, met or missed
+    assert {p: b["met"] for p, b in at.items()} == {
+        "zero_shot.articleType.weighted_f1": True, "attribute_queries.precision@10_articleType": True,
+        "attribute_queries.precision@10_all": False, "image_to_image.precision@10_articleType": True,
+        "name_queries.whole_split.R@10": False}
+    under = judged(49, 49, 9)  # one under each (of 50, 50, 10): none judged, the values kept, the reasons why
+    assert all(b["met"] is None and b["too_few"] and b["value"] is not None for b in under.values())
+    assert under["name_queries.whole_split.R@10"]["reason"].startswith("too few test products: 49 < 100")
+    assert under["attribute_queries.precision@10_all"]["reason"].startswith("too few attribute queries: 9 < 10")
+    assert _bar_cell(under["zero_shot.articleType.weighted_f1"]) == "n/a (too few: 49 < 50)"
+    name_queries = judged(99, 50, 10)["name_queries.whole_split.R@10"]  # R@10 among 99: 10% by chance alone
+    assert name_queries["met"] is None and (name_queries["n"], name_queries["min_n"]) == (99, 100)
 
 
 def test_a_split_under_two_products_is_a_one_line_error(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
