@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -32,6 +33,9 @@ from fashion_core.zeroshot import DEFAULT_TEMPLATES, classify
 from services.wiring import open_encoder, open_engine
 from training.synthetic_catalog import generate_catalog
 
+if TYPE_CHECKING:
+    from fashion_core.catalog.fetch import FetchSummary
+
 
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
@@ -54,8 +58,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 # -- fetch-dataset ---------------------------------------------------------------------------------
+def print_fetch_summary(summary: FetchSummary, max_rows: int = 20) -> None:
+    """Rows = products + skipped, the skips by reason, and each row whose image could not be decoded."""
+    dest = summary.dest
+    console.print(f"{summary.products} products with an image in {dest} (styles.csv + images/): {summary.rows} "
+                  f"rows = {summary.products} products + {len(summary.skipped)} skipped; use it with --catalog "
+                  f"{dest} or FASHION_CATALOG={dest}", markup=False, highlight=False, soft_wrap=True)
+    if summary.skipped:
+        table = Table("reason", "rows", title="skipped rows")
+        for reason, count in sorted(summary.reasons().items(), key=lambda kv: -kv[1]):
+            table.add_row(Text(reason), str(count))
+        console.print(table)
+    unreadable = summary.unreadable()
+    for row in unreadable[:max_rows]:
+        console.print(f"  {row.product_id} (line {row.line}): {row.reason}", markup=False, highlight=False,
+                      soft_wrap=True)
+    if len(unreadable) > max_rows:
+        console.print(f"  ... and {len(unreadable) - max_rows} more images that cannot be decoded")
+
+
 def cmd_fetch_dataset(args: argparse.Namespace) -> int:
-    from fashion_core.catalog.fetch import HF_DATASET, catalog_size, convert_local, fetch_from_hub, fetch_from_kaggle
+    from fashion_core.catalog.fetch import HF_DATASET, convert_local, fetch_from_hub, fetch_from_kaggle
 
     dest = Path(args.dest)
     if (dest / "styles.csv").exists():
@@ -67,17 +90,15 @@ def cmd_fetch_dataset(args: argparse.Namespace) -> int:
             raise NotFoundError(f"{args.from_file}: no such file or folder")
         with progress_bar() as bar:
             task = bar.add_task(f"{args.from_file} -> {dest}", total=None)
-            convert_local(Path(args.from_file), dest, on_row=lambda n: bar.update(task, completed=n))
+            summary = convert_local(Path(args.from_file), dest, on_row=lambda n: bar.update(task, completed=n))
     elif args.source == "kaggle":
         console.print("downloading with the Kaggle CLI ...")
-        fetch_from_kaggle(dest)
+        summary = fetch_from_kaggle(dest)
     else:
         with progress_bar() as bar:
             task = bar.add_task(f"{HF_DATASET} -> {dest}", total=None)
-            fetch_from_hub(dest, on_row=lambda n: bar.update(task, completed=n))
-    products, skipped = catalog_size(dest)
-    console.print(f"{products} products with an image in {dest} (styles.csv + images/; {skipped} rows the reader "
-                  f"skips); use it with --catalog {dest} or FASHION_CATALOG={dest}")
+            summary = fetch_from_hub(dest, on_row=lambda n: bar.update(task, completed=n))
+    print_fetch_summary(summary)
     return 0
 
 

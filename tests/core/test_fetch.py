@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fashion_cli.main import main as cli
-from fashion_core.catalog.fetch import convert_parquet, layout_download
+from fashion_core.catalog.fetch import convert_local, convert_parquet, layout_download
 from fashion_core.catalog.reader import read_catalog
 from fashion_core.errors import InvalidInputError
 
@@ -43,7 +43,8 @@ def test_parquet_converts_to_the_kaggle_layout(tmp_path: Path) -> None:
         files.append(tmp_path / f"train-{i}.parquet")
         pq.write_table(pa.Table.from_pylist(chunk), files[-1])
     seen: list[int] = []
-    assert convert_parquet(files, tmp_path / "catalog", on_row=seen.append) == 3 and seen == [1, 2, 3]
+    converted = convert_parquet(files, tmp_path / "catalog", on_row=seen.append)
+    assert (converted.rows, converted.unreadable, seen) == (3, {}, [1, 2, 3])
     result = read_catalog(tmp_path / "catalog")
     by_id = {p.id: p for p in result.products}
     assert sorted(by_id) == [15970, 23101]
@@ -96,7 +97,7 @@ def test_fetch_converts_a_local_parquet_file_from_the_command_line(tmp_path: Pat
     assert cli(["fetch-dataset", str(tmp_path / "catalog"), "--from-file", str(source)]) == 0
     assert sorted(p.id for p in read_catalog(tmp_path / "catalog").products) == [15970, 23101]
     out = capsys.readouterr().out
-    assert "2 products with an image" in out and "1 rows the reader skips" in out  # not the 3 rows
+    assert "2 products with an image" in out and "3 rows = 2 products + 1 skipped" in out  # not the 3 rows
 
 
 def test_fetch_converts_a_local_kaggle_archive_or_folder(tmp_path: Path, capsys) -> None:
@@ -122,3 +123,53 @@ def test_fetch_from_a_missing_or_unknown_file_is_a_one_line_error(tmp_path: Path
                 "--source", "kaggle"]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 3 and "Traceback" not in err
+
+
+CORRUPT = _jpeg((200, 30, 30))[:300]  # a JPEG cut short: the header reads, the pixels do not
+CORRUPT_ROW = {**ROWS[0], "id": 60001, "productDisplayName": "Corrupt Men Red Shirt",
+               "image": {"bytes": CORRUPT, "path": None}}
+
+
+def test_an_image_that_cannot_be_decoded_is_a_skip_not_a_product(tmp_path: Path, capsys) -> None:
+    """A row whose image bytes do not decode was counted as a product (the file was written as it came, and the
+    reader only looks for the file): it is a skip with the decoding error, its image not written."""
+    source = tmp_path / "train-0.parquet"
+    pq.write_table(pa.Table.from_pylist([*ROWS, CORRUPT_ROW]), source)
+    summary = convert_local(source, tmp_path / "api")
+    assert (summary.rows, summary.products, len(summary.skipped)) == (4, 2, 2)
+    assert summary.products + len(summary.skipped) == summary.rows
+    assert summary.reasons() == {"missing image": 1, "unreadable image": 1}
+    [bad] = summary.unreadable()
+    assert bad.product_id == "60001" and bad.line == 5 and "images/60001.jpg" in bad.reason
+    assert not (tmp_path / "api" / "images" / "60001.jpg").exists()  # not written
+    reread = read_catalog(tmp_path / "api")  # the reader reports the row, never a product
+    assert 60001 not in {p.id for p in reread.products}
+    assert any(s.product_id == "60001" for s in reread.skipped)
+
+    assert cli(["fetch-dataset", str(tmp_path / "cli"), "--from-file", str(source)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "2 products with an image" in out and "4 rows = 2 products + 2 skipped" in out
+    assert "unreadable image" in out and "60001 (line 5): unreadable image: images/60001.jpg" in out
+
+
+def test_an_undecodable_image_in_a_kaggle_archive_or_folder_is_a_skip(tmp_path: Path, capsys) -> None:
+    import zipfile
+
+    folder = _kaggle_folder(tmp_path / "unzipped")
+    nested = folder / "myntradataset"
+    with (nested / "styles.csv").open("a") as fh:
+        fh.write("60001,Men,Apparel,Topwear,Shirts,Red,Fall,2011,Casual,Corrupt Men Red Shirt\n")
+    (nested / "images" / "60001.jpg").write_bytes(b"not a jpeg at all")
+    archive = tmp_path / "fashion-product-images-small.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(folder))
+    for source, dest in ((archive, tmp_path / "from-zip"), (folder, tmp_path / "from-folder")):
+        summary = convert_local(source, dest / "api")
+        assert (summary.rows, summary.products, [s.product_id for s in summary.unreadable()]) == (2, 1, ["60001"])
+        assert [p.id for p in read_catalog(dest / "api").products] == [15970]
+        assert cli(["fetch-dataset", str(dest / "cli"), "--from-file", str(source)]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "1 products with an image" in out and "2 rows = 1 products + 1 skipped" in out
+        assert "60001 (line 3): unreadable image" in out
+    assert (nested / "images" / "60001.jpg").is_file()  # the user's folder is left as it was
