@@ -158,24 +158,42 @@ def cmd_index_update(args: argparse.Namespace) -> int:
     return _run(args, settings, kind="update", upsert_ids=diff.upserts, delete_ids=diff.delete)
 
 
+def _drop_redis(args: argparse.Namespace) -> str:
+    """How to run the command without Redis: drop the flag and/or unset the variable that gave the URL."""
+    steps = []
+    if getattr(args, "redis_url", None):
+        steps.append("drop --redis-url")
+    if os.environ.get("FASHION_REDIS_URL"):
+        steps.append("unset FASHION_REDIS_URL")
+    return " and ".join(steps) or "remove redis_url from the FASHION_CONFIG file"
+
+
 @contextmanager
-def _redis_hint(settings: Settings) -> Iterator[None]:
-    """A job not found among this machine's in-process jobs, with no Redis given: it may be a Redis job, so the
-    error says to pass --redis-url."""
+def _redis_hint(args: argparse.Namespace, settings: Settings) -> Iterator[None]:
+    """A job not found where the command looked, with a hint where it may be instead. No Redis given: it may be a
+    Redis job, so the error says to pass --redis-url. Redis given: if the job is one of this machine's in-process
+    jobs (a file check), the error says so and how to drop the Redis URL."""
     try:
         yield
     except NotFoundError as exc:
-        if settings.redis_url:
+        if not settings.redis_url:
+            raise NotFoundError(f"{exc}; a job run by Celery workers is in Redis: pass --redis-url "
+                                "redis://HOST:6379/0 (or set FASHION_REDIS_URL)") from exc
+        from indexer.distributors import in_process_jobs_dir, is_in_process_job
+        from indexer.jobs import redis_display
+
+        if not is_in_process_job(settings, args.job_id):
             raise
-        raise NotFoundError(f"{exc}; a job run by Celery workers is in Redis: pass --redis-url "
-                            "redis://HOST:6379/0 (or set FASHION_REDIS_URL)") from exc
+        raise NotFoundError(f"{exc}; it is not in Redis at {redis_display(settings.redis_url)} but is one of this "
+                            f"machine's in-process jobs (in {in_process_jobs_dir(settings)}): {_drop_redis(args)} "
+                            "to reach it") from exc
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from indexer.distributors import get_job
 
     settings = _settings(args)
-    with _redis_hint(settings):
+    with _redis_hint(args, settings):
         status = follow(settings, args.job_id) if args.follow else get_job(settings, args.job_id)
     if args.json:
         console.print_json(json.dumps(status.as_dict()))
@@ -189,7 +207,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     in_process = not settings.redis_url
-    with _redis_hint(settings):
+    with _redis_hint(args, settings):
         status = resume_job(settings, args.job_id, background=in_process)
     console.print(f"job {args.job_id}: {status.state}, {status.chunks_complete} of {status.spec.chunks_total} "
                   "chunks already complete, the rest queued again")
@@ -204,7 +222,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from indexer.distributors import cancel_job
 
     settings = _settings(args)
-    with _redis_hint(settings):
+    with _redis_hint(args, settings):
         status = cancel_job(settings, args.job_id)
     console.print(f"job {args.job_id}: {status.state}")
     return 0

@@ -47,10 +47,21 @@ class QueueingError(UnavailableError):
         self.queued = queued
 
 
+def in_process_jobs_dir(settings: Settings) -> Path:
+    """Where this machine keeps its in-process jobs (the store of a run without Redis)."""
+    return settings.home / "jobs"
+
+
 def open_store(settings: Settings) -> JobStore:
     if settings.redis_url:
         return RedisJobStore(settings.redis_url, retry_s=settings.indexer_redis_retry_s)
-    return FileJobStore(settings.home / "jobs")
+    return FileJobStore(in_process_jobs_dir(settings))
+
+
+def is_in_process_job(settings: Settings, job_id: str) -> bool:
+    """Whether ``job_id`` is one of this machine's in-process jobs, whatever ``settings.redis_url`` says: a file
+    check, without opening a store."""
+    return FileJobStore.holds(in_process_jobs_dir(settings), job_id)
 
 
 class Distributor(Protocol):

@@ -433,8 +433,19 @@ class FileJobStore:
         self._lock = threading.Lock()
         self._finalizing: set[str] = set()
 
+    @staticmethod
+    def job_file(root: Path, job_id: str) -> Path:
+        """Where the store under ``root`` keeps job ``job_id``'s status."""
+        return root / f"{job_id}.json"
+
+    @classmethod
+    def holds(cls, root: Path, job_id: str) -> bool:
+        """Whether a store under ``root`` holds job ``job_id``: one file check, no store opened or folder made (a
+        job id with a path in it is never one)."""
+        return Path(job_id).name == job_id and cls.job_file(root, job_id).is_file()
+
     def _path(self, job_id: str) -> Path:
-        return self.root / f"{job_id}.json"
+        return self.job_file(self.root, job_id)
 
     def _write(self, status: JobStatus) -> None:
         path = self._path(status.spec.job_id)

@@ -1,5 +1,6 @@
 """index-update without Redis: image paths stored the same however the catalog is named, requests that would
-change nothing or contradict themselves, an index that does not exist; `status` of a job not found here."""
+change nothing or contradict themselves, an index that does not exist; `status` of a job not found here, and
+(against the real Redis) of an in-process job asked of Redis."""
 
 from __future__ import annotations
 
@@ -121,6 +122,37 @@ def test_status_of_a_job_not_found_here_says_to_pass_redis_url(env, capsys, monk
         assert main(command) == 2
         err = " ".join(capsys.readouterr().err.split())
         assert "no indexing job 'abc123def456'" in err and "pass --redis-url" in err, command
+
+
+def test_status_with_redis_of_a_job_run_in_process_says_to_drop_redis_url(env, redis_url, capsys, monkeypatch):
+    """The other direction: --redis-url (or FASHION_REDIS_URL) given, the job not in Redis but one of this
+    machine's in-process jobs: the error says so and how to drop the Redis URL (it said only 'no indexing job')."""
+    from indexer.jobs import FileJobStore, JobSpec
+
+    jobs = load_settings().home / "jobs"  # where in-process jobs are kept
+    spec = JobSpec(job_id=JobSpec.new_id(), kind="reindex", catalog_dir="catalog", index="products",
+                   version="products-v1", backend="faiss", staging_dir="staging", chunks_total=1, items_total=1)
+    FileJobStore(jobs).create(spec, [], [[1]])
+    assert main(["status", spec.job_id]) == 0  # without Redis it is found
+    capsys.readouterr()
+    for command in ("status", "resume", "cancel"):
+        assert main([command, spec.job_id, "--redis-url", redis_url]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"no indexing job {spec.job_id!r}" in err, command
+        assert "is not in Redis at 127.0.0.1:6379/" in err and "is one of this machine's in-process jobs" in err
+        assert str(jobs) in err and "drop --redis-url to reach it" in err, command
+    assert FileJobStore(jobs).get(spec.job_id).state == "pending"  # left as it was
+
+    monkeypatch.setenv("FASHION_REDIS_URL", redis_url)  # the URL from the environment: unset it, no flag to drop
+    assert main(["status", spec.job_id]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "unset FASHION_REDIS_URL to reach it" in err and "drop --redis-url" not in err
+
+    # a job in neither place: the plain not-found, no in-process hint (nor one for a path posing as an id)
+    for job_id in ("abc123def456", f"../jobs/{spec.job_id}"):
+        assert main(["status", job_id]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "no indexing job" in err and "in-process" not in err and "pass --redis-url" not in err, job_id
 
 
 def test_an_update_keeps_the_serving_versions_ann_type(env, tmp_path, synthetic_catalog, monkeypatch) -> None:
