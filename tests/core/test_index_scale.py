@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
 from fashion_core.stores import IndexMeta, SearchFilter, ann_params
 from fashion_core.stores.faiss import FaissIndex, tuning
+from fashion_core.stores.faiss.columns import Columns
 from fashion_core.stores.faiss.planner import Planner
-from fashion_core.stores.faiss.structures import Builder
+from fashion_core.stores.faiss.structures import Builder, is_fast_scan
 
 N, DIM, CLUSTERS = 30_000, 64, 60
 GENDERS = ["Men", "Women", "Unisex", "Boys", "Girls"]
@@ -123,13 +125,13 @@ def test_ann_structure_is_built_once_over_the_regrouped_rows(tmp_path, data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("quantization,scan_share,kind", [("sq8", 0.10, "flat"), ("sq8", 0.0, "hnsw"),
-                                                         ("pq", 0.10, "ivf")])  # a pq code scan is a 1-list IVF
+@pytest.mark.parametrize("quantization,scan_share,kind", [("sq8", 0.10, "ivf"), ("sq8", 0.0, "hnsw"),
+                                                         ("pq", 0.10, "ivf")])  # a code scan is a 1-list fast-scan IVF
 def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, quantization: str,
                                                          scan_share: float, kind: str):
     """articleType follows the region of the space (as in real catalogs), so a type's matches sit far from most
     queries; each large type block gets its own structure, persisted with the index: with sq8, blocks up to
-    SCAN_PARTITION_MAX_SHARE of the index are code scans, larger ones graphs (both tried here)."""
+    SCAN_PARTITION_MAX_SHARE of the index are fast-scan code scans, larger ones graphs (both tried here)."""
     monkeypatch.setattr(tuning, "EXACT_SUBSET_MAX", 1_000)  # the ANN path and partitions at test size
     monkeypatch.setattr(tuning, "PARTITION_MIN_ROWS", 1_000)
     monkeypatch.setattr(tuning, "SCAN_PARTITION_MAX_SHARE", scan_share)
@@ -198,6 +200,54 @@ def test_scattered_colour_filters_scan_their_own_codes(tmp_path, monkeypatch, qu
     assert reloaded._structures is None
     reloaded.search(queries[0], 10, flt)
     assert colours <= set(reloaded._structures.values)
+
+
+def _partitioned(tmp_path, monkeypatch, data) -> FaissIndex:
+    """An HNSW + SQ8 index of ``data`` with every kind of partition at test size: gender graphs, colour code
+    scans (Red 5%), articleType code scans (type2 8%)."""
+    for name, value in (("EXACT_SUBSET_MAX", 1_000), ("PARTITION_MIN_ROWS", 1_000), ("VALUE_PARTITION_MIN_ROWS", 200)):
+        monkeypatch.setattr(tuning, name, value)
+    return _build(tmp_path, data, index_type="hnsw", quantization="sq8")
+
+
+def test_one_field_filters_need_no_row_mask(tmp_path, monkeypatch, data):
+    """A filter on one field alone is answered from that field's partitions (gender graph, colour and articleType
+    code scans), counted from per-value counts, without a mask over every row (at 1M rows a mask costs about a
+    millisecond, more than the search), and still finds the true top-k; with a second condition the mask is
+    built."""
+    index = _partitioned(tmp_path, monkeypatch, data)
+    assert {("gender", "Men"), ("baseColour", "Red")} <= set(index._structures.values)
+    assert "type2" in index._structures.partitions
+    masks = []
+    original = Columns.mask
+    monkeypatch.setattr(Columns, "mask", lambda self, flt: masks.append(flt) or original(self, flt))
+    queries = data[1][np.random.default_rng(2).choice(N, 20, replace=False)]
+    for flt in (SearchFilter.build(gender="Men"), SearchFilter.build(baseColour="Red"),
+                SearchFilter.build(articleType="type2"), SearchFilter.build(baseColour="Red,Grey")):
+        assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
+        assert masks == [], f"{flt.describe()}: a row mask was built"
+    flt = SearchFilter.build(baseColour="Red", gender="Men")
+    assert _recall(index, data, flt, queries) >= 0.95 and masks and masks[-1] == flt
+
+
+def test_code_scans_saved_before_fast_scans_still_answer(tmp_path, monkeypatch, data):
+    """An index saved when code scans were SQ8 codes opens without a rebuild and answers colour and articleType
+    filters from those scans at recall >= 0.95 (they fetch the quantized re-rank's candidates, not a fast scan's)."""
+    def sq8_scan(self: Builder, vectors: np.ndarray) -> faiss.Index:
+        ann = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        ann.train(vectors)
+        ann.add(vectors)
+        return ann
+
+    monkeypatch.setattr(Builder, "code_scan", sq8_scan)
+    _partitioned(tmp_path, monkeypatch, data)
+    monkeypatch.setattr(Builder, "code_scan", lambda *_: pytest.fail("a saved code scan was rebuilt on open"))
+    reopened = FaissIndex(tmp_path)
+    assert reopened._structures is not None
+    assert not is_fast_scan(reopened._structures.values[("baseColour", "Red")].ann)
+    queries = data[1][np.random.default_rng(4).choice(N, 20, replace=False)]
+    for flt in (SearchFilter.build(baseColour="Red"), SearchFilter.build(articleType="type2")):
+        assert _recall(reopened, data, flt, queries) >= 0.95, flt.describe()
 
 
 @pytest.mark.slow

@@ -1,13 +1,14 @@
 """How one query is answered: exact ranking, the global structure, or partitions, by filter and selectivity.
 
-Filtered search never does "top-k then filter": the filter becomes a row mask (``Columns.mask``); small or very
-selective match sets are ranked exactly; an articleType filter searches its types' blocks (their partitions,
-or an exact scan of a small block); a scattered value (baseColour) scans its own codes; a broad value
-(gender) walks its own graph; other large match sets walk the global structure with an ``IDSelectorBitmap``
-and ef/nprobe widened for the selectivity. A pass that comes back with fewer than k rows falls back to exact
-ranking of the matching rows: the answer is never short. A global walk misses an articleType filter's matches
-in other regions of the space (measured recall@10 ~0.7 at 5% selectivity with a selector, even with ef widened
-4.5x), hence the partitions.
+Filtered search never does "top-k then filter": the filter becomes a row mask (``Columns.mask``), built only where
+needed (``FilterRows``: a filter on one field alone is counted from per-value counts, and a partition of its values
+is searched whole, without a mask); small or very selective match sets are ranked exactly; an articleType filter
+searches its types' blocks (their partitions, or an exact scan of a small block); a scattered value (baseColour)
+scans its own codes; a broad value (gender) walks its own graph; other large match sets walk the global structure
+with an ``IDSelectorBitmap`` and ef/nprobe widened for the selectivity. A pass that comes back with fewer than k
+rows falls back to exact ranking of the matching rows: the answer is never short. A global walk misses an
+articleType filter's matches in other regions of the space (measured recall@10 ~0.7 at 5% selectivity with a
+selector, even with ef widened 4.5x), hence the partitions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from fashion_core.stores import ann_params
 from fashion_core.stores.faiss import structures, tuning
-from fashion_core.stores.faiss.columns import BitmapSelector, Columns, partition_selector
+from fashion_core.stores.faiss.columns import BitmapSelector, Columns, FilterRows
 from fashion_core.stores.faiss.rows import Rows
 from fashion_core.stores.faiss.structures import Partition, Structures
 from fashion_core.stores.faiss.tuning import Tuning
@@ -51,29 +52,29 @@ class Planner:
             if found is None or len(found) < min(k, n):
                 found = rows.exact(q, k, None)
             return found
-        mask = self._columns().mask(flt)
-        matches = int(np.count_nonzero(mask))
+        rule = FilterRows(self._columns(), flt)
+        matches = rule.matches
         if not matches:
             return NO_ROWS
         if not exact and not flat and matches > tuning.VALUE_PARTITION_MIN_ROWS \
                 and not flt.equals.get(tuning.CLUSTER_FIELD):  # articleType filters have their blocks, below
             self._structures()
-            found = self._search_values(q, k, mask, flt)
+            found = self._search_values(q, k, rule)
             if found is not None and len(found) >= min(k, matches):
                 return found
         if flat and matches > tuning.EXACT_SUBSET_MAX:
-            return self._flat_search(q, k, mask)
+            return self._flat_search(q, k, rule.mask())
         if exact or flat or tuning.exact_is_cheaper(matches, n):
-            return rows.exact(q, k, np.flatnonzero(mask))
+            return rows.exact(q, k, rule.rows())
         self._structures()  # builds the partitions too: the first query after an update must find them
         types = flt.equals.get(tuning.CLUSTER_FIELD)
         if types and matches < n * tuning.GLOBAL_WALK_SELECTIVITY:
-            found = self._search_blocks(q, k, mask, types)
+            found = self._search_blocks(q, k, rule, types)
         else:
-            broad = self._search_broad(q, k, mask, flt)
-            found = broad if broad is not None else self._ann_search(q, k, mask, matches)
+            broad = self._search_broad(q, k, rule)
+            found = broad if broad is not None else self._ann_search(q, k, rule.mask(), matches)
         if len(found) < min(k, matches):  # never short: rank the matches exactly instead
-            found = rows.exact(q, k, np.flatnonzero(mask))
+            found = rows.exact(q, k, rule.rows())
         return found
 
     def _kind(self) -> str:
@@ -84,26 +85,28 @@ class Planner:
         selector = BitmapSelector(mask) if mask is not None else None
         return structures.flat_top(self._structures().ann, q, min(k, len(self.rows)), selector)
 
-    def _search_blocks(self, q: np.ndarray, k: int, mask: np.ndarray, types: Sequence[str]) -> np.ndarray:
+    def _search_blocks(self, q: np.ndarray, k: int, rule: FilterRows, types: Sequence[str]) -> np.ndarray:
         """Top rows of a filter on articleType(s): each type's block searched through its partition, or ranked
         exactly when it has none or few matches, and the candidates merged."""
         found = []
         partitions = self._structures().partitions
         for name in types:
             lo, hi = self.rows.blocks.get(name, (0, 0))
-            matches = int(np.count_nonzero(mask[lo:hi]))
+            local = None if rule.whole(tuning.CLUSTER_FIELD) else rule.mask()[lo:hi]  # None: every row matches
+            matches = hi - lo if local is None else int(np.count_nonzero(local))
             part = partitions.get(name)
             if part is not None and matches > (tuning.PARTITION_MIN_ROWS if part.kind == "hnsw"
                                                else tuning.VALUE_PARTITION_MIN_ROWS):
-                found.append(self._ann_search(q, k, mask, matches, part))
+                found.append(self._ann_search(q, k, local, matches, part))
             elif matches:
-                found.append(lo + np.flatnonzero(mask[lo:hi]))
+                found.append(lo + (np.arange(hi - lo) if local is None else np.flatnonzero(local)))
         return self.rows.exact(q, k, np.concatenate(found)) if found else NO_ROWS
 
-    def _search_values(self, q: np.ndarray, k: int, mask: np.ndarray, flt: SearchFilter) -> np.ndarray | None:
+    def _search_values(self, q: np.ndarray, k: int, rule: FilterRows) -> np.ndarray | None:
         """Top rows of a filter on a ``VALUE_PARTITION_FIELDS`` field's value(s): each value's codes scanned (with
         the rest of the filter as a selector), small values' rows taken as they are, the candidates re-ranked
         exactly. None when the filter names no such field, or a value too large to have a partition."""
+        flt = rule.flt
         field = next((f for f in tuning.VALUE_PARTITION_FIELDS if flt.equals.get(f)), None)
         if field is None:
             return None
@@ -114,22 +117,25 @@ class Planner:
                 rows = self._columns().value_rows(field, value)
                 if len(rows) > tuning.VALUE_PARTITION_MIN_ROWS:
                     return None
-                found.append(rows[mask[rows]])
+                found.append(rows if rule.whole(field) else rows[rule.mask()[rows]])
                 continue
-            matches, selector = partition_selector(part.rows, mask)
+            matches, selector = rule.partition(field, part.rows)
             if not matches:
                 continue
-            kind = "ivf" if part.kind == "ivf" else "flat"  # a pq scan is a one-list IVF: probe that list
-            got = structures.top(part.ann, q, k * self.tuning.rescore_factor, selector, kind=kind, nprobe=1)
+            kind = "ivf" if part.kind == "ivf" else "flat"  # a pq or fast-scan code scan is a one-list IVF
+            fetch = (self.tuning.scan_fetch(k, len(part.rows)) if structures.is_fast_scan(part.ann)
+                     else k * self.tuning.rescore_factor)
+            got = structures.top(part.ann, q, fetch, selector, kind=kind, nprobe=1)
             found.append(part.rows[got])
         rows = np.concatenate(found) if found else NO_ROWS
         return self.rows.exact(q, k, rows) if len(rows) else rows
 
-    def _search_broad(self, q: np.ndarray, k: int, mask: np.ndarray, flt: SearchFilter) -> np.ndarray | None:
+    def _search_broad(self, q: np.ndarray, k: int, rule: FilterRows) -> np.ndarray | None:
         """Top rows of a filter on broad values of a ``BROAD_PARTITION_FIELDS`` field: each value's own ANN
         partition walked (the rest of the filter as a selector) with a widened ef/nprobe, the candidates re-ranked
         exactly. None when the filter names no such field, or a value without a partition."""
         values = self._structures().values
+        flt = rule.flt
         field = ann_params.broad_field(flt)
         if field is None or any((field, v) not in values for v in flt.equals[field]):
             return None
@@ -139,7 +145,7 @@ class Planner:
         found = []
         for value in flt.equals[field]:
             part = values[(field, value)]
-            matches, selector = partition_selector(part.rows, mask)
+            matches, selector = rule.partition(field, part.rows)
             if not matches:
                 continue
             selectivity = matches / len(part.rows)
@@ -159,7 +165,8 @@ class Planner:
     def _ann_search(self, q: np.ndarray, k: int, mask: np.ndarray | None, matches: int,
                     part: Partition | None = None) -> np.ndarray:
         """Rows of the top candidates from the global structure, or from ``part`` (matches outside it are not
-        searched): ef/nprobe widened for the selectivity, quantized candidates re-ranked exactly."""
+        searched): ef/nprobe widened for the selectivity, quantized candidates re-ranked exactly. ``mask`` (bool)
+        covers the structure searched (every row, or the partition's rows ``part.lo:part.hi``); None keeps all."""
         n = len(self.rows)
         ann, lo, size, p = self._structures().ann, 0, n, self.tuning.params(n)
         kind: str = p.index_type
@@ -169,11 +176,9 @@ class Planner:
             # easier than in the whole graph (measured at 1M: 0.71 at ef=96, 0.82 at ef=320 on a 54k-item type)
             own = self.tuning.params_for(size, n)
             p = replace(own, ef_search=max(own.ef_search, p.ef_search))
-            assert mask is not None
-            mask = mask[part.lo:part.hi]
         selectivity = matches / max(1, size)
         selector = BitmapSelector(mask) if mask is not None and matches < size else None
-        fetch = self.tuning.fetch(k)
+        fetch = self.tuning.scan_fetch(k, size) if structures.is_fast_scan(ann) else self.tuning.fetch(k)
         ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity, tuning.HNSW_FILTER_BOOST_MAX)
         nprobe = min(p.nlist, ann_params.boost_for_selectivity(p.nprobe, selectivity))
         found = structures.top(ann, q, fetch, selector, kind=kind, ef=ef, nprobe=nprobe) + lo

@@ -8,6 +8,7 @@ The thresholds decide which rows get a structure of their own (``structures``) a
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeGuard
 
 from fashion_core.errors import InvalidInputError
@@ -43,6 +44,14 @@ SCAN_PARTITION_MAX_SHARE = 0.10
 # Qdrant's per-value graph links, it costs one more code per row. At 100k a scattered 4.4% colour was 3-5x
 # brute force as an exact gather, 0.78-0.85 recall as a selector walk, 25-35x at recall 1.0 as a code scan.
 VALUE_PARTITION_FIELDS = ("baseColour",)
+# A code scan is a fast-scan PQ partition (structures.Builder.code_scan): 4-bit codes rank coarsely, so its exact
+# re-rank takes this share of the partition's rows. Measured on the real model's 128-d embeddings grown to 100k
+# and 1M, recall@10 after the re-rank: a 4.9k-row colour 0.996 at 100 candidates (2%), a 21.8k-row one 0.982 at
+# 200 (0.9%) and 0.997 at 400 (1.8%), a 48k-row one 0.991 at 400 (0.8%) and 1.000 at 800 (1.7%).
+SCAN_RERANK_SHARE = 0.015
+# ... and at least this many candidates per result: 40 for k=10 gave 0.956 on the 4.9k-row colour, and 0.92 on
+# the tests' noisy 64-d clusters (queries from other types' regions); 100 gave 0.996 and >= 0.95.
+SCAN_RERANK_MIN_FACTOR = 10
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
@@ -109,6 +118,12 @@ class Tuning:
         """Candidates re-ranked per result; from the quantization in force, which a reopened index reads from
         disk. PQ codes are coarser than SQ8: a wider list gets recall@10 back to ~0.95+."""
         return max(1, self._rescore_factor or (10 if self.quantization == "pq" else 4))
+
+    def scan_fetch(self, k: int, rows: int) -> int:
+        """Candidates a fast-scan code partition of ``rows`` rows fetches for ``k`` results: its 4-bit codes rank
+        coarsely, so the exact re-rank takes ``SCAN_RERANK_SHARE`` of the partition, and at least
+        ``SCAN_RERANK_MIN_FACTOR * k``."""
+        return max(SCAN_RERANK_MIN_FACTOR * k, math.ceil(SCAN_RERANK_SHARE * rows))
 
     def fetch(self, k: int) -> int:
         """Candidates an ANN pass fetches for ``k`` results: ``k * rescore_factor`` when quantized (the re-rank
