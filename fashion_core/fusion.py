@@ -14,7 +14,16 @@ and the fused top-k is drawn from the union of the two top-n lists. Two methods,
   (a brand with hundreds of matching products, each name a few words longer or shorter) the spread of the whole
   range: its last hits scored 0, as if absent, and other brands' dense hits ranked above most true matches.
 
-Each fused hit's ``matched`` is "dense", "lexical" or "dense+lexical": which lists held it.
+Either way a lexical hit's contribution is also multiplied by ``coverage ** coverage_power``, its coverage being
+the share of the query's IDF mass its text holds (``SearchHit.coverage``, from the lexical index; None = 1).
+Scaled by its list's best alone, the best lexical hit weighed as a full match however little of the query it
+matched: every hit of "addidas shoes" (misspelt: no text holds it) matches "shoe" alone, coverage 0.14 on the
+catalog, yet took the full lexical weight. A full match (coverage 1) weighs as before; how much a partial one
+still weighs is the power and weight selected on validation (``benchmarks/hybrid_search.py``; README, "Hybrid
+search").
+
+Each fused hit's ``matched`` is "dense", "lexical" or "dense+lexical": which lists held it; a hit the lexical list
+held keeps its ``coverage``.
 """
 
 from __future__ import annotations
@@ -31,26 +40,37 @@ RRF_C = 60  # Cormack et al.'s constant: damps the head of each list
 
 
 def fuse(dense: Sequence[SearchHit], lexical: Sequence[SearchHit], k: int, method: FusionMethod = "rrf",
-         dense_weight: float = 1.0, lexical_weight: float = 1.0, rrf_c: int = RRF_C) -> list[SearchHit]:
+         dense_weight: float = 1.0, lexical_weight: float = 1.0, rrf_c: int = RRF_C,
+         coverage_power: float = 0.0) -> list[SearchHit]:
     """The top ``k`` of the two rankings fused (each best first, ids unique within a list). Scores are the
-    fused scores (unitless, higher is better); ties are broken by id. Raises InvalidInputError for an unknown
-    method or negative weights."""
+    fused scores (unitless, higher is better); ties are broken by id. Each lexical hit's contribution is
+    multiplied by its ``coverage`` (0..1, None = 1) to the power ``coverage_power`` (0 = coverage ignored).
+    Raises InvalidInputError for an unknown method or negative weights or power."""
     if method not in FUSION_METHODS:
         raise InvalidInputError(f"unknown fusion method {method!r}: rrf or blend")
-    if dense_weight < 0 or lexical_weight < 0:
-        raise InvalidInputError("fusion weights must be >= 0")
+    if dense_weight < 0 or lexical_weight < 0 or coverage_power < 0:
+        raise InvalidInputError("fusion weights and the coverage power must be >= 0")
     scores: dict[int, float] = {}
     payloads: dict[int, dict] = {}
     found: dict[int, set[str]] = {}
     for name, hits, weight in (("dense", dense, dense_weight), ("lexical", lexical, lexical_weight)):
         contribution = _rrf(hits, rrf_c) if method == "rrf" else _scaled(hits, 0.0 if name == "lexical" else None)
+        if name == "lexical" and coverage_power:
+            contribution = [value * _share(hit) ** coverage_power for hit, value in zip(hits, contribution,
+                                                                                          strict=True)]
         for hit, value in zip(hits, contribution, strict=True):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight * value
             payloads.setdefault(hit.id, hit.payload)
             found.setdefault(hit.id, set()).add(name)
     order = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+    coverage = {h.id: h.coverage for h in lexical}
     return [SearchHit(id=i, score=scores[i], payload=payloads[i],
-                      matched="+".join(n for n in ("dense", "lexical") if n in found[i])) for i in order]
+                      matched="+".join(n for n in ("dense", "lexical") if n in found[i]), coverage=coverage.get(i))
+            for i in order]
+
+
+def _share(hit: SearchHit) -> float:
+    return 1.0 if hit.coverage is None else min(1.0, max(0.0, hit.coverage))
 
 
 def _rrf(hits: Sequence[SearchHit], c: int) -> list[float]:

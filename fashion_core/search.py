@@ -32,18 +32,21 @@ SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 @dataclass(frozen=True)
 class TextSearchConfig:
     """How text queries are answered: the mode when a caller names none, and how hybrid fuses (each ranking's
-    top ``depth`` items, fused by ``method`` with these weights)."""
+    top ``depth`` items, fused by ``method`` with these weights, each lexical hit weighed by its coverage of the
+    query to ``coverage_power``: ``fashion_core.fusion.fuse``)."""
 
     default_mode: SearchMode = Settings.model_fields["search_mode"].default
     method: FusionMethod = Settings.model_fields["fusion_method"].default
     depth: int = Settings.model_fields["fusion_depth"].default
     dense_weight: float = Settings.model_fields["fusion_dense_weight"].default
     lexical_weight: float = Settings.model_fields["fusion_lexical_weight"].default
+    coverage_power: float = Settings.model_fields["fusion_coverage_power"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TextSearchConfig:
         return cls(default_mode=settings.search_mode, method=settings.fusion_method, depth=settings.fusion_depth,
-                   dense_weight=settings.fusion_dense_weight, lexical_weight=settings.fusion_lexical_weight)
+                   dense_weight=settings.fusion_dense_weight, lexical_weight=settings.fusion_lexical_weight,
+                   coverage_power=settings.fusion_coverage_power)
 
 
 def check_mode(mode: str | None) -> SearchMode | None:
@@ -115,12 +118,14 @@ class SearchEngine:
         depth = max(k, self.text.depth)
         hybrid = getattr(self.index, "search_hybrid", None)
         # The backend fuses itself (Qdrant's query API) where its fusion is this one: RRF, unweighted (Qdrant weighs
-        # RRF by dividing ranks, fashion_core.fusion by multiplying scores).
-        if hybrid is not None and self.text.method == "rrf" and self.text.dense_weight == self.text.lexical_weight == 1:
+        # RRF by dividing ranks, fashion_core.fusion by multiplying scores), coverage ignored.
+        t = self.text
+        if hybrid is not None and t.method == "rrf" and t.dense_weight == t.lexical_weight == 1 \
+                and not t.coverage_power:
             return hybrid(self.encoder.encode_texts([text])[0], text, k, flt, depth, RRF_C,
-                          (self.text.dense_weight, self.text.lexical_weight))
+                          (t.dense_weight, t.lexical_weight))
         return fuse(self._dense(text, depth, flt), self._lexical(text, depth, flt), k, self.text.method,
-                    self.text.dense_weight, self.text.lexical_weight)
+                    self.text.dense_weight, self.text.lexical_weight, coverage_power=self.text.coverage_power)
 
     @property
     def has_lexical(self) -> bool:
@@ -136,7 +141,7 @@ class SearchEngine:
         if search is None:
             raise InvalidInputError(f"index {self.index.name!r} ({self.index.backend}) has no lexical index: "
                                     "search it in dense mode")
-        return [SearchHit(h.id, h.score, h.payload, "lexical") for h in search(text, k, flt)]
+        return [SearchHit(h.id, h.score, h.payload, "lexical", h.coverage) for h in search(text, k, flt)]
 
     def search_image(self, image: ImageInput, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
         check_k(k)

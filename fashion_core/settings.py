@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     fusion_depth: int = Field(default=100, gt=0, le=1000, description="hits taken from each ranking before fusing")
     fusion_dense_weight: float = Field(default=1.0, ge=0, description="weight of the dense ranking in the fusion")
     fusion_lexical_weight: float = Field(default=8.0, ge=0, description="weight of the lexical ranking")
+    fusion_coverage_power: float = Field(
+        default=0.0, ge=0, description="each lexical hit weighed by (its share of the query's IDF mass) ** this; "
+        "0 = a hit matching one query word weighs like a full match")
 
     # Distributed pieces: all optional; None means in-process.
     redis_url: str | None = Field(default=None, description="Celery broker/result backend; None = in-process")

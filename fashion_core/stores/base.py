@@ -16,12 +16,15 @@ from fashion_core.stores.filters import SearchFilter
 @dataclass(frozen=True)
 class SearchHit:
     """One result. ``matched`` says which ranking found it: "dense" (the embedding), "lexical" (BM25 over the
-    text), "dense+lexical" (both, in a hybrid search); empty when not recorded."""
+    text), "dense+lexical" (both, in a hybrid search); empty when not recorded. ``coverage``, on lexical hits: the
+    share (0..1) of the query's IDF mass the item's text holds (``fashion_core.stores.lexical``), which the
+    hybrid fusion weighs the hit by (a fused hit keeps it); None where not computed (dense hits)."""
 
     id: int
     score: float
     payload: dict[str, Any]
     matched: str = ""
+    coverage: float | None = None
 
 
 @dataclass

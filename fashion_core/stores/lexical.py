@@ -8,6 +8,11 @@ Beyond", Lucene's variant), with English stop words removed and Snowball stems (
 "Shoe" and "watches" finds "Watch". It scores every document of a query at once, so a filter is applied exactly:
 the top-k lexical hits are the true top-k among the rows a filter keeps.
 
+Each lexical hit also says how much of the query it matches, its ``coverage``: the share of the query's IDF
+mass held by the hit's text, a word the catalog never uses counting at its full IDF (df = 0).
+BM25 alone cannot say that: its best hit for "addidas shoes" is some shoe, matching "shoe" only, and scaled by
+its list's best it looked like a full match to the fusion (``fashion_core.fusion``), which weighs it by this.
+
 A ``Bm25Lexicon`` is aligned with the rows of the index that built it (``ids``): its scores are a float32 array
 over those rows. The FAISS backend builds it from its payloads whenever it saves, and stores it beside the
 vectors (``lexical/``); a lexicon whose saved ids are not the index's rows is stale and is rebuilt instead.
@@ -45,6 +50,27 @@ def product_text(payload: dict[str, Any]) -> str:
     return " ".join(str(payload.get(name) or "") for name in TEXT_FIELDS).strip()
 
 
+def query_terms(query: str) -> list[str]:
+    """The query's distinct analysed words (``tokenize``), in order: what a hit's coverage is counted over."""
+    return list(dict.fromkeys(tokenize([query])[0]))
+
+
+def lucene_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """float64 IDF of terms held by ``df`` of ``n_docs`` documents, Lucene's (bm25s's "lucene" method, the
+    lexicon's): log(1 + (N - df + 0.5) / (df + 0.5)); > 0, largest for df = 0."""
+    df = np.asarray(df, dtype=np.float64)
+    return np.log1p((n_docs - df + 0.5) / (df + 0.5))
+
+
+def coverage_of(present: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """float32 (hits,) share of the query's weight each hit holds: ``present`` (hits, terms) bool, whether the
+    hit's text holds the term; ``weights`` (terms,) each term's weight (IDF, or 1 per word). 1 for no terms."""
+    total = float(np.sum(weights))
+    if total <= 0:
+        return np.ones(len(present), dtype=np.float32)
+    return (np.asarray(present, dtype=np.float64) @ np.asarray(weights, dtype=np.float64) / total).astype(np.float32)
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased word tokens (2+ characters), English stop words removed, Snowball-stemmed: one list per text."""
     joined = [_JOIN.sub(r"\1", text) for text in texts]
@@ -71,6 +97,28 @@ class Bm25Lexicon:
         if not tokens:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
+
+    def term_weights(self, terms: Sequence[str]) -> np.ndarray:
+        """float64 (terms,) IDF of each analysed term over the rows (``lucene_idf``; a term no row holds, df 0,
+        the largest): df read off bm25s's term-document matrix (CSC, one column per vocabulary term)."""
+        indptr = self.retriever.scores["indptr"]
+        vocab = self.retriever.vocab_dict
+        df = [int(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0 for t in terms]
+        return lucene_idf(np.array(df, dtype=np.int64), len(self.ids))
+
+    def coverage(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """float32 (len(rows),) share of ``query``'s IDF mass (``term_weights`` of ``query_terms``) that each
+        row's text holds, 0..1: 1 = every query word (or stop words only), 0 = none."""
+        terms = query_terms(query)
+        rows = np.asarray(rows, dtype=np.int64)
+        present = np.zeros((len(rows), len(terms)), dtype=bool)
+        scores = self.retriever.scores
+        vocab = self.retriever.vocab_dict
+        for j, term in enumerate(terms):
+            if term in vocab:
+                t = vocab[term]
+                present[:, j] = np.isin(rows, scores["indices"][scores["indptr"][t]:scores["indptr"][t + 1]])
+        return coverage_of(present, self.term_weights(terms))
 
     def top(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The rows of the (at most) ``k`` best-scoring documents among those ``mask`` keeps (bool per row; None =

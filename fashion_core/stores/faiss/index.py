@@ -132,8 +132,9 @@ class FaissIndex:
         return self._rows.hits(q, self._planner.top(q, k, flt, exact))
 
     def search_lexical(self, query: str, k: int, flt: SearchFilter | None = None) -> list[SearchHit]:
-        """True top-k by BM25 score (``lexical.Bm25Lexicon``) among items matching ``flt``; items sharing no term
-        with ``query`` are left out, so fewer than k may come back. Raises InvalidInputError for k <= 0."""
+        """True top-k by BM25 score (``lexical.Bm25Lexicon``) among items matching ``flt``, each with its
+        ``coverage`` of the query (``Bm25Lexicon.coverage``); items sharing no term with ``query`` are left out, so
+        fewer than k may come back. Raises InvalidInputError for k <= 0."""
         if k <= 0:
             raise InvalidInputError(f"k must be positive, got {k}")
         self._require()
@@ -141,8 +142,9 @@ class FaissIndex:
             return []
         self._group()
         mask = None if flt is None or flt.is_empty else self.columns().mask(flt)
-        rows, scores = self._lexicon_now().top(query, k, mask)
-        return self._rows.scored(rows, scores)
+        lexicon = self._lexicon_now()
+        rows, scores = lexicon.top(query, k, mask)
+        return self._rows.scored(rows, scores, lexicon.coverage(query, rows))
 
     def retrieve(self, ids: Sequence[int], with_vectors: bool = False) -> dict[int, tuple[dict[str, Any],
                                                                                        np.ndarray | None]]:

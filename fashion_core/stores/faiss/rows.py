@@ -120,10 +120,12 @@ class Rows:
         return [SearchHit(id=int(self.ids[rows[i]]), score=float(scores[i]), payload=self.payloads[rows[i]])
                 for i in order]
 
-    def scored(self, rows: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
-        """``rows`` (int64) as hits with the given ``scores`` (float, one per row), in that order."""
-        return [SearchHit(id=int(self.ids[r]), score=float(s), payload=self.payloads[r])
-                for r, s in zip(rows, scores, strict=True)]
+    def scored(self, rows: np.ndarray, scores: np.ndarray, coverage: np.ndarray | None = None) -> list[SearchHit]:
+        """``rows`` (int64) as hits with the given ``scores`` (float, one per row), in that order, and each row's
+        ``coverage`` (float, lexical hits) when given."""
+        shares = [None] * len(rows) if coverage is None else [float(c) for c in coverage]
+        return [SearchHit(id=int(self.ids[r]), score=float(s), payload=self.payloads[r], coverage=c)
+                for r, s, c in zip(rows, scores, shares, strict=True)]
 
     def retrieve(self, ids: Sequence[int], with_vectors: bool = False) -> dict[int, tuple[dict[str, Any],
                                                                                        np.ndarray | None]]:

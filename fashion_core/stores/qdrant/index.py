@@ -29,6 +29,7 @@ from fashion_core.stores.filters import SearchFilter
 from fashion_core.stores.qdrant.lexical import (
     LEXICAL_FIELD,
     PAYLOAD,
+    coverage,
     create_text_index,
     lacks_text_index,
     text_query,
@@ -212,19 +213,23 @@ class QdrantIndex:
                                     "(`fashion-search reindex`) or search it in dense mode") from exc
 
     def search_lexical(self, query: str, k: int, flt: SearchFilter | None = None) -> list[SearchHit]:
-        """True top-k by Qdrant's BM25 (``qdrant.lexical``) among points matching ``flt``; points sharing no word
-        with ``query`` are left out. Raises InvalidInputError for k <= 0 or a collection without a text index."""
+        """True top-k by Qdrant's BM25 (``qdrant.lexical``) among points matching ``flt``, each with its
+        ``coverage`` of the query (``qdrant.lexical.coverage``); points sharing no word with ``query`` are left
+        out. Raises InvalidInputError for k <= 0 or a collection without a text index."""
         if k <= 0:
             raise InvalidInputError(f"k must be positive, got {k}")
         self._require()
         q = text_query(query) or text_query("probe")  # stop words only: still checks the text index, below
         response = self._text_query(lambda: self.client.query_points(
             self.collection, query=q, using=LEXICAL_FIELD, query_filter=to_qdrant_filter(flt), limit=k,
-            with_payload=PAYLOAD))
+            with_payload=True))
         if text_query(query) is None:
             return []
-        return [SearchHit(id=int(p.id), score=float(p.score), payload=dict(p.payload or {}))
-                for p in response.points]
+        payloads = [dict(p.payload or {}) for p in response.points]
+        texts = [str(payload.pop(LEXICAL_FIELD, "")) for payload in payloads]  # the analysed words stay inside
+        shares = coverage(self.client, self.collection, query, texts) if payloads else np.zeros(0)
+        return [SearchHit(id=int(p.id), score=float(p.score), payload=payload, coverage=float(c))
+                for p, payload, c in zip(response.points, payloads, shares, strict=True)]
 
     def search_hybrid(self, vector: np.ndarray, query: str, k: int, flt: SearchFilter | None, depth: int,
                       rrf_c: int, weights: tuple[float, float] = (1.0, 1.0)) -> list[SearchHit]:

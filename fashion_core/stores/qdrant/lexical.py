@@ -16,16 +16,21 @@ Hybrid search is one ``query_points`` call: two ``Prefetch`` es (the dense vecto
 filtered, ``depth`` deep) fused by Qdrant's reciprocal rank fusion (``RrfQuery``); its constant is set so the
 scores equal ``fashion_core.fusion``'s (Qdrant ranks from 0: 1 / (k + rank0) = 1 / (c + rank1) at k = c + 1).
 The two prefetch rankings come back in the same batch, so each hit says which of them found it.
+
+A lexical hit's ``coverage`` (the share of the query's IDF mass its text holds, as the FAISS backend's
+``lexical.Bm25Lexicon.coverage``) is counted here from its analysed words, fetched with the hit and stripped, and
+each query word's document frequency, a count of the points whose text holds it (Lucene's IDF over them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 
-from fashion_core.stores.lexical import product_text, tokenize
+from fashion_core.stores.lexical import coverage_of, lucene_idf, product_text, query_terms, tokenize
 
 LEXICAL_FIELD = "lexical_text"
 # what searches return: the product's payload, never the analysed words
@@ -60,3 +65,15 @@ def lacks_text_index(exc: Exception) -> bool:
     embedded Qdrant raises ValueError, a server answers 400 naming the field or its missing text index)."""
     message = str(exc).lower()
     return LEXICAL_FIELD in message or "text index" in message
+
+
+def coverage(client: QdrantClient, collection: str, query: str, texts: Iterable[str]) -> np.ndarray:
+    """float32 share of ``query``'s IDF mass (``lexical.lucene_idf`` over the collection's points, a word none
+    holds at df 0) that each analysed text (``LEXICAL_FIELD``'s value) holds; one count per query word."""
+    terms = query_terms(query)
+    present = np.array([[t in words for t in terms] for words in (set(text.split()) for text in texts)],
+                       dtype=bool).reshape(-1, len(terms))
+    n = client.count(collection, exact=True).count
+    df = [client.count(collection, count_filter=models.Filter(must=[models.FieldCondition(
+        key=LEXICAL_FIELD, match=models.MatchText(text=t))]), exact=True).count for t in terms]
+    return coverage_of(present, lucene_idf(np.array(df), n))
