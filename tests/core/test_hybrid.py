@@ -12,10 +12,11 @@ from fashion_core.errors import InvalidInputError
 from fashion_core.fusion import fuse
 from fashion_core.ingest import index_catalog
 from fashion_core.search import SearchEngine, TextSearchConfig
+from fashion_core.settings import Settings
 from fashion_core.stores.base import SearchHit
 from fashion_core.stores.faiss import FaissIndex
 from fashion_core.stores.filters import SearchFilter
-from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon, product_text
+from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon, product_text, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +120,84 @@ def test_blend_keeps_a_deep_list_of_lexical_matches_above_dense_only_hits() -> N
     assert worst_lexical > max(h.score for h in lowest if h.matched == "dense")  # 2 x 11.01 / 12 > 1
 
 
+def _brute_coverage(index: FaissIndex, query: str) -> dict[int, float]:
+    """Each item's share of the query's IDF mass (Lucene's IDF over every payload, a word no item holds at df 0),
+    counted afresh from the payloads' analysed words."""
+    docs = [set(words) for words in tokenize([product_text(p) for p in index.payloads])]
+    terms = list(dict.fromkeys(tokenize([query])[0]))
+    n = len(docs)
+    idf = {t: np.log(1 + (n - df + 0.5) / (df + 0.5)) for t in terms for df in [sum(t in d for d in docs)]}
+    total = sum(idf.values())
+    return {int(i): sum(idf[t] for t in terms if t in d) / total for i, d in zip(index.ids, docs, strict=True)}
+
+
+def test_lexical_hits_carry_the_share_of_the_query_they_match(indexed: Path, products) -> None:
+    """A misspelt brand ("addidas") is in no product's text: every hit matches "shoes" alone, a small share of
+    the query's IDF mass (the unknown word counts at df 0), though BM25 ranks them as it would full matches."""
+    index = FaissIndex(indexed)
+    for query in ("addidas shoes", "puma shoes", "puma black shoes for men", "zzzz qqqq shoes"):
+        hits = index.search_lexical(query, 50)
+        want = _brute_coverage(index, query)
+        assert hits and all(h.coverage == pytest.approx(want[h.id], rel=1e-5) for h in hits)
+    partial = index.search_lexical("addidas shoes", 50)
+    assert len({round(h.coverage or 0, 6) for h in partial}) == 1 and 0 < (partial[0].coverage or 0) < 0.3
+    full = index.search_lexical("puma shoes", 50)
+    assert full[0].coverage == pytest.approx(1.0) and "Puma" in full[0].payload["productDisplayName"]
+    assert min(h.coverage or 0 for h in full) < 1  # other brands' shoes, Puma's other products
+    assert index.search_lexical("the and of", 5) == []
+
+
+def test_blend_weighs_a_partial_lexical_match_by_its_coverage() -> None:
+    """"puma black sports shoe" over the catalog: past the few full matches, BM25 ranks other brands' black sports
+    shoes (colour + type: a small share of the query's IDF mass, "black" and "shoe" being common) about as high as
+    Puma's sports shoes of other colours (brand + type), shorter names scoring higher. Scaled by its list's best
+    alone every lexical hit weighed like a full match; weighed by its coverage (the default) a hit matching more of
+    the query comes first, full matches still above every hit the picture alone found."""
+    power, weight = TextSearchConfig().coverage_power, TextSearchConfig().lexical_weight
+    assert power > 0
+    full = [SearchHit(1, 9.0, {}, coverage=1.0), SearchHit(2, 8.8, {}, coverage=1.0)]
+    colour_type = [SearchHit(10 + i, 6.2 - 0.01 * i, {}, coverage=0.35) for i in range(5)]  # other brands
+    brand_type = [SearchHit(20 + i, 5.9 - 0.01 * i, {}, coverage=0.8) for i in range(5)]  # Puma, other colours
+    lexical = [*full, *colour_type, *brand_type]
+    dense = [SearchHit(100 + i, 0.4 - 0.001 * i, {}) for i in range(100)]  # neither list's: other shoes
+    before = [h.id for h in fuse(dense, lexical, 7, "blend", 1.0, 8.0)]
+    assert before == [1, 2, 10, 11, 12, 13, 14]  # the weakness: the colour matches lead the brand matches
+    after = [h.id for h in fuse(dense, lexical, 7, "blend", 1.0, weight, coverage_power=power)]
+    assert after == [1, 2, 20, 21, 22, 23, 24]
+    # full matches (coverage 1) weigh as before: the Puma T-shirts stay above other brands' dense hits
+    shirts = [SearchHit(1000 + i, 12.0 - 0.01 * i, {}, coverage=1.0) for i in range(100)]
+    assert [h.id for h in fuse(dense, shirts, 10, "blend", 1.0, weight, coverage_power=power)] == \
+        [h.id for h in fuse(dense, shirts, 10, "blend", 1.0, 8.0)] == list(range(1000, 1010))
+    # a lexical list matching a sliver of the query ("cozy top", the top a fuzzy match on a rare word's one
+    # product) no longer outranks the picture's best
+    sliver = [SearchHit(500, 3.0, {}, coverage=0.04)]
+    assert fuse(dense, sliver, 1, "blend", 1.0, 8.0)[0].id == 500
+    assert fuse(dense, sliver, 1, "blend", 1.0, weight, coverage_power=power)[0].id == 100
+    assert [h.id for h in fuse([], lexical, 3, "rrf", coverage_power=power)] == [1, 2, 20]
+    with pytest.raises(InvalidInputError):
+        fuse(dense, lexical, 3, "blend", coverage_power=-1.0)
+
+
+def test_engine_hybrid_weighs_lexical_hits_by_their_coverage(indexed: Path, tiny_encoder) -> None:
+    index = FaissIndex(indexed)
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=30))  # the defaults otherwise
+    assert engine.text.coverage_power == TextSearchConfig.from_settings(Settings()).coverage_power > 0
+    for query in ("addidas shoes", "puma black shoes for men", "comfy black jeans"):
+        dense = engine.search_text(query, 30, None, "dense")
+        lexical = engine.search_text(query, 30, None, "lexical")
+        assert [h.coverage for h in lexical] == [h.coverage for h in index.search_lexical(query, 30)]
+        want = fuse(dense, lexical, 10, engine.text.method, engine.text.dense_weight, engine.text.lexical_weight,
+                    coverage_power=engine.text.coverage_power)
+        assert [(h.id, h.matched) for h in engine.search_text(query, 10)] == [(h.id, h.matched) for h in want]
+    # the one product holding every word of "nike black shoes" leads; BM25 ranks a shoe of another brand holding
+    # 3/4 of the query's IDF mass 8th, under two holding 0.6 of it, and the fusion lifts it above them
+    lexical = engine.search_text("nike black shoes", 30, None, "lexical")
+    assert [h.coverage == pytest.approx(1.0) for h in lexical].count(True) == 1 and lexical[0].coverage == 1.0
+    assert engine.search_text("nike black shoes", 1)[0].id == lexical[0].id
+    assert fuse([], lexical, 3, "blend", coverage_power=engine.text.coverage_power)[1].coverage == \
+        pytest.approx(0.75, abs=0.01)
+
+
 def test_engine_modes_and_filtered_hybrid(indexed: Path, tiny_encoder) -> None:
     index = FaissIndex(indexed)
     engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="blend", lexical_weight=2.0))
@@ -132,7 +211,7 @@ def test_engine_modes_and_filtered_hybrid(indexed: Path, tiny_encoder) -> None:
     hybrid = engine.search_text("puma shoes", 5, flt)  # the default mode
     want = fuse(engine.search_text("puma shoes", 20, flt, "dense"), engine.search_text("puma shoes", 20, flt,
                                                                                         "lexical"), 5,
-                "blend", 1.0, 2.0)
+                "blend", 1.0, 2.0, coverage_power=engine.text.coverage_power)
     assert [(h.id, h.matched) for h in hybrid] == [(h.id, h.matched) for h in want]
     assert all(h.payload["gender"] == "Men" for h in hybrid)
     with pytest.raises(InvalidInputError, match="unknown search mode"):
@@ -181,9 +260,19 @@ def test_qdrant_lexical_is_qdrants_bm25_with_exact_filters(qdrant_indexed) -> No
     assert index.search_lexical("the and of", 5) == []  # stop words only: nothing to match
 
 
+def test_qdrant_lexical_hits_carry_the_same_coverage_as_faiss(qdrant_indexed, indexed: Path) -> None:
+    faiss = FaissIndex(indexed)
+    for query in ("addidas shoes", "puma black shoes for men"):
+        want = {h.id: h.coverage for h in faiss.search_lexical(query, 200)}
+        hits = qdrant_indexed.search_lexical(query, 200)
+        assert {h.id for h in hits} == set(want)
+        assert all(h.coverage == pytest.approx(want[h.id], rel=1e-5) for h in hits)
+
+
 def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tiny_encoder) -> None:
     index = qdrant_indexed
-    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf", lexical_weight=1.0))
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf", lexical_weight=1.0,
+                                                                     coverage_power=0.0))
     flt = SearchFilter.build(gender="Men")
     got = engine.search_text("puma black shoes", 8, flt)  # hybrid through Qdrant's Prefetch + RrfQuery
     want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
@@ -194,10 +283,17 @@ def test_qdrant_hybrid_is_qdrants_rrf_and_equals_the_engines(qdrant_indexed, tin
         {(h.id, h.matched) for h in want if h.score > cut * (1 + 1e-6)}
     assert all(h.payload["gender"] == "Men" for h in got)
     assert {h.matched for h in got} <= {"dense", "lexical", "dense+lexical"}
-    # a weighted or blended fusion is the engine's own on every backend (Qdrant weighs RRF another way)
+    # a weighted, coverage-weighed or blended fusion is the engine's own on every backend (Qdrant weighs RRF
+    # another way, and knows no coverage)
+    covered = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf", lexical_weight=1.0,
+                                                                      coverage_power=2.0))
+    want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
+                engine.search_text("puma black shoes", 20, flt, "lexical"), 8, coverage_power=2.0)
+    assert [h.id for h in covered.search_text("puma black shoes", 8, flt)] == [h.id for h in want]
     blend = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="blend", lexical_weight=2.0))
     want = fuse(engine.search_text("puma black shoes", 20, flt, "dense"),
-                engine.search_text("puma black shoes", 20, flt, "lexical"), 8, "blend", 1.0, 2.0)
+                engine.search_text("puma black shoes", 20, flt, "lexical"), 8, "blend", 1.0, 2.0,
+                coverage_power=blend.text.coverage_power)
     assert [h.id for h in blend.search_text("puma black shoes", 8, flt)] == [h.id for h in want]
 
 
@@ -217,3 +313,52 @@ def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_
             engine.search_text("dress", 3, None, "hybrid")
     finally:
         index.close()
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """benchmarks/hybrid_search.py, whose query sets and selection rule the README's figures come from."""
+    import sys
+
+    folder = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        import hybrid_search
+
+        yield hybrid_search
+    finally:
+        sys.path.remove(folder)
+
+
+def test_benchmark_partial_queries_hold_words_the_catalog_lacks(bench, synthetic_catalog: Path) -> None:
+    products = read_catalog(synthetic_catalog).products
+    vocab = bench.gallery_words(products)
+    wrong = bench.misspell("adidas", vocab)
+    assert wrong and wrong[0] == "a" and abs(len(wrong) - 6) <= 1 and not set(tokenize([wrong])[0]) & vocab
+    assert wrong == bench.misspell("adidas", vocab)  # reproducible (a CRC, not the salted hash)
+    misspelt = bench.misspelt_brand_queries(products, products, vocab)
+    assert misspelt
+    for q in misspelt:
+        words = tokenize([q.text])[0]
+        assert any(w not in vocab for w in words) and any(w in vocab for w in words), q.text
+        assert any(q.relevant(p) for p in products) and q.pair_label == "type" and q.more[0][0] == "brand"
+    for q in [*bench.filler_type_queries(products, products, vocab), *bench.described_queries(products, products,
+                                                                                              vocab)]:
+        unknown = [w for w in tokenize([q.text])[0] if w not in vocab]
+        assert unknown and unknown[0] == tokenize([q.text.split()[0]])[0][0], q.text  # the shopper's word first
+
+
+def test_benchmark_selection_keeps_what_works_and_breaks_ties_to_less_lexical_weight(bench, monkeypatch) -> None:
+    blend = bench.Config
+    configs = {"blend 1:8": bench.BEFORE, "a": blend("hybrid", "blend", 1.0, 32.0, 1.0),
+               "b": blend("hybrid", "blend", 1.0, 16.0, 1.0), "c": blend("hybrid", "blend", 1.0, 4.0, 2.0),
+               "dense": blend("dense")}
+    monkeypatch.setattr(bench, "CONFIGS", configs)
+    monkeypatch.setattr(bench, "SELECTION", (("s", "m1"), ("s", "m2")))
+    figures = {"blend 1:8": {"m1": 0.80, "m2": 0.80}, "a": {"m1": 0.852, "m2": 0.80},  # best mean
+               "b": {"m1": 0.85, "m2": 0.80},  # within the tie of a's, less lexical weight: selected
+               "c": {"m1": 0.99, "m2": 0.78},  # best mean of all, but drops 0.02 under blend 1:8
+               "dense": {"m1": 0.1, "m2": 0.1}}
+    chosen = bench.selection({"s": figures})
+    assert "dense" not in chosen and not chosen["c"]["eligible"]
+    assert [name for name, v in chosen.items() if v["selected"]] == ["b"]
