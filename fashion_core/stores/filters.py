@@ -11,11 +11,12 @@ from fashion_core.errors import InvalidInputError
 
 
 def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The values named, stripped, each once (in order): an any-of set, whose repeats a backend would search
+    again (FAISS searched a partition per value named and returned its hits twice)."""
     if value is None:
         return ()
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    return tuple(str(v).strip() for v in value if str(v).strip())
+    items = value.split(",") if isinstance(value, str) else (str(v) for v in value)
+    return tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class SearchFilter:
         return not (self.year_max is not None and (year is None or year > self.year_max))
 
     def canonical(self, known: Mapping[str, Iterable[str]]) -> SearchFilter:
-        """Values matched case-insensitively to the values the index holds; an unknown value is an error."""
+        """Values matched case-insensitively to the values the index holds, each once ("Red,red" is "Red"); an
+        unknown value is an error."""
         equals = {}
         for name, wanted in self.equals.items():
             by_lower = {v.lower(): v for v in known.get(name, ())}
@@ -68,7 +70,7 @@ class SearchFilter:
                     sample = ", ".join(sorted(by_lower.values())[:12]) or "none indexed"
                     raise InvalidInputError(f"unknown {name} value {value!r}; indexed values: {sample}")
                 resolved.append(by_lower[value.lower()])
-            equals[name] = tuple(resolved)
+            equals[name] = tuple(dict.fromkeys(resolved))
         return SearchFilter(equals=equals, year_min=self.year_min, year_max=self.year_max)
 
     def describe(self) -> str:

@@ -233,6 +233,33 @@ def test_filter_validation() -> None:
         SearchFilter.build(gender="Martian").canonical(known)
 
 
+def test_a_value_named_twice_is_one_value(tmp_path: Path, data, monkeypatch) -> None:
+    """'Black,black' (the same value twice once matched case-insensitively) or 'Heels,Heels' keeps each value
+    once: an ANN index searched each named value's partition (articleType block, colour code scan, gender graph)
+    once per naming and returned every hit twice, half the k asked for."""
+    known = {"gender": GENDERS, "baseColour": COLOURS, "articleType": TYPES}
+    flt = SearchFilter.build(baseColour="Black, black,BLACK", articleType="Heels,Heels").canonical(known)
+    assert flt.equals == {"articleType": ("Heels",), "baseColour": ("Black",)}
+    for name, value in (("EXACT_SUBSET_MAX", 100), ("PARTITION_MIN_ROWS", 100), ("VALUE_PARTITION_MIN_ROWS", 100),
+                        ("SCAN_PARTITION_MAX_SHARE", 0.5)):  # every kind of partition at test size
+        monkeypatch.setattr(tuning, name, value)
+    ids, vectors, payloads = data
+    indexes = {}
+    for kind, quantization in (("flat", "none"), ("hnsw", "sq8")):
+        index = indexes[kind] = FaissIndex(tmp_path / kind, kind, quantization=quantization)
+        index.create(IndexMeta(name="f", backend="faiss", dim=DIM))
+        index.upsert(ids, vectors, payloads)
+        index.flush()
+    for values in ({"baseColour": "Black,black"}, {"articleType": "Heels,heels"}, {"gender": "Men,MEN"},
+                   {"gender": "Men,men", "baseColour": "Black,White,black"}):
+        flt = SearchFilter.build(**values).canonical(known)
+        for row in (3, 9):
+            got = [h.id for h in indexes["hnsw"].search(vectors[row], 10, flt)]
+            truth = [h.id for h in indexes["flat"].search(vectors[row], 10, flt)]
+            assert len(set(got)) == len(got) == 10, values
+            assert len(set(got) & set(truth)) >= 8, values
+
+
 def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> None:
     from fashion_core.settings import Settings
     from fashion_core.stores.backends import open_index
