@@ -111,7 +111,8 @@ def convert_parquet(files: Sequence[Path], dest: Path, on_row: Callable[[int], N
 
     Raises InvalidInputError when a file lacks a column; rows whose image is missing or cannot be decoded are
     written to styles.csv without an image (the reader reports them; ``Conversion.unreadable`` says why for the
-    latter), never dropped.
+    latter), never dropped. A later row of an id already written keeps its styles.csv line (the reader skips it,
+    "duplicate id") but not its image: ``images/<id>.jpg`` is the first row's, the product the reader keeps.
     """
     pq = _pyarrow()
     dest.mkdir(parents=True, exist_ok=True)
@@ -119,6 +120,7 @@ def convert_parquet(files: Sequence[Path], dest: Path, on_row: Callable[[int], N
     images.mkdir(exist_ok=True)
     rows = 0
     unreadable: dict[str, str] = {}
+    seen: set[str] = set()  # ids written so far
     with (dest / "styles.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
@@ -132,14 +134,17 @@ def convert_parquet(files: Sequence[Path], dest: Path, on_row: Callable[[int], N
                     writer.writerow([_cell(record[c]) for c in CSV_COLUMNS])
                     image = record["image"]
                     data = image.get("bytes") if isinstance(image, dict) else image
-                    if data:
-                        name = f"{_cell(record['id'])}.jpg"
+                    pid = _cell(record["id"])
+                    first = pid not in seen  # the reader keeps an id's first row: only its image is the product's
+                    seen.add(pid)
+                    if data and first:
+                        name = f"{pid}.jpg"
                         problem = image_problem(data, f"images/{name}")
                         if problem is None:
                             (images / name).write_bytes(data)
                         else:
                             log.warning("%s: image not written: %s", path, problem)
-                            unreadable[_cell(record["id"])] = problem
+                            unreadable[pid] = problem
                     rows += 1
                     if on_row:
                         on_row(rows)

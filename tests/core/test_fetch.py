@@ -152,6 +152,21 @@ def test_an_image_that_cannot_be_decoded_is_a_skip_not_a_product(tmp_path: Path,
     assert "unreadable image" in out and "60001 (line 5): unreadable image: images/60001.jpg" in out
 
 
+def test_a_duplicate_id_row_never_gives_the_kept_product_its_image(tmp_path: Path) -> None:
+    """The reader keeps the first row of an id and skips the others ('duplicate id'); a later row's image was
+    written over the first's (images/<id>.jpg), so the product kept showed another row's picture; a later row's
+    image, good or not, is not the kept product's."""
+    other = {**ROWS[1], "id": ROWS[0]["id"], "productDisplayName": "Another Product Under The Same Id"}
+    broken = {**ROWS[1], "id": ROWS[1]["id"], "image": {"bytes": b"not a jpeg", "path": None}}
+    source = tmp_path / "train-0.parquet"
+    pq.write_table(pa.Table.from_pylist([*ROWS, other, broken]), source)
+    summary = convert_local(source, tmp_path / "api")
+    assert (tmp_path / "api" / "images" / "15970.jpg").read_bytes() == ROWS[0]["image"]["bytes"]
+    assert (tmp_path / "api" / "images" / "23101.jpg").read_bytes() == ROWS[1]["image"]["bytes"]
+    assert (summary.rows, summary.products) == (5, 2)
+    assert summary.reasons() == {"missing image": 1, "duplicate id": 2} and not summary.unreadable()
+
+
 def test_an_undecodable_image_in_a_kaggle_archive_or_folder_is_a_skip(tmp_path: Path, capsys) -> None:
     import zipfile
 
