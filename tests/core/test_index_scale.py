@@ -8,7 +8,7 @@ import pytest
 
 from fashion_core.stores import IndexMeta, SearchFilter, ann_params
 from fashion_core.stores.faiss import FaissIndex, tuning
-from fashion_core.stores.faiss.columns import Columns
+from fashion_core.stores.faiss.columns import Columns, FilterRows
 from fashion_core.stores.faiss.planner import Planner
 from fashion_core.stores.faiss.structures import Builder, is_fast_scan
 
@@ -213,8 +213,8 @@ def _partitioned(tmp_path, monkeypatch, data) -> FaissIndex:
 def test_one_field_filters_need_no_row_mask(tmp_path, monkeypatch, data):
     """A filter on one field alone is answered from that field's partitions (gender graph, colour and articleType
     code scans), counted from per-value counts, without a mask over every row (at 1M rows a mask costs about a
-    millisecond, more than the search), and still finds the true top-k; with a second condition the mask is
-    built."""
+    millisecond, more than the search), and still finds the true top-k; so does one with a second condition,
+    searched with it as a selector."""
     index = _partitioned(tmp_path, monkeypatch, data)
     assert {("gender", "Men"), ("baseColour", "Red")} <= set(index._structures.values)
     assert "type2" in index._structures.partitions
@@ -226,8 +226,38 @@ def test_one_field_filters_need_no_row_mask(tmp_path, monkeypatch, data):
                 SearchFilter.build(articleType="type2"), SearchFilter.build(baseColour="Red,Grey")):
         assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
         assert masks == [], f"{flt.describe()}: a row mask was built"
-    flt = SearchFilter.build(baseColour="Red", gender="Men")
-    assert _recall(index, data, flt, queries) >= 0.95 and masks and masks[-1] == flt
+    flt = SearchFilter.build(baseColour="Red", gender="Men")  # Red's scan with Men as a selector
+    assert _recall(index, data, flt, queries) >= 0.95
+
+
+def test_filter_rows_from_posting_lists_are_the_masks_rows(data):
+    """Every way FilterRows finds a filter's rows (per-value counts, posting lists of the narrowest field with the
+    rest checked on those rows, a mask over all rows) keeps exactly the rows the filter matches."""
+    columns = Columns(data[2])
+    truth = lambda flt: np.array([i for i, p in enumerate(data[2]) if flt.matches(p)], dtype=np.int64)  # noqa: E731
+    for flt in (SearchFilter.build(gender="Girls"), SearchFilter.build(gender="Girls", baseColour="Red"),
+                SearchFilter.build(gender="Girls,Boys", articleType="type3,type7", year_min=2012),
+                SearchFilter.build(gender="Men", baseColour="Black"), SearchFilter.build(year_min=2010, year_max=2012),
+                SearchFilter.build(gender="Girls", baseColour="NoSuchColour"),
+                SearchFilter.build(baseColour="Red", year_max=2009)):
+        rows = FilterRows(columns, flt)
+        expected = truth(flt)
+        assert rows.matches == len(expected), flt.describe()
+        assert np.array_equal(rows.rows(), expected) and np.array_equal(np.flatnonzero(rows.mask()), expected)
+
+
+def test_selective_filters_of_several_fields_need_no_row_mask(tmp_path, monkeypatch, data):
+    """A filter of several conditions whose narrowest field is selective (Girls: 2%) is found from that field's
+    posting lists, no mask over every row built, and ranked exactly: the true top-k."""
+    index = _partitioned(tmp_path, monkeypatch, data)
+    masks = []
+    original = Columns.mask
+    monkeypatch.setattr(Columns, "mask", lambda self, flt: masks.append(flt) or original(self, flt))
+    queries = data[1][np.random.default_rng(6).choice(N, 20, replace=False)]
+    for flt in (SearchFilter.build(gender="Girls", baseColour="Black"),
+                SearchFilter.build(gender="Girls", articleType="type0,type1", year_min=2010)):
+        assert _recall(index, data, flt, queries) == 1.0, flt.describe()
+    assert masks == []
 
 
 def test_code_scans_saved_before_fast_scans_still_answer(tmp_path, monkeypatch, data):

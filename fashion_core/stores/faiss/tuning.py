@@ -55,6 +55,10 @@ SCAN_RERANK_MIN_FACTOR = 10
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
+# A filter of several conditions whose narrowest field keeps at most this share of the rows is evaluated on that
+# field's posting lists (the rest checked on those rows by gather, ~GATHER_COST per row) instead of a mask over
+# every row (one pass per condition).
+POSTINGS_MAX_SHARE = 0.25
 # Below this fraction of the index, a graph/list walk with a selector visits mostly non-matching items
 # (slow, and recall drops), so the matches are ranked exactly unless there are very many of them.
 EXACT_SELECTIVITY = 0.02
