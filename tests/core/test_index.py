@@ -161,7 +161,7 @@ def test_faiss_files_keep_their_format_and_reopen_without_a_rebuild(tmp_path: Pa
     before opens after); a fresh FaissIndex loads the global graph and every kind of partition (articleType code
     scans, colour code scans, gender graphs) without building any, and answers as the writer did."""
     for name, value in (("EXACT_SUBSET_MAX", 100), ("PARTITION_MIN_ROWS", 100), ("VALUE_PARTITION_MIN_ROWS", 100),
-                        ("SCAN_PARTITION_MAX_SHARE", 0.5)):  # every kind of partition at test size
+                        ("SCAN_PARTITION_MAX_SHARE", 0.5), ("VALUE_SCAN_MAX_SHARE", 0.5)):  # every kind, at test size
         monkeypatch.setattr(tuning, name, value)
     ids, vectors, payloads = data
     index = FaissIndex(tmp_path, "hnsw", quantization="sq8")

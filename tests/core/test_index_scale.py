@@ -260,6 +260,35 @@ def test_selective_filters_of_several_fields_need_no_row_mask(tmp_path, monkeypa
     assert masks == []
 
 
+def test_coarse_category_and_large_colour_filters_search_blocks_and_scans(tmp_path, monkeypatch):
+    """masterCategory follows the embedding through articleType (each type lies in one category): its filter
+    searches its types' blocks, not the global graph, where the walk stays in the query's region. A colour holding
+    20% of the index (over SCAN_PARTITION_MAX_SHARE) still gets a code scan. Both find the true top-k."""
+    monkeypatch.setattr(tuning, "EXACT_SUBSET_MAX", 1_000)
+    monkeypatch.setattr(tuning, "PARTITION_MIN_ROWS", 1_000)
+    rng = np.random.default_rng(8)
+    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
+    labels = rng.integers(0, CLUSTERS, size=N)
+    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    types = labels % 12
+    colours = np.where(rng.random(N) < 0.2, 0, rng.integers(1, 12, size=N))  # c0: 20%, scattered
+    payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{t}", "masterCategory": "AB"[int(t) // 6] + "cat",
+                 "baseColour": f"c{c}", "year": 2010} for i, (t, c) in enumerate(zip(types, colours, strict=True))]
+    data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
+    index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
+    assert is_fast_scan(index._structures.values[("baseColour", "c0")].ann)
+    searched = []
+    original = Planner._search_blocks
+    monkeypatch.setattr(Planner, "_search_blocks", lambda self, q, k, rule, types: searched.append(sorted(types))
+                        or original(self, q, k, rule, types))
+    queries = vectors[rng.choice(N, 20, replace=False)]  # half from the other category's regions
+    assert _recall(index, data, SearchFilter.build(masterCategory="Acat"), queries) >= 0.95
+    assert searched and searched[0] == [f"t{t}" for t in sorted(range(6), key=str)]
+    assert _recall(index, data, SearchFilter.build(masterCategory="Bcat", gender="Men"), queries) >= 0.95
+    assert _recall(index, data, SearchFilter.build(baseColour="c0"), queries) >= 0.95
+
+
 def test_code_scans_saved_before_fast_scans_still_answer(tmp_path, monkeypatch, data):
     """An index saved when code scans were SQ8 codes opens without a rebuild and answers colour and articleType
     filters from those scans at recall >= 0.95 (they fetch the quantized re-rank's candidates, not a fast scan's)."""

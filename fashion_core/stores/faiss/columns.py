@@ -28,6 +28,7 @@ class Columns:
         self._codes: dict[str, dict[str, int]] = {}
         self._counts: dict[str, np.ndarray] = {}  # field -> rows per value code (built on first count)
         self._postings: dict[tuple[str, int], np.ndarray] = {}  # (field, code) -> its rows (built on first use)
+        self._cluster_values: dict[tuple[str, str, str], list[str]] = {}  # see cluster_values
         for name in KEYWORD_FIELDS:
             codes: dict[str, int] = {}
             values = [p.get(name) or "" for p in payloads]
@@ -102,6 +103,19 @@ class Columns:
         """The values of keyword field ``field`` present in the rows, each with its code (KeyError for another
         field)."""
         return self._codes[field]
+
+    def cluster_values(self, field: str, values: Iterable[str], cluster: str) -> list[str]:
+        """The values of field ``cluster`` (e.g. the articleTypes) held by the rows holding one of ``values`` in
+        ``field`` (e.g. a masterCategory), sorted; each value's answer computed once and kept."""
+        names: set[str] = set()
+        for value in set(values):
+            key = (field, value, cluster)
+            if key not in self._cluster_values:
+                codes = np.unique(self._columns[cluster][self.postings(field, (value,))])
+                by_code = {c: v for v, c in self._codes[cluster].items()}
+                self._cluster_values[key] = [by_code[int(c)] for c in codes if c >= 0]
+            names.update(self._cluster_values[key])
+        return sorted(names)
 
     def value_rows(self, field: str, value: str) -> np.ndarray:
         """The rows (int64, ascending) whose ``field`` is ``value``; empty when none (see :meth:`postings`)."""

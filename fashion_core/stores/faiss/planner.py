@@ -3,12 +3,13 @@
 Filtered search never does "top-k then filter": the filter becomes a row mask (``Columns.mask``), built only where
 needed (``FilterRows``: a filter on one field alone is counted from per-value counts, and a partition of its values
 is searched whole, without a mask); small or very selective match sets are ranked exactly; an articleType filter
-searches its types' blocks (their partitions, or an exact scan of a small block); a scattered value (baseColour)
-scans its own codes; a broad value (gender) walks its own graph; other large match sets walk the global structure
-with an ``IDSelectorBitmap`` and ef/nprobe widened for the selectivity. A pass that comes back with fewer than k
-rows falls back to exact ranking of the matching rows: the answer is never short. A global walk misses an
-articleType filter's matches in other regions of the space (measured recall@10 ~0.7 at 5% selectivity with a
-selector, even with ef widened 4.5x), hence the partitions.
+searches its types' blocks (their partitions, or an exact scan of a small block), and so does a filter on a coarser
+field (masterCategory, subCategory: the blocks of the types its rows hold); a scattered value (baseColour) scans its
+own codes; a broad value (gender) walks its own graph; other large match sets walk the global structure with an
+``IDSelectorBitmap`` and ef/nprobe widened for the selectivity. A pass that comes back with fewer than k rows falls
+back to exact ranking of the matching rows: the answer is never short. A global walk misses an articleType filter's
+matches in other regions of the space (measured recall@10 ~0.7 at 5% selectivity with a selector, even with ef
+widened 4.5x), hence the partitions.
 """
 
 from __future__ import annotations
@@ -68,14 +69,23 @@ class Planner:
             return rows.exact(q, k, rule.rows())
         self._structures()  # builds the partitions too: the first query after an update must find them
         types = flt.equals.get(tuning.CLUSTER_FIELD)
-        if types and matches < n * tuning.GLOBAL_WALK_SELECTIVITY:
-            found = self._search_blocks(q, k, rule, types)
+        covering = [] if types else self._covering_types(flt)  # a masterCategory's / subCategory's types
+        if (types and matches < n * tuning.GLOBAL_WALK_SELECTIVITY) or covering:
+            found = self._search_blocks(q, k, rule, types or covering)
         else:
             broad = self._search_broad(q, k, rule)
             found = broad if broad is not None else self._ann_search(q, k, rule.mask(), matches)
         if len(found) < min(k, matches):  # never short: rank the matches exactly instead
             found = rows.exact(q, k, rule.rows())
         return found
+
+    def _covering_types(self, flt: SearchFilter) -> list[str]:
+        """The articleTypes whose blocks hold every row of a filter on a ``BLOCK_UNION_FIELDS`` field (a
+        masterCategory's or subCategory's types); empty when the filter names none."""
+        field = next((f for f in tuning.BLOCK_UNION_FIELDS if flt.equals.get(f)), None)
+        if field is None:
+            return []
+        return self._columns().cluster_values(field, flt.equals[field], tuning.CLUSTER_FIELD)
 
     def _kind(self) -> str:
         return self.tuning.params(len(self.rows)).index_type

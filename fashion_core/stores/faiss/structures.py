@@ -189,7 +189,7 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
         for name in tuning.VALUE_PARTITION_FIELDS:
             for value in cols.codes(name):
                 found = cols.value_rows(name, value)
-                if settings.scans_codes(len(found), n):
+                if settings.scans_codes(len(found), n, tuning.VALUE_SCAN_MAX_SHARE):
                     values[(name, value)] = ValuePartition(found, make.code_scan(rows.vectors[found]))
     if values:
         log.info("built %d value partitions (%s) over %d rows", len(values),

@@ -44,17 +44,30 @@ SCAN_PARTITION_MAX_SHARE = 0.10
 # Qdrant's per-value graph links, it costs one more code per row. At 100k a scattered 4.4% colour was 3-5x
 # brute force as an exact gather, 0.78-0.85 recall as a selector walk, 25-35x at recall 1.0 as a code scan.
 VALUE_PARTITION_FIELDS = ("baseColour",)
+# A value of those fields keeping up to this share of the index gets a code scan too (an articleType block keeps
+# SCAN_PARTITION_MAX_SHARE: a larger one has a graph of its own, a colour has no other structure). Over 10%, a
+# colour's filter walked the global graph with a selector: on the real catalog's 40k items (HNSW + SQ8, 60 image
+# queries) baseColour=Black (22%) reached recall@10 0.947 (worst query 0.4), Red,Blue 0.943 (0.5).
+VALUE_SCAN_MAX_SHARE = 0.30
 # A code scan is a fast-scan PQ partition (structures.Builder.code_scan): 4-bit codes rank coarsely, so its exact
 # re-rank takes this share of the partition's rows. Measured on the real model's 128-d embeddings grown to 100k
 # and 1M, recall@10 after the re-rank: a 4.9k-row colour 0.996 at 100 candidates (2%), a 21.8k-row one 0.982 at
 # 200 (0.9%) and 0.997 at 400 (1.8%), a 48k-row one 0.991 at 400 (0.8%) and 1.000 at 800 (1.7%).
 SCAN_RERANK_SHARE = 0.015
 # ... and at least this many candidates per result: 40 for k=10 gave 0.956 on the 4.9k-row colour, and 0.92 on
-# the tests' noisy 64-d clusters (queries from other types' regions); 100 gave 0.996 and >= 0.95.
-SCAN_RERANK_MIN_FACTOR = 10
+# the tests' noisy 64-d clusters (queries from other types' regions); 100 gave 0.996 and >= 0.95. On the real
+# catalog's 40k items (60 image queries) 200 lifted the worst query of a colour or masterCategory filter from
+# 0.6-0.7 to 0.8-1.0 (means 0.987-0.995 -> 0.997-1.000) for ~0.03 ms.
+SCAN_RERANK_MIN_FACTOR = 20
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
+# Fields coarser than CLUSTER_FIELD (each articleType lies in one masterCategory and one subCategory): a filter on
+# them searches the blocks of the articleTypes its rows hold, whatever its share. A global walk with a selector
+# followed the query's region instead: on the real catalog's 40k items (HNSW + SQ8, 60 image queries)
+# masterCategory=Accessories reached recall@10 0.885 (worst query 0.0), Footwear 0.950 (0.3), subCategory=Topwear
+# 0.965 (0.5); in the tests' clustered data a category holding 50% of the items, 0.49.
+BLOCK_UNION_FIELDS = ("masterCategory", "subCategory")
 # A filter of several conditions whose narrowest field keeps at most this share of the rows is evaluated on that
 # field's posting lists (the rest checked on those rows by gather, ~GATHER_COST per row) instead of a mask over
 # every row (one pass per condition).
@@ -150,10 +163,12 @@ class Tuning:
         self.ef_search, self.nprobe = ef_search, nprobe
         self._params = None
 
-    def scans_codes(self, rows: int, n: int) -> bool:
+    def scans_codes(self, rows: int, n: int, max_share: float | None = None) -> bool:
         """Whether a block or value of ``rows`` rows, in an index of ``n``, gets a code-scan partition (sq8/pq
-        indexes only)."""
-        return self.quantization != "none" and VALUE_PARTITION_MIN_ROWS < rows <= SCAN_PARTITION_MAX_SHARE * n
+        indexes only): over VALUE_PARTITION_MIN_ROWS rows and at most ``max_share`` (None: SCAN_PARTITION_MAX_SHARE)
+        of the index."""
+        share = SCAN_PARTITION_MAX_SHARE if max_share is None else max_share
+        return self.quantization != "none" and VALUE_PARTITION_MIN_ROWS < rows <= share * n
 
     def _choose(self, n: int, index_type: ann_params.IndexType) -> ann_params.AnnParams:
         base = ann_params.choose(n, index_type)
