@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive
 
 from fashion_core.catalog.reader import IMAGE_SUFFIXES
-from fashion_core.catalog.schema import KEYWORDS, parse_product_id, product_id_problem
+from fashion_core.catalog.schema import KEYWORD_FIELDS, KEYWORDS, parse_product_id, product_id_problem
 from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError, TooLargeError
 from fashion_core.search import check_k
 from fashion_core.stores.base import SearchHit
@@ -71,6 +71,17 @@ def _filter(data: dict[str, Any]) -> SearchFilter:
             _text(text, f"filter {name}")
     return SearchFilter.build(year_min=_opt_int(raw.get("year_min"), "year_min"),
                               year_max=_opt_int(raw.get("year_max"), "year_max"), **values)
+
+
+def _only(data: dict[str, Any], known: Sequence[str], what: str) -> dict[str, Any]:
+    """``data`` when it names only ``known`` fields; InvalidInputError naming the others (a filter field given
+    beside "filters" instead of inside it was silently ignored: the search ran unfiltered)."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        filters = [name for name in unknown if name in KEYWORD_FIELDS or name in ("year_min", "year_max")]
+        hint = f"; filters go inside \"filters\", e.g. {{\"filters\": {{\"{filters[0]}\": ...}}}}" if filters else ""
+        raise InvalidInputError(f"unknown field(s) in {what}: {', '.join(unknown)}; known: {', '.join(known)}{hint}")
+    return data
 
 
 def _opt_int(value: Any, name: str) -> int | None:
@@ -190,7 +201,7 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
 
     async def search_text(request: Request) -> Response:
         started = time.perf_counter()
-        data = await read_json(request)
+        data = _only(await read_json(request), ("query", "k", "filters", "index", "mode"), "the request")
         query = _str(data, "query").strip()
         if not query:
             raise InvalidInputError("the text query is empty")
@@ -205,13 +216,14 @@ def create_app(backend: QueryPort, catalog_roots: Sequence[Path | str],
         data = _json_field(fields, "params")
         if not isinstance(data, dict):
             raise InvalidInputError("params must be a JSON object")
+        _only(data, ("k", "filters", "index"), "params")
         index = _str(data, "index")
         hits = await run_in_threadpool(backend.search_image, image, _k(data), _filter(data), index)
         return hits_json(hits, started, index)
 
     async def similar(request: Request) -> Response:
         started = time.perf_counter()
-        data = await read_json(request)
+        data = _only(await read_json(request), ("id", "k", "filters", "index"), "the request")
         raw_id = _opt_int(data.get("id"), "id")  # a JSON integer: "59263" or true is not an id
         if raw_id is None:
             raise InvalidInputError("no product id given")

@@ -63,3 +63,23 @@ def test_a_malformed_params_field_is_named(gateway, synthetic_catalog) -> None:
         assert response.status_code == 400 and "params must be a JSON object" in response.json()["error"]
         broken = client.post("/api/search/text", content=b"{not json", headers={"content-type": "application/json"})
         assert broken.status_code == 400 and broken.json()["error"] == "request body is not valid JSON"
+
+
+def test_unknown_fields_are_refused_and_a_misplaced_filter_is_named(gateway, synthetic_catalog) -> None:
+    """A filter field beside "filters" instead of inside it used to be ignored: the search ran unfiltered. Every
+    JSON endpoint now refuses fields it does not know, naming them and where filters go."""
+    image = (synthetic_catalog / "images" / "10005.jpg").read_bytes()
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        responses = [client.post("/api/search/text", json={"query": "dress", "baseColour": "Red"}),
+                     client.post("/api/similar", json={"id": 10003, "gender": "Men"}),
+                     client.post("/api/search/image", files={"image": ("q.jpg", image)},
+                                 data={"params": '{"k": 5, "articleType": "Dresses"}'})]
+        for response in responses:
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert "unknown field(s)" in error and 'filters go inside "filters"' in error, error
+        typo = client.post("/api/search/text", json={"query": "dress", "kk": 3}).json()["error"]
+        assert "kk" in typo and "filters go inside" not in typo
+        ok = client.post("/api/search/text", json={"query": "dress", "k": 3, "filters": {"baseColour": "Red"},
+                                                   "mode": "dense", "index": ""})
+        assert ok.status_code == 200 and all(h["product"]["baseColour"] == "Red" for h in ok.json()["hits"])
