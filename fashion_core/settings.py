@@ -108,10 +108,14 @@ class Settings(BaseSettings):
     fusion_method: FusionMethod = Field(
         default="blend", description="hybrid fusion: reciprocal rank fusion or normalised score blending")
     fusion_depth: int = Field(default=100, gt=0, le=1000, description="hits taken from each ranking before fusing")
-    fusion_dense_weight: float = Field(default=1.0, ge=0, description="weight of the dense ranking in the fusion")
-    fusion_lexical_weight: float = Field(default=16.0, ge=0, description="weight of the lexical ranking")
+    # finite only: an infinite weight or power turns every fused score into inf or nan (rankings of nothing)
+    fusion_dense_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False,
+                                       description="weight of the dense ranking in the fusion")
+    fusion_lexical_weight: float = Field(default=16.0, ge=0, allow_inf_nan=False,
+                                         description="weight of the lexical ranking")
     fusion_coverage_power: float = Field(
-        default=1.0, ge=0, description="each lexical hit weighed by (its share of the query's IDF mass) ** this; "
+        default=1.0, ge=0, allow_inf_nan=False,
+        description="each lexical hit weighed by (its share of the query's IDF mass) ** this; "
         "0 = a hit matching one query word weighs like a full match")
 
     # Distributed pieces: all optional; None means in-process.

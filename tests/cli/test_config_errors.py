@@ -14,6 +14,9 @@ from fashion_core.settings import Settings, load_settings
     ({"FASHION_FUSION_DEPTH": "abc"}, "FASHION_FUSION_DEPTH='abc': Input should be a valid integer"),
     ({"FASHION_FUSION_DEPTH": "5000"}, "FASHION_FUSION_DEPTH='5000': Input should be less than or equal to 1000"),
     ({"FASHION_SEARCH_MODE": "fuzzy"}, "FASHION_SEARCH_MODE='fuzzy': Input should be 'dense', 'lexical' or 'hybrid'"),
+    ({"FASHION_FUSION_COVERAGE_POWER": "inf"}, "FASHION_FUSION_COVERAGE_POWER='inf': Input should be a finite number"),
+    ({"FASHION_FUSION_LEXICAL_WEIGHT": "Infinity"},
+     "FASHION_FUSION_LEXICAL_WEIGHT='Infinity': Input should be a finite number"),
 ])
 def test_bad_env_value_names_the_variable(env, message, monkeypatch) -> None:
     for key, value in env.items():
