@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import faiss
 import numpy as np
 
 from fashion_core.stores import ann_params
@@ -87,6 +88,11 @@ class Planner:
             return []
         return self._columns().cluster_values(field, flt.equals[field], tuning.CLUSTER_FIELD)
 
+    def _fetch(self, ann: faiss.Index, k: int, size: int) -> int:
+        """Candidates a search of ``ann`` (over ``size`` rows) fetches for ``k`` results before the exact re-rank:
+        a fast-scan code partition's wider list (``Tuning.scan_fetch``), else the quantization's (``fetch``)."""
+        return self.tuning.scan_fetch(k, size) if structures.is_fast_scan(ann) else self.tuning.fetch(k)
+
     def _kind(self) -> str:
         return self.tuning.params(len(self.rows)).index_type
 
@@ -133,9 +139,7 @@ class Planner:
             if not matches:
                 continue
             kind = "ivf" if part.kind == "ivf" else "flat"  # a pq or fast-scan code scan is a one-list IVF
-            fetch = (self.tuning.scan_fetch(k, len(part.rows)) if structures.is_fast_scan(part.ann)
-                     else k * self.tuning.rescore_factor)
-            got = structures.top(part.ann, q, fetch, selector, kind=kind, nprobe=1)
+            got = structures.top(part.ann, q, self._fetch(part.ann, k, len(part.rows)), selector, kind=kind, nprobe=1)
             found.append(part.rows[got])
         rows = np.concatenate(found) if found else NO_ROWS
         return self.rows.exact(q, k, rows) if len(rows) else rows
@@ -188,7 +192,7 @@ class Planner:
             p = replace(own, ef_search=max(own.ef_search, p.ef_search))
         selectivity = matches / max(1, size)
         selector = BitmapSelector(mask) if mask is not None and matches < size else None
-        fetch = self.tuning.scan_fetch(k, size) if structures.is_fast_scan(ann) else self.tuning.fetch(k)
+        fetch = self._fetch(ann, k, size)
         ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity, tuning.HNSW_FILTER_BOOST_MAX)
         nprobe = min(p.nlist, ann_params.boost_for_selectivity(p.nprobe, selectivity))
         found = structures.top(ann, q, fetch, selector, kind=kind, ef=ef, nprobe=nprobe) + lo
