@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -63,3 +68,17 @@ def bootstrap_model_dir() -> Path:
     from training.bootstrap import bootstrap_model
 
     return bootstrap_model(shared_settings(), progress=False)
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@contextlib.contextmanager
+def benchmark_module(name: str) -> Iterator[ModuleType]:
+    """The script ``benchmarks/<name>.py`` imported as a module, with benchmarks/ on ``sys.path`` while it is used
+    (the scripts import their ``_common`` sibling)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))

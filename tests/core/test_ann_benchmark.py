@@ -7,24 +7,17 @@ ground truth, ratios) so a README table never comes from a script that quietly m
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def ann_scale():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import ann_scale
-
-        yield ann_scale
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("ann_scale") as module:
+        yield module
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from fashion_core.stores.base import SearchHit
 from fashion_core.stores.faiss import FaissIndex
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon, product_text, tokenize
+from tests.conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
@@ -318,16 +319,8 @@ def test_qdrant_collection_without_text_index_says_reindex(tmp_path: Path, tiny_
 @pytest.fixture(scope="module")
 def bench():
     """benchmarks/hybrid_search.py, whose query sets and selection rule the README's figures come from."""
-    import sys
-
-    folder = str(Path(__file__).resolve().parents[2] / "benchmarks")
-    sys.path.insert(0, folder)
-    try:
-        import hybrid_search
-
-        yield hybrid_search
-    finally:
-        sys.path.remove(folder)
+    with benchmark_module("hybrid_search") as module:
+        yield module
 
 
 def test_benchmark_partial_queries_hold_words_the_catalog_lacks(bench, synthetic_catalog: Path) -> None:

@@ -19,13 +19,20 @@ TYPES = [f"type{i}" for i in range(40)]
 COLOURS = ["Black", "White", "Blue", "Red", "Grey", "Silver", "Green"]
 
 
-@pytest.fixture(scope="module")
-def data() -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    rng = np.random.default_rng(3)
+def _clustered(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, vectors): N unit vectors of DIM dims around CLUSTERS random centres (noise 0.6), each item's
+    cluster in ``labels``, drawn from ``rng`` in that order."""
     centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
     labels = rng.integers(0, CLUSTERS, size=N)
     vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return labels, vectors
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    rng = np.random.default_rng(3)
+    _, vectors = _clustered(rng)
     zipf = 1.0 / np.arange(1, len(TYPES) + 1)
     types = rng.choice(len(TYPES), size=N, p=zipf / zipf.sum())
     genders = rng.choice(len(GENDERS), size=N, p=GENDER_P)
@@ -136,10 +143,7 @@ def test_article_type_filters_search_their_own_partition(tmp_path, monkeypatch, 
     monkeypatch.setattr(tuning, "PARTITION_MIN_ROWS", 1_000)
     monkeypatch.setattr(tuning, "SCAN_PARTITION_MAX_SHARE", scan_share)
     rng = np.random.default_rng(5)
-    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
-    labels = rng.integers(0, CLUSTERS, size=N)
-    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels, vectors = _clustered(rng)
     types = np.where(rng.random(N) < 0.9, labels % 12, rng.integers(0, 12, size=N))
     payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{t}", "year": 2010} for i, t in enumerate(types)]
     data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
@@ -168,10 +172,7 @@ def test_scattered_colour_filters_scan_their_own_codes(tmp_path, monkeypatch, qu
     at recall >= 0.95, is saved and loaded with the index, and is rebuilt after the rows change."""
     monkeypatch.setattr(tuning, "VALUE_PARTITION_MIN_ROWS", 200)
     rng = np.random.default_rng(7)
-    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
-    labels = rng.integers(0, CLUSTERS, size=N)
-    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels, vectors = _clustered(rng)
     colours = rng.integers(0, 14, size=N)  # ~7% each, independent of the region
     payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{label % 12}", "baseColour": f"c{c}", "year": 2010}
                 for i, (label, c) in enumerate(zip(labels, colours, strict=True))]
@@ -267,10 +268,7 @@ def test_coarse_category_and_large_colour_filters_search_blocks_and_scans(tmp_pa
     monkeypatch.setattr(tuning, "EXACT_SUBSET_MAX", 1_000)
     monkeypatch.setattr(tuning, "PARTITION_MIN_ROWS", 1_000)
     rng = np.random.default_rng(8)
-    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
-    labels = rng.integers(0, CLUSTERS, size=N)
-    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels, vectors = _clustered(rng)
     types = labels % 12
     colours = np.where(rng.random(N) < 0.2, 0, rng.integers(1, 12, size=N))  # c0: 20%, scattered
     payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{t}", "masterCategory": "AB"[int(t) // 6] + "cat",
@@ -316,10 +314,7 @@ def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monk
     the other region must still find the true top-k. Each broad gender gets its own graph, persisted with the
     index; gender with another condition, and both genders, are answered from those graphs too."""
     rng = np.random.default_rng(11)
-    centres = rng.normal(size=(CLUSTERS, DIM)).astype(np.float32)
-    labels = rng.integers(0, CLUSTERS, size=N)
-    vectors = centres[labels] + 0.6 * rng.normal(size=(N, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels, vectors = _clustered(rng)
     cluster_gender = rng.choice(2, size=CLUSTERS)
     genders = np.where(rng.random(N) < 0.9, cluster_gender[labels], rng.choice(2, size=N))
     payloads = [{"gender": GENDERS[g], "articleType": f"t{label % 12}", "year": 2010 + i % 5}

@@ -8,7 +8,6 @@ benchmark measured on this split gallery with the real recipe's model (README, "
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,19 +16,13 @@ from fashion_core.catalog.reader import read_catalog
 from fashion_core.catalog.schema import Product
 from fashion_core.fusion import fuse
 from fashion_core.search import SearchEngine, TextSearchConfig
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import hybrid_search
-
-        yield hybrid_search
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("hybrid_search") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
