@@ -301,7 +301,8 @@ def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Pat
     faiss.omp_set_num_threads(1)
     if built is None or index.params().index_type == "flat":
         return index, build_s, 0
-    structures = [built.ann, *(part.ann for part in [*built.partitions.values(), *built.values.values()])]
+    structures = [built.ann, *(part.ann for part in [*built.partitions.values(), *built.values.values()]),
+                  *([] if built.scan is None else [built.scan])]
     return index, build_s, sum(int(faiss.serialize_index(s).nbytes) for s in structures)
 
 

@@ -159,7 +159,8 @@ def test_faiss_index_persists_and_reloads(tmp_path: Path, data) -> None:
 def test_faiss_files_keep_their_format_and_reopen_without_a_rebuild(tmp_path: Path, data, monkeypatch) -> None:
     """The directory's files and ``partitions.npz``'s keys stay those every saved index has (an index written
     before opens after); a fresh FaissIndex loads the global graph and every kind of partition (articleType code
-    scans, colour code scans, gender graphs) without building any, and answers as the writer did."""
+    scans, colour code scans, gender graphs, the code scan of every row) without building any, and answers as the
+    writer did."""
     for name, value in (("EXACT_SUBSET_MAX", 100), ("PARTITION_MIN_ROWS", 100), ("VALUE_PARTITION_MIN_ROWS", 100),
                         ("SCAN_PARTITION_MAX_SHARE", 0.5), ("VALUE_SCAN_MAX_SHARE", 0.5)):  # every kind, at test size
         monkeypatch.setattr(tuning, name, value)
@@ -182,10 +183,12 @@ def test_faiss_files_keep_their_format_and_reopen_without_a_rebuild(tmp_path: Pa
         names, keys = saved["names"].tolist(), saved["value_keys"].tolist()
         assert sorted(names) == sorted(TYPES) and saved["bounds"].shape == (len(TYPES), 2)
         assert {"gender=Men", "gender=Women", "baseColour=Black"} <= set(keys)
-        assert set(saved.files) == {"names", "bounds", "value_keys", *(f"ann{i}" for i in range(len(names))),
+        assert set(saved.files) == {"names", "bounds", "value_keys", "scan",
+                                    *(f"ann{i}" for i in range(len(names))),
                                     *(f"{kind}{i}" for kind in ("vrows", "vann") for i in range(len(keys)))}
     built = index._structures
     assert built is not None and all(is_fast_scan(part.ann) for part in built.partitions.values())  # code scans
+    assert built.scan is not None and is_fast_scan(built.scan) and built.scan.ntotal == N  # every row's codes
     assert built.values[("gender", "Men")].kind == "hnsw" and is_fast_scan(built.values[("baseColour", "Black")].ann)
 
     for method in ("ann", "code_scan"):
@@ -195,6 +198,7 @@ def test_faiss_files_keep_their_format_and_reopen_without_a_rebuild(tmp_path: Pa
     assert reopened._structures is not None
     assert set(reopened._structures.partitions) == set(built.partitions)
     assert set(reopened._structures.values) == set(built.values)
+    assert reopened._structures.scan is not None and reopened._structures.scan.ntotal == N
     for flt in (None, SearchFilter.build(gender="Men"), SearchFilter.build(baseColour="Black"),
                 SearchFilter.build(articleType="Heels"), *FILTERS):
         for row in (3, 9):

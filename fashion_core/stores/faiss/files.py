@@ -2,10 +2,10 @@
 
 ``meta.json`` (IndexMeta as JSON), ``ids.npy`` (int64, (n,)), ``vectors.npy`` (float32, (n, dim)),
 ``payloads.jsonl`` (one JSON object per row), ``lexical/`` (the BM25 lexicon, ``lexical.Bm25Lexicon``),
-``index.faiss`` (the global structure) and ``partitions.npz`` (the partitions: ``names`` and ``bounds`` (lo, hi)
-of the articleType blocks with ``ann{i}``, ``value_keys`` "field=value" with ``vrows{i}`` and ``vann{i}``; the
-structures serialized by FAISS). Each file is written to a temporary name and moved into place, and
-``meta.json`` last: readers treat it as the commit marker of a complete index.
+``index.faiss`` (the global structure) and ``partitions.npz`` (the partitions: ``names`` and ``bounds`` (lo, hi) of
+the articleType blocks with ``ann{i}``, ``value_keys`` "field=value" with ``vrows{i}`` and ``vann{i}``, and
+``scan``, the code scan of every row; the structures serialized by FAISS). Each file is written to a temporary name
+and moved into place, and ``meta.json`` last: readers treat it as the commit marker of a complete index.
 """
 
 from __future__ import annotations
@@ -66,13 +66,19 @@ class IndexFiles:
     def has_partitions(self) -> bool:
         return (self.dir / PARTITIONS_FILE).is_file()
 
-    def read_partitions(self, blocks: dict[str, tuple[int, int]], value_rows: Callable[[str, str], np.ndarray]
-                        ) -> tuple[dict[str, Partition], dict[tuple[str, str], ValuePartition]]:
+    def read_partitions(self, blocks: dict[str, tuple[int, int]], value_rows: Callable[[str, str], np.ndarray],
+                        n: int) -> tuple[dict[str, Partition], dict[tuple[str, str], ValuePartition],
+                                         faiss.Index | None]:
         """The saved partitions that still cover their rows: an articleType partition whose bounds are the
         block's in ``blocks`` (name -> (lo, hi)), a value partition whose rows are ``value_rows(field, value)``
-        (int64, ascending). Only those kept are deserialized."""
+        (int64, ascending), and the code scan of every row when it holds ``n`` rows (None when it does not, or
+        the index was saved before scans). Only those kept are deserialized."""
         partitions, values = {}, {}
+        scan = None
         with np.load(self.dir / PARTITIONS_FILE) as saved:
+            if "scan" in saved:
+                scan = faiss.deserialize_index(saved["scan"])
+                scan = scan if scan.ntotal == n else None
             for i, (name, (lo, hi)) in enumerate(zip(saved["names"].tolist(), saved["bounds"].tolist(),
                                                     strict=True)):
                 if blocks.get(name) == (lo, hi):
@@ -82,7 +88,7 @@ class IndexFiles:
                 rows = saved[f"vrows{i}"]
                 if np.array_equal(rows, value_rows(field, value)):  # still the rows holding it
                     values[(field, value)] = ValuePartition(rows, faiss.deserialize_index(saved[f"vann{i}"]))
-        return partitions, values
+        return partitions, values, scan
 
     def write(self, meta: IndexMeta, rows: Rows, lexicon: Bm25Lexicon | None, structures: Structures | None) -> None:
         """Write every file (the lexicon and structures when given; a stale ``partitions.npz`` is removed when
@@ -96,7 +102,7 @@ class IndexFiles:
             lexicon.save(self.dir / LEXICAL_DIR)
         if structures is not None:
             _atomic_write(self.dir / ANN_FILE, lambda p: faiss.write_index(structures.ann, str(p)))
-        if structures is not None and (structures.partitions or structures.values):
+        if structures is not None and (structures.partitions or structures.values or structures.scan is not None):
             parts, values = list(structures.partitions.items()), list(structures.values.items())
             _atomic_write(self.dir / PARTITIONS_FILE, lambda p: np.savez(
                 p.open("wb"), allow_pickle=True,  # the default, named: so the ** arrays cannot stand for it
@@ -105,7 +111,8 @@ class IndexFiles:
                 **{f"ann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(parts)},
                 value_keys=np.array([f"{field}={value}" for (field, value), _ in values], dtype=str),
                 **{f"vrows{i}": part.rows for i, (_, part) in enumerate(values)},
-                **{f"vann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(values)}))
+                **{f"vann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(values)},
+                **({} if structures.scan is None else {"scan": faiss.serialize_index(structures.scan)})))
         else:
             (self.dir / PARTITIONS_FILE).unlink(missing_ok=True)
         # meta.json last: readers treat it as the commit marker of a complete index.

@@ -69,7 +69,8 @@ class FaissIndex:
             self._group()  # the saved rows are already grouped: this only finds the blocks
             if self._structures is not None:  # (a regrouping would have dropped it)
                 self._structures = Structures(ann, *self._files.read_partitions(
-                    self._rows.blocks, lambda field, value: self.columns().value_rows(field, value)))
+                    self._rows.blocks, lambda field, value: self.columns().value_rows(field, value),
+                    len(self._rows)))
 
     def save(self) -> None:
         """Write the index's files (building its lexicon and structures first if missing), ``meta.json`` last.

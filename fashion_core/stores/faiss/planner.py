@@ -5,11 +5,12 @@ needed (``FilterRows``: a filter on one field alone is counted from per-value co
 is searched whole, without a mask); small or very selective match sets are ranked exactly; an articleType filter
 searches its types' blocks (their partitions, or an exact scan of a small block), and so does a filter on a coarser
 field (masterCategory, subCategory: the blocks of the types its rows hold); a scattered value (baseColour) scans its
-own codes; a broad value (gender) walks its own graph; other large match sets walk the global structure with an
-``IDSelectorBitmap`` and ef/nprobe widened for the selectivity. A pass that comes back with fewer than k rows falls
-back to exact ranking of the matching rows: the answer is never short. A global walk misses an articleType filter's
-matches in other regions of the space (measured recall@10 ~0.7 at 5% selectivity with a selector, even with ef
-widened 4.5x), hence the partitions.
+own codes; a broad value (gender) walks its own graph; other match sets (a year range, a season, a usage) keeping
+less than ``GLOBAL_WALK_SELECTIVITY`` scan the codes of every row with the filter as a selector, and larger ones
+walk the global structure with an ``IDSelectorBitmap`` and ef/nprobe widened for the selectivity. A pass that comes
+back with fewer than k rows falls back to exact ranking of the matching rows: the answer is never short. A global
+walk misses an articleType filter's matches in other regions of the space (measured recall@10 ~0.7 at 5% selectivity
+with a selector, even with ef widened 4.5x), hence the partitions.
 """
 
 from __future__ import annotations
@@ -75,7 +76,12 @@ class Planner:
             found = self._search_blocks(q, k, rule, types or covering)
         else:
             broad = self._search_broad(q, k, rule)
-            found = broad if broad is not None else self._ann_search(q, k, rule.mask(), matches)
+            if broad is not None:
+                found = broad
+            elif matches < n * tuning.GLOBAL_WALK_SELECTIVITY and self._structures().scan is not None:
+                found = self._search_scan(q, k, rule)
+            else:
+                found = self._ann_search(q, k, rule.mask(), matches)
         if len(found) < min(k, matches):  # never short: rank the matches exactly instead
             found = rows.exact(q, k, rule.rows())
         return found
@@ -175,6 +181,17 @@ class Planner:
             found.append(part.rows[got])
         rows = np.concatenate(found) if found else NO_ROWS
         return self.rows.exact(q, k, rows) if len(rows) else rows
+
+    def _search_scan(self, q: np.ndarray, k: int, rule: FilterRows) -> np.ndarray:
+        """Top rows of a filter no partition covers: the code scan of every row (``Structures.scan``) with the
+        filter as a selector, ``MATCH_SCAN_RERANK_SHARE`` of the matches (at most ``MATCH_SCAN_RERANK_MAX``, at
+        least k) re-ranked exactly."""
+        scan = self._structures().scan
+        assert scan is not None, "only indexes with a scan of every row are searched by it"
+        fetch = max(k, min(tuning.MATCH_SCAN_RERANK_MAX,
+                           self.tuning.scan_fetch(k, rule.matches, tuning.MATCH_SCAN_RERANK_SHARE)))
+        got = structures.top(scan, q, fetch, BitmapSelector(rule.mask()), kind="ivf", nprobe=1)
+        return self.rows.exact(q, k, got) if len(got) else got
 
     def _ann_search(self, q: np.ndarray, k: int, mask: np.ndarray | None, matches: int,
                     part: Partition | None = None) -> np.ndarray:

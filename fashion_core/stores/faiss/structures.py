@@ -7,8 +7,11 @@ One build (``build``) makes, over the rows as grouped by ``Rows.group``:
   of its codes (no graph), a larger one (over ``PARTITION_MIN_ROWS``) an ANN index of its own;
 - ``ValuePartition``s: an ANN index per broad value of ``BROAD_PARTITION_FIELDS`` (gender) and, with sq8/pq, a
   fast-scan code scan per value of ``VALUE_PARTITION_FIELDS`` (baseColour), whose rows are scattered over
-  the blocks.
-Partitions cost extra memory for the rows they cover (their own vectors or codes, and links for graphs).
+  the blocks;
+- the ``scan``: a fast-scan code scan of every row, for the filters no partition covers (a year range, a season,
+  a usage) and that keep too little of the index for a walk of the global structure with a selector.
+Partitions cost extra memory for the rows they cover (their own vectors or codes, and links for graphs); the scan
+``dim / 4`` bytes a row.
 """
 
 from __future__ import annotations
@@ -67,11 +70,13 @@ class ValuePartition:
 @dataclass(frozen=True)
 class Structures:
     """Everything built over one row set: the global structure (``ann``), the articleType partitions by type
-    name, the value partitions by (field, value). Drop it when the rows change or move."""
+    name, the value partitions by (field, value), the code scan of every row (``scan``, position = row; None
+    for a flat index, or one saved before it). Drop it when the rows change or move."""
 
     ann: faiss.Index
     partitions: dict[str, Partition] = field(default_factory=dict)
     values: dict[tuple[str, str], ValuePartition] = field(default_factory=dict)
+    scan: faiss.Index | None = None
 
 
 class Builder:
@@ -194,7 +199,7 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
     if values:
         log.info("built %d value partitions (%s) over %d rows", len(values),
                  ", ".join(sorted({f for f, _ in values})), sum(len(v.rows) for v in values.values()))
-    return Structures(ann, partitions, values)
+    return Structures(ann, partitions, values, make.code_scan(rows.vectors))
 
 
 def top(ann: faiss.Index, q: np.ndarray, fetch: int, selector: BitmapSelector | None = None, *,

@@ -59,6 +59,19 @@ SCAN_RERANK_SHARE = 0.015
 # catalog's 40k items (60 image queries) 200 lifted the worst query of a colour or masterCategory filter from
 # 0.6-0.7 to 0.8-1.0 (means 0.987-0.995 -> 0.997-1.000) for ~0.03 ms.
 SCAN_RERANK_MIN_FACTOR = 20
+# A filter that no partition covers (a year range, a season, a usage: fields that follow the embedding too) and
+# that keeps less than GLOBAL_WALK_SELECTIVITY of the index is answered by the code scan of every row
+# (``Structures.scan``) with the filter as a selector, re-ranking this share of its matches (at least
+# SCAN_RERANK_MIN_FACTOR per result): a walk of the global graph with a selector stays in the query's region,
+# where such a filter has few matches. Measured on the real model's embeddings of the real catalog grown to 100k
+# (HNSW + SQ8, 60 image queries), recall@10 mean / worst query, year 2015-2017 (26%) and season=Winter (19%):
+# the walk 0.908 / 0.1 and 0.887 / 0.2 at 1.3-1.6 ms a query; the scan re-ranking 1.5% of the matches 0.985 / 0.5
+# and 0.973 / 0.4, 3% 0.998 / 0.9 and 0.990 / 0.7, 6% 1.000 / 1.0 for both at 0.6-1.0 ms (brute force ~5 ms).
+MATCH_SCAN_RERANK_SHARE = 0.06
+# ... and at most this many candidates: at 1M (the same data grown, four filters keeping 19-48%) 1,000 gave
+# recall@10 0.933-0.955 (worst query 0.1-0.3), 2,000 0.977-0.985 (0.4-0.7), 4,000 0.992-0.998 (0.7-0.9) at 5.5-7 ms
+# a query (brute force ~50 ms); re-ranking 6% of 260k matches would gather 15k rows.
+MATCH_SCAN_RERANK_MAX = 4_000
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
@@ -77,7 +90,8 @@ POSTINGS_MAX_SHARE = 0.25
 EXACT_SELECTIVITY = 0.02
 EXACT_SUBSET_HARD_MAX = 200_000
 # A filter keeping at least this share is searched in the global structure with a selector (recall@10 0.96 at
-# 50%); an articleType filter keeping less searches its types' blocks instead.
+# 50%); an articleType filter keeping less searches its types' blocks instead, and one no partition covers the
+# code scan of every row (MATCH_SCAN_RERANK_SHARE).
 GLOBAL_WALK_SELECTIVITY = 0.5
 # Fields whose broad values follow the embedding (men's and women's products sit in different regions of the
 # space) get an ANN partition per value holding at least BROAD_VALUE_MIN_SHARE of the rows, like Qdrant's
@@ -136,11 +150,11 @@ class Tuning:
         disk. PQ codes are coarser than SQ8: a wider list gets recall@10 back to ~0.95+."""
         return max(1, self._rescore_factor or (10 if self.quantization == "pq" else 4))
 
-    def scan_fetch(self, k: int, rows: int) -> int:
-        """Candidates a fast-scan code partition of ``rows`` rows fetches for ``k`` results: its 4-bit codes rank
-        coarsely, so the exact re-rank takes ``SCAN_RERANK_SHARE`` of the partition, and at least
-        ``SCAN_RERANK_MIN_FACTOR * k``."""
-        return max(SCAN_RERANK_MIN_FACTOR * k, math.ceil(SCAN_RERANK_SHARE * rows))
+    def scan_fetch(self, k: int, rows: int, share: float | None = None) -> int:
+        """Candidates a fast-scan code scan of ``rows`` rows (a partition, or the matches of a filter over the
+        scan of every row) fetches for ``k`` results: its 4-bit codes rank coarsely, so the exact re-rank takes
+        ``share`` of the rows (None: ``SCAN_RERANK_SHARE``), and at least ``SCAN_RERANK_MIN_FACTOR * k``."""
+        return max(SCAN_RERANK_MIN_FACTOR * k, math.ceil((SCAN_RERANK_SHARE if share is None else share) * rows))
 
     def fetch(self, k: int) -> int:
         """Candidates an ANN pass fetches for ``k`` results: ``k * rescore_factor`` when quantized (the re-rank
