@@ -284,7 +284,7 @@ def test_open_index_passes_the_ann_and_distributed_settings(tmp_path: Path) -> N
 def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """FASHION_QDRANT_ACORN_MAX_SELECTIVITY (default 1) reaches Qdrant as AcornSearchParams on searches filtered
-    on a broad field that follows the embedding (gender) only."""
+    on a field that follows the embedding (gender, season, usage, a year range) only."""
     from qdrant_client import QdrantClient
 
     from fashion_core.settings import Settings
@@ -306,9 +306,16 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     assert [h.id for h in index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men"))] == [1]
     index.search(np.eye(4, dtype=np.float32)[1], 1)
     index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(articleType="Tshirts"))
+    index.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(baseColour="Red"))
+    for flt in (SearchFilter.build(season="Summer"), SearchFilter.build(usage="Casual"), SearchFilter.build(
+            year_min=2012), SearchFilter.build(articleType="Tshirts", season="Fall,Winter")):
+        index.search(np.eye(4, dtype=np.float32)[1], 1, flt)
     assert sent[0].acorn.enable and sent[0].acorn.max_selectivity == 0.6
     assert sent[1].acorn is None  # nothing to filter
-    assert sent[2].acorn is None  # not a broad field: the plain walk or a payload index scan, ACORN would cost QPS
+    # not a field that follows the embedding: the plain walk or a payload index scan, ACORN would cost QPS
+    assert sent[2].acorn is None and sent[3].acorn is None
+    # a season, a usage, a year range follow the embedding too (season=Summer at 100k: plain 0.80, ACORN 1.00)
+    assert all(params.acorn is not None and params.acorn.enable for params in sent[4:8])
     index.close()
 
 

@@ -109,11 +109,12 @@ class QdrantIndex:
                                                oversampling=oversampling)
         self.hnsw_m, self.ef_construct, self.hnsw_ef = self.params.hnsw_m, self.params.ef_construct, self.params.hnsw_ef
         self.quantization, self.oversampling = quantization, self.params.oversampling
-        # ACORN (Qdrant's filtered walk that also visits neighbours' neighbours) for filters on a broad field that
-        # follows the embedding (ann_params.BROAD_FIELDS: gender) keeping at most this share: they stay the true
-        # top-k (real embeddings grown to 100k / 1M, gender=Men: recall@10 0.809 / 0.926 without, 0.968 / 0.988
-        # with; benchmarks/ann_scale.py, qdrant-hnsw-sq8+acorn). Other filters keep the plain walk or the payload
-        # index scan: at 1M ACORN cost articleType and baseColour filters 6-7x their QPS for recall they had.
+        # ACORN (Qdrant's filtered walk that also visits neighbours' neighbours) for filters on a field that
+        # follows the embedding (ann_params.follows_embedding: gender, season, usage, a year range) keeping at most
+        # this share: they stay the true top-k (real embeddings grown to 100k / 1M, gender=Men: recall@10 0.809 /
+        # 0.926 without, 0.968 / 0.988 with; 100k season=Summer 0.802 / 1.000; benchmarks/ann_scale.py,
+        # qdrant-hnsw-sq8+acorn). Other filters keep the plain walk or the payload index scan: at 1M ACORN cost
+        # articleType and baseColour filters 6-7x their QPS for recall they had.
         self.acorn_max_selectivity = acorn_max_selectivity
         self.shards, self.replicas = shards, replicas
         self.local = (client is None and url is None) if local is None else local
@@ -195,7 +196,7 @@ class QdrantIndex:
             rescore = None if self.quantization == "none" else models.QuantizationSearchParams(
                 rescore=True, oversampling=self.oversampling, ignore=exact)
             acorn = models.AcornSearchParams(enable=True, max_selectivity=self.acorn_max_selectivity) \
-                if self.acorn_max_selectivity and ann_params.broad_field(flt) else None
+                if self.acorn_max_selectivity and ann_params.follows_embedding(flt) else None
             params = models.SearchParams(exact=exact, hnsw_ef=max(self.hnsw_ef, k), quantization=rescore, acorn=acorn)
         response = self.client.query_points(self.collection, query=q.tolist(), query_filter=to_qdrant_filter(flt),
                                             limit=k, with_payload=PAYLOAD, search_params=params)
