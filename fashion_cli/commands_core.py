@@ -156,6 +156,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     query_image = load_image(args.image) if args.image else None
     engine = open_engine(settings_from(args))
     try:
+        flt = engine.resolve_filter(flt) or flt  # the title names the values as the index spells them
         if query_image is not None:
             mode = "image"
             hits = engine.search_image(query_image, args.k, flt)

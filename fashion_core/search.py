@@ -90,7 +90,9 @@ class SearchEngine:
             self._facets = self.index.facets()
         return self._facets
 
-    def _filter(self, flt: SearchFilter | None) -> SearchFilter | None:
+    def resolve_filter(self, flt: SearchFilter | None) -> SearchFilter | None:
+        """``flt`` as the searches apply it: each value spelt as the index holds it ("black" is "Black"), each
+        once. Raises InvalidInputError for a value the index does not hold."""
         if flt is None or flt.is_empty:
             return flt
         try:
@@ -110,7 +112,7 @@ class SearchEngine:
         mode = asked or self.text.default_mode
         if asked is None and mode != "dense" and not self.has_lexical:
             mode = "dense"  # the default on an index without text; asking for lexical there is an error
-        flt = self._filter(flt)
+        flt = self.resolve_filter(flt)
         if mode == "dense":
             return self._dense(text, k, flt)
         if mode == "lexical":
@@ -145,7 +147,7 @@ class SearchEngine:
 
     def search_image(self, image: ImageInput, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
         check_k(k)
-        flt = self._filter(flt)
+        flt = self.resolve_filter(flt)
         return self.index.search(self.encoder.encode_images([image])[0], k, flt)
 
     def more_like_this(self, product_id: int, k: int = 10, flt: SearchFilter | None = None) -> list[SearchHit]:
@@ -154,7 +156,7 @@ class SearchEngine:
         found = self.index.retrieve([product_id], with_vectors=True)
         if product_id not in found:
             raise NotFoundError(f"product {product_id} is not in the index")
-        hits = self.index.search(stored_vector(found[product_id]), k + 1, self._filter(flt))
+        hits = self.index.search(stored_vector(found[product_id]), k + 1, self.resolve_filter(flt))
         return [h for h in hits if h.id != product_id][:k]
 
     def get_product(self, product_id: int) -> dict[str, Any]:

@@ -55,6 +55,14 @@ def test_text_search_with_filters_json_and_grid(indexed, capsys, tmp_path, backe
         assert image.width == 5 * 160 and image.height > 160
 
 
+def test_the_title_names_filter_values_as_the_index_spells_them(indexed, capsys) -> None:
+    """Values typed in another case are searched as the index holds them, and the title says so (it said
+    "gender=men" and "baseColour in ['blue', 'BLUE']" for what was searched as gender=Men, baseColour=Blue)."""
+    assert main(["search", "shoes", "--gender", "men", "--colour", "blue,BLUE", "-k", "3", *_args(indexed)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # the table may wrap its title
+    assert "gender=Men AND baseColour=Blue" in out and "men AND" not in out and "'blue'" not in out
+
+
 def test_text_search_modes(indexed, capsys) -> None:
     assert main(["search", "puma shoes", "--mode", "lexical", "-k", "3", "--json", *_args(indexed)]) == 0
     hits = json.loads(capsys.readouterr().out.splitlines()[0])
