@@ -68,10 +68,10 @@ SCAN_RERANK_MIN_FACTOR = 20
 # the walk 0.908 / 0.1 and 0.887 / 0.2 at 1.3-1.6 ms a query; the scan re-ranking 1.5% of the matches 0.985 / 0.5
 # and 0.973 / 0.4, 3% 0.998 / 0.9 and 0.990 / 0.7, 6% 1.000 / 1.0 for both at 0.6-1.0 ms (brute force ~5 ms).
 MATCH_SCAN_RERANK_SHARE = 0.06
-# ... and at most this many candidates: at 1M (the same data grown, four filters keeping 19-48%) 1,000 gave
-# recall@10 0.933-0.955 (worst query 0.1-0.3), 2,000 0.977-0.985 (0.4-0.7), 4,000 0.992-0.998 (0.7-0.9) at 5.5-7 ms
-# a query (brute force ~50 ms); re-ranking 6% of 260k matches would gather 15k rows.
-MATCH_SCAN_RERANK_MAX = 4_000
+# ... and at most this many candidates: at 1M (the same data grown, four filters keeping 19-48%; in the index, one
+# codebook) 4,000 gave recall@10 0.968-1.000 (worst query 0.3-1.0), 8,000 0.995-1.000 (0.7-1.0) at 9-11 ms a
+# query against 8-9 ms (brute force ~50 ms); re-ranking 6% of 260k matches would gather 15k rows.
+MATCH_SCAN_RERANK_MAX = 8_000
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
