@@ -35,6 +35,9 @@ class FakeEngine:
         self.text = SimpleNamespace(default_mode="hybrid")
         self.index = SimpleNamespace(count=lambda: size, close=lambda: None)
 
+    def resolve_filter(self, flt: SearchFilter | None) -> SearchFilter | None:
+        return flt  # its values as the index spells them: these tests name them so
+
     def search_text(self, *_args: object) -> list:
         return []
 
