@@ -372,3 +372,51 @@ def test_filters_no_partition_covers_scan_every_rows_codes(tmp_path, monkeypatch
     monkeypatch.setattr(Builder, "code_scan", lambda *_: pytest.fail("the scan of every row was rebuilt on load"))
     assert [h.id for h in reloaded.search(queries[0], 10, filters[0])] == \
         [h.id for h in index.search(queries[0], 10, filters[0])]
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
+def test_tiny_and_shrunk_ann_indexes_search_and_save(tmp_path, index_type: str):
+    """The scan of every row trains a 4-bit codebook (16 centroids), so an index too small for it has none: a
+    5-row HNSW/IVF index, and one shrunk from 1,000 rows to 10 by deletes, search and save (both raised "Number of
+    training points (10) should be at least as large as number of clusters (16)")."""
+    rng = np.random.default_rng(17)
+    vectors = rng.normal(size=(1_000, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    payloads = [{"gender": GENDERS[i % 2], "season": "Summer" if i % 3 else "Winter", "year": 2010}
+                for i in range(1_000)]
+    tiny = FaissIndex(tmp_path / "tiny", index_type=index_type, quantization="sq8")
+    tiny.create(IndexMeta(name="tiny", backend="faiss", dim=DIM))
+    tiny.upsert(list(range(1, 6)), vectors[:5], payloads[:5])
+    tiny.flush()
+    assert tiny.search(vectors[2], 3)[0].id == 3 and tiny._structures.scan is None
+    shrunk = FaissIndex(tmp_path / "shrunk", index_type=index_type, quantization="sq8")
+    shrunk.create(IndexMeta(name="shrunk", backend="faiss", dim=DIM))
+    shrunk.upsert(list(range(1, 1_001)), vectors, payloads)
+    shrunk.flush()
+    shrunk.delete(list(range(11, 1_001)))
+    assert shrunk.search(vectors[4], 2, SearchFilter.build(season="Summer"))[0].id == 5
+    shrunk.flush()
+    assert FaissIndex(tmp_path / "shrunk").count() == 10
+
+
+def test_an_index_saved_without_the_scan_gets_it_when_opened(tmp_path, monkeypatch, data):
+    """An index saved before the scan of every row existed (its partitions.npz has no "scan") builds it when opened
+    and saves it with its next write, so its filters no partition covers stop walking the global graph."""
+    monkeypatch.setattr(tuning, "EXACT_SUBSET_MAX", 1_000)
+    index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
+    with np.load(tmp_path / "partitions.npz") as saved:
+        assert "scan" in saved
+        older = {key: saved[key] for key in saved.files if key != "scan"}
+    np.savez(tmp_path / "partitions.npz", **older)
+    answered = []
+    original = Planner._search_scan
+    monkeypatch.setattr(Planner, "_search_scan", lambda self, *a: answered.append(original(self, *a)) or answered[-1])
+    reopened = FaissIndex(tmp_path)
+    assert reopened._structures is not None and reopened._structures.scan is not None
+    assert set(reopened._structures.values) == set(index._structures.values)  # the rest loaded, not rebuilt
+    flt = SearchFilter.build(year_min=2013, year_max=2015)  # ~27%: no partition covers a year range
+    queries = data[1][np.random.default_rng(5).choice(N, 10, replace=False)]
+    assert _recall(reopened, data, flt, queries) >= 0.95 and len(answered) == len(queries)
+    reopened.flush()
+    with np.load(tmp_path / "partitions.npz") as saved:
+        assert "scan" in saved

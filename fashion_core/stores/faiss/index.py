@@ -23,7 +23,7 @@ from fashion_core.stores.faiss.columns import Columns, facets
 from fashion_core.stores.faiss.files import IndexFiles
 from fashion_core.stores.faiss.planner import Planner
 from fashion_core.stores.faiss.rows import Rows
-from fashion_core.stores.faiss.structures import Structures, build
+from fashion_core.stores.faiss.structures import Structures, build, with_scan
 from fashion_core.stores.faiss.tuning import Tuning
 from fashion_core.stores.filters import SearchFilter
 from fashion_core.stores.lexical import Bm25Lexicon
@@ -64,13 +64,16 @@ class FaissIndex:
         self._drop_derived()
         self._lexicon = self._files.read_lexicon(self._rows.ids)  # None: rebuilt when first searched
         ann = self._files.read_ann() if len(self._rows) else None
-        self._structures = None if ann is None else Structures(ann)
-        if ann is not None and self._files.has_partitions():
-            self._group()  # the saved rows are already grouped: this only finds the blocks
-            if self._structures is not None:  # (a regrouping would have dropped it)
-                self._structures = Structures(ann, *self._files.read_partitions(
-                    self._rows.blocks, lambda field, value: self.columns().value_rows(field, value),
-                    len(self._rows)))
+        if ann is None:
+            return
+        self._structures = Structures(ann)
+        self._group()  # the saved rows are already grouped: this only finds the blocks
+        if self._structures is None:  # a regrouping dropped it: rebuilt when first needed
+            return
+        if self._files.has_partitions():
+            self._structures = Structures(ann, *self._files.read_partitions(
+                self._rows.blocks, lambda field, value: self.columns().value_rows(field, value), len(self._rows)))
+        self._structures = with_scan(self._structures, self._rows, self.tuning.quantization, meta.dim)
 
     def save(self) -> None:
         """Write the index's files (building its lexicon and structures first if missing), ``meta.json`` last.

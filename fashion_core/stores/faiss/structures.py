@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import faiss
 import numpy as np
@@ -199,7 +199,16 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
     if values:
         log.info("built %d value partitions (%s) over %d rows", len(values),
                  ", ".join(sorted({f for f, _ in values})), sum(len(v.rows) for v in values.values()))
-    return Structures(ann, partitions, values, make.code_scan(rows.vectors))
+    return Structures(ann, partitions, values, make.code_scan(rows.vectors) if tuning.scans_every_row(n) else None)
+
+
+def with_scan(built: Structures, rows: Rows, quantization: str, dim: int) -> Structures:
+    """``built`` with the code scan of every row of ``rows`` when it lacks one it should have (an index saved
+    before scans existed: its filters no partition covers would walk the global graph); else ``built`` itself."""
+    if built.scan is not None or kind_of(built.ann) == "flat" or not tuning.scans_every_row(len(rows)):
+        return built
+    log.info("building the code scan of every row (%d rows), which this saved index lacks", len(rows))
+    return replace(built, scan=Builder(dim, quantization, rows.vectors).code_scan(rows.vectors))
 
 
 def top(ann: faiss.Index, q: np.ndarray, fetch: int, selector: BitmapSelector | None = None, *,

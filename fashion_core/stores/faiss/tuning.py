@@ -72,6 +72,15 @@ MATCH_SCAN_RERANK_SHARE = 0.06
 # codebook) 4,000 gave recall@10 0.968-1.000 (worst query 0.3-1.0), 8,000 0.995-1.000 (0.7-1.0) at 9-11 ms a
 # query against 8-9 ms (brute force ~50 ms); re-ranking 6% of 260k matches would gather 15k rows.
 MATCH_SCAN_RERANK_MAX = 8_000
+# The scan of every row exists only where a filter can reach it: over EXACT_SUBSET_MAX rows (at or under it every
+# filter is ranked exactly) and never under this many (its 4-bit codebook trains 16 centroids per sub-vector: an
+# index shrunk to 10 rows could neither be searched nor saved).
+SCAN_MIN_ROWS = 256
+
+
+def scans_every_row(n: int) -> bool:
+    """Whether an ANN index of ``n`` rows gets the code scan of every row (``Structures.scan``)."""
+    return n > max(EXACT_SUBSET_MAX, SCAN_MIN_ROWS)
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
