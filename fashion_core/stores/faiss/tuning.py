@@ -76,11 +76,6 @@ MATCH_SCAN_RERANK_MAX = 8_000
 # filter is ranked exactly) and never under this many (its 4-bit codebook trains 16 centroids per sub-vector: an
 # index shrunk to 10 rows could neither be searched nor saved).
 SCAN_MIN_ROWS = 256
-
-
-def scans_every_row(n: int) -> bool:
-    """Whether an ANN index of ``n`` rows gets the code scan of every row (``Structures.scan``)."""
-    return n > max(EXACT_SUBSET_MAX, SCAN_MIN_ROWS)
 PQ_TRAIN_ROWS = 10_000
 VALUE_PARTITION_MIN_ROWS = 1_000
 CLUSTER_FIELD = "articleType"  # rows are stored grouped by it (see Rows.group)
@@ -118,6 +113,11 @@ BROAD_EF_FACTOR = 4
 def exact_is_cheaper(matches: int, n: int) -> bool:
     """Whether ranking ``matches`` rows exactly beats an ANN walk with a selector in an index of ``n`` rows."""
     return matches <= EXACT_SUBSET_MAX or (matches / n < EXACT_SELECTIVITY and matches <= EXACT_SUBSET_HARD_MAX)
+
+
+def scans_every_row(n: int) -> bool:
+    """Whether an ANN index of ``n`` rows gets the code scan of every row (``Structures.scan``)."""
+    return n > max(EXACT_SUBSET_MAX, SCAN_MIN_ROWS)
 
 
 class Tuning:
