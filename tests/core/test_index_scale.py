@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import faiss
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from fashion_core.stores import IndexMeta, SearchFilter, ann_params
 from fashion_core.stores.faiss import FaissIndex, tuning
 from fashion_core.stores.faiss.columns import Columns, FilterRows
 from fashion_core.stores.faiss.planner import Planner
-from fashion_core.stores.faiss.structures import Builder, is_fast_scan
+from fashion_core.stores.faiss.structures import Builder, calibrate_broad, is_fast_scan
 
 N, DIM, CLUSTERS = 30_000, 64, 60
 GENDERS = ["Men", "Women", "Unisex", "Boys", "Girls"]
@@ -338,6 +340,8 @@ def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monk
     flt = SearchFilter.build(gender="Women")
     assert {key for key in reloaded._structures.values if key[0] == "gender"} == {("gender", "Men"),
                                                                                    ("gender", "Women")}
+    for key in (("gender", "Men"), ("gender", "Women")):  # the calibrated walks are saved, not re-measured
+        assert reloaded._structures.values[key].ef_factor == index._structures.values[key].ef_factor
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
 
 
@@ -420,3 +424,54 @@ def test_an_index_saved_without_the_scan_gets_it_when_opened(tmp_path, monkeypat
     reopened.flush()
     with np.load(tmp_path / "partitions.npz") as saved:
         assert "scan" in saved
+
+
+def _gender_regions(noise: float, clusters: int, seed: int) -> tuple[tuple[np.ndarray, np.ndarray, list[dict]],
+                                                                    np.ndarray]:
+    """(data, genders): N items around ``clusters`` random centres (``noise`` around each), 90% of a cluster's
+    items of its gender (0 = Men, 1 = Women)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
+    labels = rng.integers(0, clusters, size=N)
+    vectors = centres[labels] + noise * rng.normal(size=(N, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    genders = np.where(rng.random(N) < 0.9, rng.choice(2, size=clusters)[labels], rng.choice(2, size=N))
+    payloads = [{"gender": GENDERS[g], "articleType": f"t{label % 12}"}
+                for label, g in zip(labels, genders, strict=True)]
+    return (np.arange(1, N + 1, dtype=np.int64), vectors, payloads), genders
+
+
+@pytest.mark.slow
+def test_broad_partitions_walk_at_the_ef_their_far_queries_need(tmp_path):
+    """Each gender graph is calibrated when built: its walks search at the smallest ef factor that finds the true
+    top-10 for queries from the other region. On 1,000 tight clusters with nothing between them (the synthetic
+    benchmark's kind of data) a women's query in the men's graph meets near-ties, so the factor is widened and
+    finds more of its true top-10 than 1x; an index saved before calibration walks at BROAD_EF_FACTOR."""
+    data, genders = _gender_regions(noise=0.05, clusters=1_000, seed=11)
+    index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
+    men = index._structures.values[("gender", "Men")]
+    assert men.ef_factor > 1
+    far = data[1][np.random.default_rng(1).choice(np.flatnonzero(genders == 1), 60, replace=False)]
+    flt = SearchFilter.build(gender="Men")
+    calibrated = _recall(index, data, flt, far)
+    index._structures.values[("gender", "Men")] = replace(men, ef_factor=1)
+    assert calibrated >= _recall(index, data, flt, far) + 0.03
+
+    with np.load(tmp_path / "partitions.npz") as saved:
+        older = {key: saved[key] for key in saved.files if key != "value_factors"}
+    np.savez(tmp_path / "partitions.npz", **older)
+    reopened = FaissIndex(tmp_path)
+    assert {part.ef_factor for key, part in reopened._structures.values.items() if key[0] == "gender"} == {
+        tuning.BROAD_EF_FACTOR}
+
+
+def test_broad_partition_calibration_takes_the_smallest_factor_that_finds_the_top_k(monkeypatch, data):
+    """On items with no region per gender every factor finds the true top-10, so the walk stays at 1x the ef;
+    when no factor reaches the recall asked, the largest is taken."""
+    ids, vectors, payloads = data
+    rows = np.array([i for i, p in enumerate(payloads) if p["gender"] == "Men"], dtype=np.int64)
+    settings = tuning.Tuning("hnsw", "sq8")
+    ann = Builder(DIM, "sq8", vectors).ann(vectors[rows], settings.params_for(len(rows), len(ids)))
+    assert calibrate_broad(ann, vectors, rows, settings) == tuning.BROAD_EF_FACTORS[0]
+    monkeypatch.setattr(tuning, "BROAD_CALIBRATION_RECALL", 1.01)
+    assert calibrate_broad(ann, vectors, rows, settings) == tuning.BROAD_EF_FACTORS[-1]

@@ -152,32 +152,25 @@ class Planner:
 
     def _search_broad(self, q: np.ndarray, k: int, rule: FilterRows) -> np.ndarray | None:
         """Top rows of a filter on broad values of a ``BROAD_PARTITION_FIELDS`` field: each value's own ANN
-        partition walked (the rest of the filter as a selector) with a widened ef/nprobe, the candidates re-ranked
-        exactly. None when the filter names no such field, or a value without a partition."""
+        partition walked (the rest of the filter as a selector) at the ef/nprobe factor calibrated when it was
+        built (``ValuePartition.ef_factor``), the candidates re-ranked exactly. None when the filter names no such
+        field, or a value without a partition."""
         values = self._structures().values
         flt = rule.flt
         field = ann_params.broad_field(flt)
         if field is None or any((field, v) not in values for v in flt.equals[field]):
             return None
-        n = len(self.rows)
-        p = self.tuning.params(n)
-        fetch = self.tuning.fetch(k)
+        n, fetch = len(self.rows), self.tuning.fetch(k)
         found = []
         for value in flt.equals[field]:
             part = values[(field, value)]
             matches, selector = rule.partition(field, part.rows)
             if not matches:
                 continue
-            selectivity = matches / len(part.rows)
-            own = self.tuning.params_for(len(part.rows), n)
-            if part.kind == "ivf":
-                nprobe = ann_params.boost_for_selectivity(max(own.nprobe, p.nprobe) * tuning.BROAD_EF_FACTOR,
-                                                          selectivity)
-                got = structures.top(part.ann, q, fetch, selector, kind="ivf", nprobe=min(own.nlist, nprobe))
-            else:
-                ef = ann_params.boost_for_selectivity(max(p.ef_search * tuning.BROAD_EF_FACTOR, 2 * fetch),
-                                                      selectivity, tuning.HNSW_FILTER_BOOST_MAX)
-                got = structures.top(part.ann, q, fetch, selector, kind="hnsw", ef=ef)
+            kind = part.kind
+            ef, nprobe = self.tuning.broad_walk(len(part.rows), n, kind, fetch, matches / len(part.rows),
+                                                part.ef_factor)
+            got = structures.top(part.ann, q, fetch, selector, kind=kind, ef=ef, nprobe=nprobe)
             found.append(part.rows[got])
         rows = np.concatenate(found) if found else NO_ROWS
         return self.rows.exact(q, k, rows) if len(rows) else rows

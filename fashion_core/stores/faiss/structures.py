@@ -56,10 +56,13 @@ class Partition:
 @dataclass(frozen=True)
 class ValuePartition:
     """The structure of the rows holding one value of a field: ``rows`` (int64, ascending; position i of ``ann``
-    is row ``rows[i]``), an ANN index (broad values) or a scan of their quantized codes (scattered values)."""
+    is row ``rows[i]``), an ANN index (broad values) or a scan of their quantized codes (scattered values).
+    ``ef_factor``: a broad value's walks search at this many times the ef / nprobe in force (see
+    :func:`calibrate_broad`; ``tuning.BROAD_EF_FACTOR`` for one saved before calibration)."""
 
     rows: np.ndarray
     ann: faiss.Index
+    ef_factor: int = tuning.BROAD_EF_FACTOR
 
     @property
     def kind(self) -> str:
@@ -188,8 +191,10 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
         for value in cols.codes(name):
             found = cols.value_rows(name, value)
             if len(found) > tuning.EXACT_SUBSET_MAX and len(found) >= tuning.BROAD_VALUE_MIN_SHARE * n:
-                values[(name, value)] = ValuePartition(found, make.ann(rows.vectors[found],
-                                                                       settings.params_for(len(found), n)))
+                part = make.ann(rows.vectors[found], settings.params_for(len(found), n))
+                factor = calibrate_broad(part, rows.vectors, found, settings)
+                log.info("%s=%s: %d rows, walked at %dx the ef/nprobe", name, value, len(found), factor)
+                values[(name, value)] = ValuePartition(found, part, factor)
     if settings.quantization != "none":
         for name in tuning.VALUE_PARTITION_FIELDS:
             for value in cols.codes(name):
@@ -200,6 +205,34 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
         log.info("built %d value partitions (%s) over %d rows", len(values),
                  ", ".join(sorted({f for f, _ in values})), sum(len(v.rows) for v in values.values()))
     return Structures(ann, partitions, values, make.code_scan(rows.vectors) if tuning.scans_every_row(n) else None)
+
+
+def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, settings: Tuning) -> int:
+    """The smallest of ``tuning.BROAD_EF_FACTORS`` at which walks of ``ann``, the partition of ``rows`` (int64,
+    ascending) of an index of ``vectors`` (float32, (n, dim)), find ``BROAD_CALIBRATION_RECALL`` of the true
+    top-``BROAD_CALIBRATION_K`` (after the exact re-rank, as the planner searches it) for up to
+    ``BROAD_CALIBRATION_QUERIES`` rows drawn from outside the partition (seeded): the queries far from its
+    region, which meet its near-ties; the largest factor when none does. Costs one exact scan of the partition
+    per query and a walk per query and factor (about a second at 500k rows)."""
+    n, k = len(vectors), tuning.BROAD_CALIBRATION_K
+    outside = np.setdiff1d(np.arange(n), rows, assume_unique=True)
+    pool = outside if len(outside) else rows
+    picked = np.random.default_rng(0).choice(pool, size=min(len(pool), tuning.BROAD_CALIBRATION_QUERIES),
+                                             replace=False)
+    queries, own = vectors[np.sort(picked)], vectors[rows]
+    scores = queries @ own.T
+    truth = np.argpartition(-scores, k - 1, axis=1)[:, :k] if own.shape[0] > k else np.argsort(-scores, axis=1)
+    kind, fetch = kind_of(ann), settings.fetch(k)
+    for factor in tuning.BROAD_EF_FACTORS:
+        ef, nprobe = settings.broad_walk(len(rows), n, kind, fetch, 1.0, factor)
+        found = 0
+        for q, true, row_scores in zip(queries, truth, scores, strict=True):
+            got = top(ann, q, fetch, kind=kind, ef=ef, nprobe=nprobe)
+            best = got[np.argsort(-row_scores[got], kind="stable")[:k]]
+            found += len(np.intersect1d(best, true))
+        if found >= tuning.BROAD_CALIBRATION_RECALL * truth.size:
+            return factor
+    return tuning.BROAD_EF_FACTORS[-1]
 
 
 def with_scan(built: Structures, rows: Rows, quantization: str, dim: int) -> Structures:

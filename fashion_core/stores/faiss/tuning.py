@@ -101,13 +101,21 @@ GLOBAL_WALK_SELECTIVITY = 0.5
 # space) get an ANN partition per value holding at least BROAD_VALUE_MIN_SHARE of the rows, like Qdrant's
 # per-value graph links: a walk of the global graph with a selector stays in the query's region, where a
 # correlated filter has few matches (measured at 44k, gender=Men keeping 55%: recall@10 0.86, 0.53 on another
-# data set), while the value's own graph holds only matches. A query far from the value's region (a woman's
-# dress, gender=Men) meets near-ties there, so these walks search with BROAD_EF_FACTOR x the ef (HNSW) or
-# nprobe (IVF) in force (measured at 44k synthetic: recall@10 0.85 at ef 64, 0.90 at 128, 0.95 at 256).
-# Each partition costs the memory of its rows' vectors (or codes) and links again.
+# data set), while the value's own graph holds only matches. Each partition costs the memory of its rows' vectors
+# (or codes) and links again.
 BROAD_PARTITION_FIELDS = ann_params.BROAD_FIELDS
 BROAD_VALUE_MIN_SHARE = 0.2
-BROAD_EF_FACTOR = 4
+# A query far from the value's region (a woman's dress, gender=Men) may meet near-ties in its graph, or not: on
+# synthetic clusters with no structure between them recall@10 was 0.85 at ef 64, 0.90 at 128, 0.95 at 256 (44k),
+# on the real model's embeddings grown to 100k 1.000 at 1x. So each broad partition is calibrated when built:
+# it walks with the smallest factor of BROAD_EF_FACTORS x the ef (HNSW) or nprobe (IVF) in force that finds
+# BROAD_CALIBRATION_RECALL of the true top-10 for BROAD_CALIBRATION_QUERIES rows from outside the value (the far
+# queries), the largest when none does; one saved before calibration walks with BROAD_EF_FACTOR.
+BROAD_EF_FACTORS = (1, 2, 4)
+BROAD_EF_FACTOR = BROAD_EF_FACTORS[-1]
+BROAD_CALIBRATION_QUERIES = 100
+BROAD_CALIBRATION_RECALL = 0.97
+BROAD_CALIBRATION_K = 10
 
 
 def exact_is_cheaper(matches: int, n: int) -> bool:
@@ -180,6 +188,20 @@ class Tuning:
         """Parameters for a structure over ``rows`` of an index of ``n`` rows (a partition): sized for its own
         rows, of the kind of the whole index."""
         return self._choose(rows, self.params(n).index_type)
+
+    def broad_walk(self, part_rows: int, n: int, kind: str, fetch: int, selectivity: float,
+                   factor: int) -> tuple[int, int]:
+        """The walk of a broad value's partition (``part_rows`` rows of an index of ``n``, of ``kind`` "hnsw" or
+        "ivf"), fetching ``fetch`` candidates among the ``selectivity`` share of its rows a filter keeps, at
+        ``factor`` x the ef / nprobe in force: (ef, nprobe) for ``structures.top``, the other one 0.
+        ef is at least twice the fetch; both are widened for the selectivity (``boost_for_selectivity``)."""
+        p = self.params(n)
+        if kind == "ivf":
+            own = self.params_for(part_rows, n)
+            nprobe = ann_params.boost_for_selectivity(max(own.nprobe, p.nprobe) * factor, selectivity)
+            return 0, min(own.nlist, nprobe)
+        return ann_params.boost_for_selectivity(max(p.ef_search * factor, 2 * fetch), selectivity,
+                                                HNSW_FILTER_BOOST_MAX), 0
 
     def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Query-time settings (None = by size); the structures already built are kept."""
