@@ -15,22 +15,26 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck disable=SC1091
 . "$ROOT/scripts/setup-env.sh"
-bash "$ROOT/scripts/ensure-redis.sh"
-bash "$ROOT/scripts/ensure-chromium.sh"
-ruff check .
 typecheck() { mypy; }  # the packages of [tool.mypy] in pyproject.toml (generated proto stubs excluded)
 if [ $# -gt 0 ]; then
+  bash "$ROOT/scripts/ensure-redis.sh"
+  bash "$ROOT/scripts/ensure-chromium.sh"
+  ruff check .
   typecheck
   fashion-search prepare-models
   exec python -m pytest "$@"
 fi
-# The real recipe starts first (it is the run's critical path), at a lower priority than the synthetic recipe and
-# the tests, which need their cores at once.
+# The real recipe starts as soon as the environment is installed (it is the run's critical path: the servers'
+# and the browser's set-up, ruff and mypy run beside it), at a lower priority than the synthetic recipe and the
+# tests, which need their cores at once.
 log="$(mktemp -t fashion-real-recipe.XXXXXX.log)"
 echo "training the real recipe beside the tests (log: $log)"
 nice -n 5 fashion-search prepare-models --recipes real >"$log" 2>&1 &
 trainer=$!
 trap 'kill "$trainer" 2>/dev/null || true' EXIT  # a failure before the wait must not leave it training
+bash "$ROOT/scripts/ensure-redis.sh"
+bash "$ROOT/scripts/ensure-chromium.sh"
+ruff check .
 typecheck
 fashion-search prepare-models --recipes synthetic
 status=0
