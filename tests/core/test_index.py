@@ -183,9 +183,9 @@ def test_faiss_files_keep_their_format_and_reopen_without_a_rebuild(tmp_path: Pa
         names, keys = saved["names"].tolist(), saved["value_keys"].tolist()
         assert sorted(names) == sorted(TYPES) and saved["bounds"].shape == (len(TYPES), 2)
         assert {"gender=Men", "gender=Women", "baseColour=Black"} <= set(keys)
-        factors = dict(zip(keys, saved["value_factors"].tolist(), strict=True))
-        assert {factors["gender=Men"], factors["gender=Women"]} <= set(tuning.BROAD_EF_FACTORS)
-        assert set(saved.files) == {"names", "bounds", "value_keys", "value_factors", "scan",
+        walks = dict(zip(keys, saved["value_walks"].tolist(), strict=True))
+        assert walks["gender=Men"] > 0 and walks["gender=Women"] > 0  # calibrated (0: saved before calibration)
+        assert set(saved.files) == {"names", "bounds", "value_keys", "value_walks", "scan",
                                     *(f"ann{i}" for i in range(len(names))),
                                     *(f"{kind}{i}" for kind in ("vrows", "vann") for i in range(len(keys)))}
     built = index._structures

@@ -311,29 +311,44 @@ def test_code_scans_saved_before_fast_scans_still_answer(tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("quantization", ["none", "sq8"])
-def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monkeypatch, quantization: str):
+@pytest.mark.parametrize(("index_type", "quantization"), [("hnsw", "none"), ("hnsw", "sq8"), ("ivf", "sq8")])
+def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monkeypatch, index_type: str,
+                                                                  quantization: str):
     """Men's and women's products sit in different regions (as in real catalogs): a gender filter on a query from
-    the other region must still find the true top-k. Each broad gender gets its own graph, persisted with the
-    index; gender with another condition, and both genders, are answered from those graphs too."""
+    the other region must still find the true top-k, at the hybrid search's depth (k=100) too; a query off the
+    rows' manifold (a blend of rows, hard for any walk) finds as much of it as an unfiltered search does. Each
+    broad gender gets its own graph, persisted with the index; gender with another condition, and both genders,
+    are answered from those graphs too, except a condition that follows the embedding and keeps too little of a
+    graph (a year range here: 0.86-0.92 walked with a selector), which the scan of every row answers."""
     rng = np.random.default_rng(11)
     labels, vectors = _clustered(rng)
     cluster_gender = rng.choice(2, size=CLUSTERS)
     genders = np.where(rng.random(N) < 0.9, cluster_gender[labels], rng.choice(2, size=N))
-    payloads = [{"gender": GENDERS[g], "articleType": f"t{label % 12}", "year": 2010 + i % 5}
+    payloads = [{"gender": GENDERS[g], "articleType": f"t{label % 12}", "year": 2010 + int(label) % 8,
+                 "usage": "Sports" if i % 5 == 0 else "Casual"}
                 for i, (label, g) in enumerate(zip(labels, genders, strict=True))]
     data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
-    index = _build(tmp_path, data, index_type="hnsw", quantization=quantization)
+    index = _build(tmp_path, data, index_type=index_type, quantization=quantization)
     assert {key for key in index._structures.values if key[0] == "gender"} == {("gender", "Men"), ("gender", "Women")}
-    answered = []
-    original = Planner._search_broad
+    answered, scanned = [], []
+    original, scan = Planner._search_broad, Planner._search_scan
     monkeypatch.setattr(Planner, "_search_broad", lambda self, *a: answered.append(original(self, *a)) or
                         answered[-1])
+    monkeypatch.setattr(Planner, "_search_scan", lambda self, *a: scanned.append(scan(self, *a)) or scanned[-1])
     queries = vectors[rng.choice(N, 30, replace=False)]  # from both regions
-    for flt in (SearchFilter.build(gender="Men"), SearchFilter.build(gender="Women", year_min=2012),
-                SearchFilter.build(gender="Men,Women")):
-        assert _recall(index, data, flt, queries) >= 0.95, flt.describe()
-    assert answered and all(rows is not None for rows in answered)  # the gender graphs answered
+    women = vectors[rng.choice(np.flatnonzero(genders == 1), 40, replace=False)]
+    blends = vectors[rng.integers(0, N, size=(20, 3))].sum(axis=1)
+    blends /= np.linalg.norm(blends, axis=1, keepdims=True)
+    men = SearchFilter.build(gender="Men")
+    for flt, asked, k in ((men, queries, 10), (men, women, 40), (men, women, 100),
+                          (SearchFilter.build(gender="Women", usage="Casual"), queries, 10),
+                          (SearchFilter.build(gender="Men,Women"), queries, 10)):
+        assert _recall(index, data, flt, asked, k) >= 0.95, (flt.describe(), k)
+    assert _recall(index, data, men, blends) >= _recall(index, data, None, blends) - 0.02
+    assert answered and all(rows is not None for rows in answered) and not scanned  # the gender graphs answered
+    answered.clear()
+    assert _recall(index, data, SearchFilter.build(gender="Men", year_min=2015), queries) >= 0.95
+    assert all(rows is None for rows in answered) and len(scanned) == len(queries)  # the scan answered
 
     reloaded = FaissIndex(tmp_path)
     monkeypatch.setattr(Builder, "ann", lambda *_: pytest.fail("gender graphs rebuilt on load"))
@@ -341,7 +356,7 @@ def test_gender_follows_the_embedding_and_filters_stay_true_top_k(tmp_path, monk
     assert {key for key in reloaded._structures.values if key[0] == "gender"} == {("gender", "Men"),
                                                                                    ("gender", "Women")}
     for key in (("gender", "Men"), ("gender", "Women")):  # the calibrated walks are saved, not re-measured
-        assert reloaded._structures.values[key].ef_factor == index._structures.values[key].ef_factor
+        assert reloaded._structures.values[key].walk == index._structures.values[key].walk > 0
     assert [h.id for h in reloaded.search(queries[0], 10, flt)] == [h.id for h in index.search(queries[0], 10, flt)]
 
 
@@ -443,35 +458,43 @@ def _gender_regions(noise: float, clusters: int, seed: int) -> tuple[tuple[np.nd
 
 @pytest.mark.slow
 def test_broad_partitions_walk_at_the_ef_their_far_queries_need(tmp_path):
-    """Each gender graph is calibrated when built: its walks search at the smallest ef factor that finds the true
-    top-10 for queries from the other region. On 1,000 tight clusters with nothing between them (the synthetic
-    benchmark's kind of data) a women's query in the men's graph meets near-ties, so the factor is widened and
-    finds more of its true top-10 than 1x; an index saved before calibration walks at BROAD_EF_FACTOR."""
+    """Each gender graph is calibrated when built: its walks search at the smallest ef that finds the true top-k
+    for queries from the other region and off the rows. On 1,000 tight clusters with nothing between them (the
+    synthetic benchmark's kind of data) a women's query in the men's graph meets near-ties, so the ef is widened
+    and finds more of its true top-10 than the ef in force; an index saved before calibration walks at
+    BROAD_EF_FACTOR x the ef in force, and a calibrated one never under the ef it was calibrated to, whatever the
+    ef in force when it is searched."""
     data, genders = _gender_regions(noise=0.05, clusters=1_000, seed=11)
     index = _build(tmp_path, data, index_type="hnsw", quantization="sq8")
     men = index._structures.values[("gender", "Men")]
-    assert men.ef_factor > 1
+    base = index.tuning.broad_walk_base(len(men.rows), N, "hnsw")
+    assert men.walk > base
     far = data[1][np.random.default_rng(1).choice(np.flatnonzero(genders == 1), 60, replace=False)]
     flt = SearchFilter.build(gender="Men")
     calibrated = _recall(index, data, flt, far)
-    index._structures.values[("gender", "Men")] = replace(men, ef_factor=1)
+    index._structures.values[("gender", "Men")] = replace(men, walk=base)
     assert calibrated >= _recall(index, data, flt, far) + 0.03
 
+    reopened = FaissIndex(tmp_path, ef_search=16)  # a server searching at a lower ef than the indexer's
+    assert reopened._structures.values[("gender", "Men")].walk == men.walk
+    assert reopened.tuning.broad_walk(len(men.rows), N, "hnsw", 10, 1.0, men.walk)[0] >= men.walk
+
     with np.load(tmp_path / "partitions.npz") as saved:
-        older = {key: saved[key] for key in saved.files if key != "value_factors"}
+        older = {key: saved[key] for key in saved.files if key != "value_walks"}
     np.savez(tmp_path / "partitions.npz", **older)
-    reopened = FaissIndex(tmp_path)
-    assert {part.ef_factor for key, part in reopened._structures.values.items() if key[0] == "gender"} == {
-        tuning.BROAD_EF_FACTOR}
+    before = FaissIndex(tmp_path)
+    assert {part.walk for key, part in before._structures.values.items() if key[0] == "gender"} == {0}
+    assert before.tuning.broad_walk(len(men.rows), N, "hnsw", 10, 1.0, 0)[0] == base * tuning.BROAD_EF_FACTOR
 
 
 def test_broad_partition_calibration_takes_the_smallest_factor_that_finds_the_top_k(monkeypatch, data):
-    """On items with no region per gender every factor finds the true top-10, so the walk stays at 1x the ef;
-    when no factor reaches the recall asked, the largest is taken."""
+    """On items with no region per gender every factor finds the true top-k, so the walk stays at the ef in
+    force; when no factor reaches the recall asked, the largest is taken."""
     ids, vectors, payloads = data
     rows = np.array([i for i, p in enumerate(payloads) if p["gender"] == "Men"], dtype=np.int64)
     settings = tuning.Tuning("hnsw", "sq8")
     ann = Builder(DIM, "sq8", vectors).ann(vectors[rows], settings.params_for(len(rows), len(ids)))
-    assert calibrate_broad(ann, vectors, rows, settings) == tuning.BROAD_EF_FACTORS[0]
+    base = settings.broad_walk_base(len(rows), len(ids), "hnsw")
+    assert calibrate_broad(ann, vectors, rows, settings) == base * tuning.BROAD_EF_FACTORS[0]
     monkeypatch.setattr(tuning, "BROAD_CALIBRATION_RECALL", 1.01)
-    assert calibrate_broad(ann, vectors, rows, settings) == tuning.BROAD_EF_FACTORS[-1]
+    assert calibrate_broad(ann, vectors, rows, settings) == base * tuning.BROAD_EF_FACTORS[-1]

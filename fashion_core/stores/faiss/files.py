@@ -4,7 +4,7 @@
 ``payloads.jsonl`` (one JSON object per row), ``lexical/`` (the BM25 lexicon, ``lexical.Bm25Lexicon``),
 ``index.faiss`` (the global structure) and ``partitions.npz`` (the partitions: ``names`` and ``bounds`` (lo, hi) of
 the articleType blocks with ``ann{i}``, ``value_keys`` "field=value" with ``vrows{i}``, ``vann{i}`` and their
-``value_factors`` (``ValuePartition.ef_factor``), and ``scan``, the code scan of every row; the structures
+``value_walks`` (``ValuePartition.walk``), and ``scan``, the code scan of every row; the structures
 serialized by FAISS). Each file is written to a temporary name and moved into place, and ``meta.json`` last:
 readers treat it as the commit marker of a complete index.
 """
@@ -22,7 +22,6 @@ import faiss
 import numpy as np
 
 from fashion_core.stores.base import IndexMeta
-from fashion_core.stores.faiss import tuning
 from fashion_core.stores.faiss.rows import Rows
 from fashion_core.stores.faiss.structures import Partition, Structures, ValuePartition
 from fashion_core.stores.lexical import LEXICAL_DIR, Bm25Lexicon
@@ -89,8 +88,8 @@ class IndexFiles:
                 field, value = key.split("=", 1)
                 rows = saved[f"vrows{i}"]
                 if np.array_equal(rows, value_rows(field, value)):  # still the rows holding it
-                    factor = int(saved["value_factors"][i]) if "value_factors" in saved else tuning.BROAD_EF_FACTOR
-                    values[(field, value)] = ValuePartition(rows, faiss.deserialize_index(saved[f"vann{i}"]), factor)
+                    walk = int(saved["value_walks"][i]) if "value_walks" in saved else 0  # 0: saved before
+                    values[(field, value)] = ValuePartition(rows, faiss.deserialize_index(saved[f"vann{i}"]), walk)
         return partitions, values, scan
 
     def write(self, meta: IndexMeta, rows: Rows, lexicon: Bm25Lexicon | None, structures: Structures | None) -> None:
@@ -113,7 +112,7 @@ class IndexFiles:
                 bounds=np.array([(part.lo, part.hi) for _, part in parts], dtype=np.int64).reshape(-1, 2),
                 **{f"ann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(parts)},
                 value_keys=np.array([f"{field}={value}" for (field, value), _ in values], dtype=str),
-                value_factors=np.array([part.ef_factor for _, part in values], dtype=np.int64),
+                value_walks=np.array([part.walk for _, part in values], dtype=np.int64),
                 **{f"vrows{i}": part.rows for i, (_, part) in enumerate(values)},
                 **{f"vann{i}": faiss.serialize_index(part.ann) for i, (_, part) in enumerate(values)},
                 **({} if structures.scan is None else {"scan": faiss.serialize_index(structures.scan)})))

@@ -57,12 +57,12 @@ class Partition:
 class ValuePartition:
     """The structure of the rows holding one value of a field: ``rows`` (int64, ascending; position i of ``ann``
     is row ``rows[i]``), an ANN index (broad values) or a scan of their quantized codes (scattered values).
-    ``ef_factor``: a broad value's walks search at this many times the ef / nprobe in force (see
-    :func:`calibrate_broad`; ``tuning.BROAD_EF_FACTOR`` for one saved before calibration)."""
+    ``walk``: the least ef (HNSW) or nprobe (IVF) a broad value's walks search with, found when it was built
+    (:func:`calibrate_broad`); 0 for one saved before calibration (``Tuning.broad_walk``)."""
 
     rows: np.ndarray
     ann: faiss.Index
-    ef_factor: int = tuning.BROAD_EF_FACTOR
+    walk: int = 0
 
     @property
     def kind(self) -> str:
@@ -192,9 +192,9 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
             found = cols.value_rows(name, value)
             if len(found) > tuning.EXACT_SUBSET_MAX and len(found) >= tuning.BROAD_VALUE_MIN_SHARE * n:
                 part = make.ann(rows.vectors[found], settings.params_for(len(found), n))
-                factor = calibrate_broad(part, rows.vectors, found, settings)
-                log.info("%s=%s: %d rows, walked at %dx the ef/nprobe", name, value, len(found), factor)
-                values[(name, value)] = ValuePartition(found, part, factor)
+                walk = calibrate_broad(part, rows.vectors, found, settings)
+                log.info("%s=%s: %d rows, walked at ef/nprobe >= %d", name, value, len(found), walk)
+                values[(name, value)] = ValuePartition(found, part, walk)
     if settings.quantization != "none":
         for name in tuning.VALUE_PARTITION_FIELDS:
             for value in cols.codes(name):
@@ -208,31 +208,50 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
 
 
 def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, settings: Tuning) -> int:
-    """The smallest of ``tuning.BROAD_EF_FACTORS`` at which walks of ``ann``, the partition of ``rows`` (int64,
-    ascending) of an index of ``vectors`` (float32, (n, dim)), find ``BROAD_CALIBRATION_RECALL`` of the true
-    top-``BROAD_CALIBRATION_K`` (after the exact re-rank, as the planner searches it) for up to
-    ``BROAD_CALIBRATION_QUERIES`` rows drawn from outside the partition (seeded): the queries far from its
-    region, which meet its near-ties; the largest factor when none does. Costs one exact scan of the partition
-    per query and a walk per query and factor (about a second at 500k rows)."""
-    n, k = len(vectors), tuning.BROAD_CALIBRATION_K
+    """The least ef (HNSW) or nprobe (IVF) for walks of ``ann``, the partition of ``rows`` (int64, ascending) of an
+    index of ``vectors`` (float32, (n, dim), unit norm): the smallest of ``tuning.BROAD_EF_FACTORS`` x the one in
+    force (``Tuning.broad_walk_base``) at which, walked and re-ranked exactly as the planner searches it,
+    ``BROAD_CALIBRATION_QUERIES`` rows drawn (seeded) from outside the partition, the queries far from its region
+    that meet its near-ties, find at each depth k of ``BROAD_CALIBRATION_DEPTHS`` ``BROAD_CALIBRATION_RECALL`` of
+    their true top-k on average, with at most ``BROAD_CALIBRATION_POOR_SHARE`` of them finding under half; the
+    largest factor when none does. Costs an exact scan of the partition per query and a few walks (~0.1-0.3 s at
+    50k rows)."""
+    n = len(vectors)
     outside = np.setdiff1d(np.arange(n), rows, assume_unique=True)
     pool = outside if len(outside) else rows
     picked = np.random.default_rng(0).choice(pool, size=min(len(pool), tuning.BROAD_CALIBRATION_QUERIES),
                                              replace=False)
     queries, own = vectors[np.sort(picked)], vectors[rows]
-    scores = queries @ own.T
-    truth = np.argpartition(-scores, k - 1, axis=1)[:, :k] if own.shape[0] > k else np.argsort(-scores, axis=1)
-    kind, fetch = kind_of(ann), settings.fetch(k)
+    depths = [k for k in tuning.BROAD_CALIBRATION_DEPTHS if k < len(rows)]
+    truth: dict[int, list[np.ndarray]] = {k: [] for k in depths}
+    for start in range(0, len(queries), 32):  # 32 queries' scores at a time: (32, rows) float32
+        scores = queries[start:start + 32] @ own.T
+        for k in depths:
+            truth[k] += list(np.argpartition(-scores, k - 1, axis=1)[:, :k])
+    kind = kind_of(ann)
+    base = settings.broad_walk_base(len(rows), n, kind)
     for factor in tuning.BROAD_EF_FACTORS:
-        ef, nprobe = settings.broad_walk(len(rows), n, kind, fetch, 1.0, factor)
-        found = 0
-        for q, true, row_scores in zip(queries, truth, scores, strict=True):
-            got = top(ann, q, fetch, kind=kind, ef=ef, nprobe=nprobe)
-            best = got[np.argsort(-row_scores[got], kind="stable")[:k]]
-            found += len(np.intersect1d(best, true))
-        if found >= tuning.BROAD_CALIBRATION_RECALL * truth.size:
-            return factor
-    return tuning.BROAD_EF_FACTORS[-1]
+        if all(_walks_find(ann, own, queries, truth[k], settings.fetch(k),
+                           settings.broad_walk(len(rows), n, kind, settings.fetch(k), 1.0, base * factor), kind)
+               for k in depths):
+            return base * factor
+    return base * tuning.BROAD_EF_FACTORS[-1]
+
+
+def _walks_find(ann: faiss.Index, own: np.ndarray, queries: np.ndarray, truth: list[np.ndarray], fetch: int,
+                walk: tuple[int, int], kind: str) -> bool:
+    """Whether walks of ``ann`` (over the rows ``own``) at ``walk`` (ef, nprobe), fetching ``fetch`` candidates
+    re-ranked exactly, find the calibration's share of each query's ``truth`` (its true top-k positions)."""
+    ef, nprobe = walk
+    recalls = np.empty(len(queries))
+    for i, (q, true) in enumerate(zip(queries, truth, strict=True)):
+        got = top(ann, q, fetch, kind=kind, ef=ef, nprobe=nprobe)
+        best = got[np.argsort(-(own[got] @ q), kind="stable")[:len(true)]]
+        recalls[i] = len(np.intersect1d(best, true)) / len(true)
+    log.debug("calibration walk %s at depth %d: recall %.3f, %.3f under half", walk, len(truth[0]), recalls.mean(),
+              np.mean(recalls < 0.5))
+    return bool(recalls.mean() >= tuning.BROAD_CALIBRATION_RECALL
+                and np.mean(recalls < 0.5) <= tuning.BROAD_CALIBRATION_POOR_SHARE)
 
 
 def with_scan(built: Structures, rows: Rows, quantization: str, dim: int) -> Structures:

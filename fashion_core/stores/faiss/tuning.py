@@ -107,15 +107,21 @@ BROAD_PARTITION_FIELDS = ann_params.BROAD_FIELDS
 BROAD_VALUE_MIN_SHARE = 0.2
 # A query far from the value's region (a woman's dress, gender=Men) may meet near-ties in its graph, or not: on
 # synthetic clusters with no structure between them recall@10 was 0.85 at ef 64, 0.90 at 128, 0.95 at 256 (44k),
-# on the real model's embeddings grown to 100k 1.000 at 1x. So each broad partition is calibrated when built:
-# it walks with the smallest factor of BROAD_EF_FACTORS x the ef (HNSW) or nprobe (IVF) in force that finds
-# BROAD_CALIBRATION_RECALL of the true top-10 for BROAD_CALIBRATION_QUERIES rows from outside the value (the far
-# queries), the largest when none does; one saved before calibration walks with BROAD_EF_FACTOR.
+# on the real model's embeddings grown to 100k 1.000 at 1x. So each broad partition is calibrated when built
+# (``structures.calibrate_broad``): its walks search at least the smallest of BROAD_EF_FACTORS x the ef (HNSW) or
+# nprobe (IVF) in force at which BROAD_CALIBRATION_QUERIES rows from outside the value (the far queries) find at
+# each depth of BROAD_CALIBRATION_DEPTHS (10, and the hybrid search's dense depth 100) BROAD_CALIBRATION_RECALL of
+# their true top-k on average, with at most BROAD_CALIBRATION_POOR_SHARE of them under half of theirs; the largest
+# factor when none does. Queries off the rows' manifold (blends of unrelated rows) are hard for every walk, filtered
+# or not (on the real model's embeddings an unfiltered search found 0.87-0.95 of their top 10 at the ef in force),
+# and are not what a filter makes harder, so they do not widen it. One saved before calibration walks at
+# BROAD_EF_FACTOR x the ef/nprobe in force.
 BROAD_EF_FACTORS = (1, 2, 4)
 BROAD_EF_FACTOR = BROAD_EF_FACTORS[-1]
 BROAD_CALIBRATION_QUERIES = 100
+BROAD_CALIBRATION_DEPTHS = (10, 100)
 BROAD_CALIBRATION_RECALL = 0.97
-BROAD_CALIBRATION_K = 10
+BROAD_CALIBRATION_POOR_SHARE = 0.01
 
 
 def exact_is_cheaper(matches: int, n: int) -> bool:
@@ -189,19 +195,25 @@ class Tuning:
         rows, of the kind of the whole index."""
         return self._choose(rows, self.params(n).index_type)
 
-    def broad_walk(self, part_rows: int, n: int, kind: str, fetch: int, selectivity: float,
-                   factor: int) -> tuple[int, int]:
-        """The walk of a broad value's partition (``part_rows`` rows of an index of ``n``, of ``kind`` "hnsw" or
-        "ivf"), fetching ``fetch`` candidates among the ``selectivity`` share of its rows a filter keeps, at
-        ``factor`` x the ef / nprobe in force: (ef, nprobe) for ``structures.top``, the other one 0.
-        ef is at least twice the fetch; both are widened for the selectivity (``boost_for_selectivity``)."""
+    def broad_walk_base(self, part_rows: int, n: int, kind: str) -> int:
+        """The ef (``kind`` "hnsw") or nprobe ("ivf") in force for a broad value's partition of ``part_rows`` rows
+        in an index of ``n``: what its calibration multiplies."""
         p = self.params(n)
+        return max(self.params_for(part_rows, n).nprobe, p.nprobe) if kind == "ivf" else p.ef_search
+
+    def broad_walk(self, part_rows: int, n: int, kind: str, fetch: int, selectivity: float,
+                   least: int) -> tuple[int, int]:
+        """The walk of a broad value's partition (``part_rows`` rows of an index of ``n``, of ``kind`` "hnsw" or
+        "ivf"), fetching ``fetch`` candidates among the ``selectivity`` share of its rows a filter keeps: (ef,
+        nprobe) for ``structures.top``, the other one 0. It searches at least the ef / nprobe in force and
+        ``least`` (its calibration, ``ValuePartition.walk``; 0 = none: BROAD_EF_FACTOR x the one in force); an
+        HNSW ef at least twice the fetch; both widened for the selectivity (``boost_for_selectivity``)."""
+        base = self.broad_walk_base(part_rows, n, kind)
+        wanted = max(base, least) if least else base * BROAD_EF_FACTOR
         if kind == "ivf":
-            own = self.params_for(part_rows, n)
-            nprobe = ann_params.boost_for_selectivity(max(own.nprobe, p.nprobe) * factor, selectivity)
-            return 0, min(own.nlist, nprobe)
-        return ann_params.boost_for_selectivity(max(p.ef_search * factor, 2 * fetch), selectivity,
-                                                HNSW_FILTER_BOOST_MAX), 0
+            nprobe = ann_params.boost_for_selectivity(wanted, selectivity)
+            return 0, min(self.params_for(part_rows, n).nlist, nprobe)
+        return ann_params.boost_for_selectivity(max(wanted, 2 * fetch), selectivity, HNSW_FILTER_BOOST_MAX), 0
 
     def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Query-time settings (None = by size); the structures already built are kept."""
