@@ -152,29 +152,34 @@ class Planner:
 
     def _search_broad(self, q: np.ndarray, k: int, rule: FilterRows) -> np.ndarray | None:
         """Top rows of a filter on broad values of a ``BROAD_PARTITION_FIELDS`` field: each value's own ANN
-        partition walked (the rest of the filter as a selector) at the ef/nprobe calibrated when it was built
-        (``ValuePartition.walk``), the candidates re-ranked exactly. None when the filter names no such field, a
-        value without a partition, or when the rest of the filter keeps less than ``GLOBAL_WALK_SELECTIVITY`` of a
-        value's rows, the whole filter less than that of the index, and the index has its scan of every row (a
-        walk with such a selector stays in the query's region: gender=Men with a year range that follows the
-        embedding found 0.86-0.92 of the true top 10)."""
-        values = self._structures().values
+        partition walked at the ef/nprobe calibrated when it was built (``ValuePartition.walk``), a value too small
+        for one (at most ``EXACT_SUBSET_MAX`` rows) ranked exactly, the candidates re-ranked exactly. When the rest
+        of the filter would be a selector inside a value's graph, or a graph's calibration found its walks missing
+        too much (``walk`` < 0), the scan of every row answers (``_search_scan``) where the index has one: a walk
+        with a selector stays in the query's region (real catalog, 40k: gender=Men with a year range that follows
+        the embedding found 0.86 of the true top 10; gender=Men,Women with a usage and a year range 0.91), where the
+        scan found 1.000 at about the same cost. None when the filter names no such field or a value too large to
+        rank exactly without a graph."""
+        structs = self._structures()
         flt = rule.flt
         field = ann_params.broad_field(flt)
-        if field is None or any((field, v) not in values for v in flt.equals[field]):
+        if field is None:
             return None
         n, fetch = len(self.rows), self.tuning.fetch(k)
-        walks = []
+        walks, found = [], []
         for value in flt.equals[field]:
-            part = values[(field, value)]
+            part = structs.values.get((field, value))
+            if part is None:
+                rows = self._columns().value_rows(field, value)
+                if len(rows) > tuning.EXACT_SUBSET_MAX:
+                    return None
+                found.append(rows if rule.whole(field) else rows[rule.mask()[rows]])
+                continue
             matches, selector = rule.partition(field, part.rows)
             if matches:
                 walks.append((part, matches, selector))
-        scannable = rule.matches < n * tuning.GLOBAL_WALK_SELECTIVITY and self._structures().scan is not None
-        if scannable and any(selector is not None and matches < len(part.rows) * tuning.GLOBAL_WALK_SELECTIVITY
-                             for part, matches, selector in walks):
-            return None  # the rest of the filter keeps too little of a value's graph for a walk: the scan answers
-        found = []
+        if structs.scan is not None and any(selector is not None or part.walk < 0 for part, _, selector in walks):
+            return self._search_scan(q, k, rule)
         for part, matches, selector in walks:
             kind = part.kind
             ef, nprobe = self.tuning.broad_walk(len(part.rows), n, kind, fetch, matches / len(part.rows), part.walk)
@@ -211,8 +216,7 @@ class Planner:
         selectivity = matches / max(1, size)
         selector = BitmapSelector(mask) if mask is not None and matches < size else None
         fetch = self._fetch(ann, k, size)
-        ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity, tuning.HNSW_FILTER_BOOST_MAX)
-        nprobe = min(p.nlist, ann_params.boost_for_selectivity(p.nprobe, selectivity))
+        ef, nprobe = self.tuning.walk(p, fetch, selectivity)
         found = structures.top(ann, q, fetch, selector, kind=kind, ef=ef, nprobe=nprobe) + lo
         if self.tuning.quantization != "none" and len(found):
             found = self.rows.exact(q, k, found)  # re-rank quantized candidates on the float32 vectors

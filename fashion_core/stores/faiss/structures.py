@@ -58,7 +58,8 @@ class ValuePartition:
     """The structure of the rows holding one value of a field: ``rows`` (int64, ascending; position i of ``ann``
     is row ``rows[i]``), an ANN index (broad values) or a scan of their quantized codes (scattered values).
     ``walk``: the least ef (HNSW) or nprobe (IVF) a broad value's walks search with, found when it was built
-    (:func:`calibrate_broad`); 0 for one saved before calibration (``Tuning.broad_walk``)."""
+    (:func:`calibrate_broad`); 0 for one saved before calibration (``Tuning.broad_walk``); -1 when its walks miss
+    too much at any width: its filters are answered by the scan of every row."""
 
     rows: np.ndarray
     ann: faiss.Index
@@ -192,7 +193,7 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
             found = cols.value_rows(name, value)
             if len(found) > tuning.EXACT_SUBSET_MAX and len(found) >= tuning.BROAD_VALUE_MIN_SHARE * n:
                 part = make.ann(rows.vectors[found], settings.params_for(len(found), n))
-                walk = calibrate_broad(part, rows.vectors, found, settings)
+                walk = calibrate_broad(part, rows.vectors, found, settings, ann)
                 log.info("%s=%s: %d rows, walked at ef/nprobe >= %d", name, value, len(found), walk)
                 values[(name, value)] = ValuePartition(found, part, walk)
     if settings.quantization != "none":
@@ -207,15 +208,19 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
     return Structures(ann, partitions, values, make.code_scan(rows.vectors) if tuning.scans_every_row(n) else None)
 
 
-def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, settings: Tuning) -> int:
+def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, settings: Tuning,
+                    whole: faiss.Index) -> int:
     """The least ef (HNSW) or nprobe (IVF) for walks of ``ann``, the partition of ``rows`` (int64, ascending) of an
     index of ``vectors`` (float32, (n, dim), unit norm): the smallest of ``tuning.BROAD_EF_FACTORS`` x the one in
     force (``Tuning.broad_walk_base``) at which, walked and re-ranked exactly as the planner searches it,
     ``BROAD_CALIBRATION_QUERIES`` rows drawn (seeded) from outside the partition, the queries far from its region
     that meet its near-ties, find at each depth k of ``BROAD_CALIBRATION_DEPTHS`` ``BROAD_CALIBRATION_RECALL`` of
-    their true top-k on average, with at most ``BROAD_CALIBRATION_POOR_SHARE`` of them finding under half; the
-    largest factor when none does. Costs an exact scan of the partition per query and a few walks (~0.1-0.3 s at
-    50k rows)."""
+    their true top-k on average (a tie with the k-th true score counts: catalogs hold duplicate images; or what an
+    unfiltered walk of ``whole``, the global structure, finds of their top-k among every row, less 0.01, when that
+    is lower: a filter should cost no recall, not buy more than the index gives), with at most
+    ``BROAD_CALIBRATION_POOR_SHARE`` of them finding under half (or the unfiltered walk's share, if more); -1 when
+    none does (not walked: the scan of every row answers its filters). Costs two exact scans per query (the
+    partition, every row) and a few walks (~0.1-0.3 s at 50k rows)."""
     n = len(vectors)
     outside = np.setdiff1d(np.arange(n), rows, assume_unique=True)
     pool = outside if len(outside) else rows
@@ -223,35 +228,51 @@ def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, set
                                              replace=False)
     queries, own = vectors[np.sort(picked)], vectors[rows]
     depths = [k for k in tuning.BROAD_CALIBRATION_DEPTHS if k < len(rows)]
-    truth: dict[int, list[np.ndarray]] = {k: [] for k in depths}
+    bars: dict[int, list[float]] = {k: [] for k in depths}  # each query's k-th true score
     for start in range(0, len(queries), 32):  # 32 queries' scores at a time: (32, rows) float32
         scores = queries[start:start + 32] @ own.T
         for k in depths:
-            truth[k] += list(np.argpartition(-scores, k - 1, axis=1)[:, :k])
+            bars[k] += np.partition(scores, len(rows) - k, axis=1)[:, len(rows) - k].tolist()
+    p = settings.params(n)
+    need = []  # (recall, poor share) asked at each depth
+    for k in depths:
+        everywhere = np.concatenate([np.partition(queries[i:i + 32] @ vectors.T, n - k, axis=1)[:, n - k]
+                                     for i in range(0, len(queries), 32)])
+        unfiltered = _walk_recalls(whole, vectors, queries, everywhere, k, settings.fetch(k),
+                                   settings.walk(p, settings.fetch(k), 1.0), kind_of(whole))
+        need.append((min(tuning.BROAD_CALIBRATION_RECALL, unfiltered.mean() - 0.01),
+                     max(tuning.BROAD_CALIBRATION_POOR_SHARE, float(np.mean(unfiltered < 0.5)))))
     kind = kind_of(ann)
     base = settings.broad_walk_base(len(rows), n, kind)
+    found = {}
     for factor in tuning.BROAD_EF_FACTORS:
-        if all(_walks_find(ann, own, queries, truth[k], settings.fetch(k),
-                           settings.broad_walk(len(rows), n, kind, settings.fetch(k), 1.0, base * factor), kind)
-               for k in depths):
+        found[factor] = [_walk_recalls(ann, own, queries, np.asarray(bars[k]), k, settings.fetch(k),
+                                       settings.broad_walk(len(rows), n, kind, settings.fetch(k), 1.0, base * factor),
+                                       kind) for k in depths]
+        if all(r.mean() >= recall and np.mean(r < 0.5) <= poor for r, (recall, poor) in zip(found[factor], need,
+                                                                                          strict=True)):
             return base * factor
-    return base * tuning.BROAD_EF_FACTORS[-1]
+    widest = tuning.BROAD_EF_FACTORS[-1]
+    log.warning("a broad partition of %d rows: its walks find %s of their far queries' top-k even at %dx the "
+                "ef/nprobe; its filters will scan every row instead", len(rows),
+                " / ".join(f"{r.mean():.3f}" for r in found[widest]), widest)
+    return -1
 
 
-def _walks_find(ann: faiss.Index, own: np.ndarray, queries: np.ndarray, truth: list[np.ndarray], fetch: int,
-                walk: tuple[int, int], kind: str) -> bool:
-    """Whether walks of ``ann`` (over the rows ``own``) at ``walk`` (ef, nprobe), fetching ``fetch`` candidates
-    re-ranked exactly, find the calibration's share of each query's ``truth`` (its true top-k positions)."""
+def _walk_recalls(ann: faiss.Index, own: np.ndarray, queries: np.ndarray, bars: np.ndarray, k: int, fetch: int,
+                  walk: tuple[int, int], kind: str) -> np.ndarray:
+    """Each query's recall@``k`` (float64, (queries,)) by walks of ``ann`` (over the rows ``own``) at ``walk`` (ef,
+    nprobe), fetching ``fetch`` candidates re-ranked exactly: the share of its k best found scoring at least its
+    k-th true score ``bars[i]`` (so ties count)."""
     ef, nprobe = walk
     recalls = np.empty(len(queries))
-    for i, (q, true) in enumerate(zip(queries, truth, strict=True)):
+    for i, (q, bar) in enumerate(zip(queries, bars, strict=True)):
         got = top(ann, q, fetch, kind=kind, ef=ef, nprobe=nprobe)
-        best = got[np.argsort(-(own[got] @ q), kind="stable")[:len(true)]]
-        recalls[i] = len(np.intersect1d(best, true)) / len(true)
-    log.debug("calibration walk %s at depth %d: recall %.3f, %.3f under half", walk, len(truth[0]), recalls.mean(),
+        best = np.sort(own[got] @ q)[::-1][:k]
+        recalls[i] = np.count_nonzero(best >= bar - 1e-6) / k
+    log.debug("calibration walk %s at depth %d: recall %.3f, %.3f under half", walk, k, recalls.mean(),
               np.mean(recalls < 0.5))
-    return bool(recalls.mean() >= tuning.BROAD_CALIBRATION_RECALL
-                and np.mean(recalls < 0.5) <= tuning.BROAD_CALIBRATION_POOR_SHARE)
+    return recalls
 
 
 def with_scan(built: Structures, rows: Rows, quantization: str, dim: int) -> Structures:

@@ -111,11 +111,13 @@ BROAD_VALUE_MIN_SHARE = 0.2
 # (``structures.calibrate_broad``): its walks search at least the smallest of BROAD_EF_FACTORS x the ef (HNSW) or
 # nprobe (IVF) in force at which BROAD_CALIBRATION_QUERIES rows from outside the value (the far queries) find at
 # each depth of BROAD_CALIBRATION_DEPTHS (10, and the hybrid search's dense depth 100) BROAD_CALIBRATION_RECALL of
-# their true top-k on average, with at most BROAD_CALIBRATION_POOR_SHARE of them under half of theirs; the largest
-# factor when none does. Queries off the rows' manifold (blends of unrelated rows) are hard for every walk, filtered
-# or not (real catalog, 40k, HNSW ef 64: an unfiltered search found 0.887 of their top 10, gender-filtered 0.870-0.947),
-# and are not what a filter makes harder, so they do not widen it. One saved before calibration walks at
-# BROAD_EF_FACTOR x the ef/nprobe in force.
+# their true top-k on average (or what the global structure's unfiltered walk finds for them, less 0.01, when that
+# is lower), with at most BROAD_CALIBRATION_POOR_SHARE of them under half of theirs. When none
+# does, the partition is not walked: its filters are answered by the scan of every row (``ValuePartition.walk``
+# -1). Queries off the rows' manifold (blends of unrelated rows) are hard for every walk, filtered or not (real
+# catalog, 40k, HNSW ef 64: an unfiltered search found 0.887 of their top 10, gender-filtered 0.870-0.947), and are
+# not what a filter makes harder, so they do not widen it. One saved before calibration walks at BROAD_EF_FACTOR x
+# the ef/nprobe in force.
 BROAD_EF_FACTORS = (1, 2, 4)
 BROAD_EF_FACTOR = BROAD_EF_FACTORS[-1]
 BROAD_CALIBRATION_QUERIES = 100
@@ -195,6 +197,13 @@ class Tuning:
         rows, of the kind of the whole index."""
         return self._choose(rows, self.params(n).index_type)
 
+    def walk(self, p: ann_params.AnnParams, fetch: int, selectivity: float) -> tuple[int, int]:
+        """(ef, nprobe) of a walk of a structure with parameters ``p`` fetching ``fetch`` candidates among the
+        ``selectivity`` share of its rows a selector keeps: ef at least twice the fetch, both widened for the
+        selectivity (``boost_for_selectivity``; ef at most HNSW_FILTER_BOOST_MAX x)."""
+        ef = ann_params.boost_for_selectivity(max(p.ef_search, 2 * fetch), selectivity, HNSW_FILTER_BOOST_MAX)
+        return ef, min(p.nlist, ann_params.boost_for_selectivity(p.nprobe, selectivity))
+
     def broad_walk_base(self, part_rows: int, n: int, kind: str) -> int:
         """The ef (``kind`` "hnsw") or nprobe ("ivf") in force for a broad value's partition of ``part_rows`` rows
         in an index of ``n``: what its calibration multiplies."""
@@ -206,10 +215,13 @@ class Tuning:
         """The walk of a broad value's partition (``part_rows`` rows of an index of ``n``, of ``kind`` "hnsw" or
         "ivf"), fetching ``fetch`` candidates among the ``selectivity`` share of its rows a filter keeps: (ef,
         nprobe) for ``structures.top``, the other one 0. It searches at least the ef / nprobe in force and
-        ``least`` (its calibration, ``ValuePartition.walk``; 0 = none: BROAD_EF_FACTOR x the one in force); an
-        HNSW ef at least twice the fetch; both widened for the selectivity (``boost_for_selectivity``)."""
+        ``least`` (its calibration, ``ValuePartition.walk``; 0 or less = none: BROAD_EF_FACTOR x the one in force,
+        as for an IVF fetch deeper than the calibration's); an HNSW ef at least twice the fetch; both widened for
+        the selectivity (``boost_for_selectivity``)."""
         base = self.broad_walk_base(part_rows, n, kind)
-        wanted = max(base, least) if least else base * BROAD_EF_FACTOR
+        if kind == "ivf" and fetch > self.fetch(max(BROAD_CALIBRATION_DEPTHS)):
+            least = 0  # deeper than calibrated, and an IVF probe does not widen with the fetch as HNSW's ef does
+        wanted = max(base, least) if least > 0 else base * BROAD_EF_FACTOR
         if kind == "ivf":
             nprobe = ann_params.boost_for_selectivity(wanted, selectivity)
             return 0, min(self.params_for(part_rows, n).nlist, nprobe)
