@@ -5,7 +5,9 @@ needed (``FilterRows``: a filter on one field alone is counted from per-value co
 is searched whole, without a mask); small or very selective match sets are ranked exactly; an articleType filter
 searches its types' blocks (their partitions, or an exact scan of a small block), and so does a filter on a coarser
 field (masterCategory, subCategory: the blocks of the types its rows hold); a scattered value (baseColour) scans its
-own codes; a broad value (gender) walks its own graph; other match sets (a year range, a season, a usage) keeping
+own codes; a broad value (gender) alone walks its own graph at the width calibrated when it was built (with
+other conditions, or where no width finds its far queries' top-k, the scan of every row answers); other match sets
+(a year range, a season, a usage) keeping
 less than ``GLOBAL_WALK_SELECTIVITY`` scan the codes of every row with the filter as a selector, and larger ones
 walk the global structure with an ``IDSelectorBitmap`` and ef/nprobe widened for the selectivity. A pass that comes
 back with fewer than k rows falls back to exact ranking of the matching rows: the answer is never short. A global
