@@ -160,8 +160,9 @@ class Planner:
         too much (``walk`` < 0), the scan of every row answers (``_search_scan``) where the index has one: a walk
         with a selector stays in the query's region (real catalog, 40k: gender=Men with a year range that follows
         the embedding found 0.86 of the true top 10; gender=Men,Women with a usage and a year range 0.91), where the
-        scan found 1.000 at about the same cost. None when the filter names no such field or a value too large to
-        rank exactly without a graph."""
+        scan found 1.000 at about the same cost; and so it does for a value too large to rank exactly and too small
+        for a graph. A walk that comes back short ranks the filter's rows exactly. None when the filter names no
+        such field, or the index has no scan and a value needs it."""
         structs = self._structures()
         flt = rule.flt
         field = ann_params.broad_field(flt)
@@ -173,8 +174,8 @@ class Planner:
             part = structs.values.get((field, value))
             if part is None:
                 rows = self._columns().value_rows(field, value)
-                if len(rows) > tuning.EXACT_SUBSET_MAX:
-                    return None
+                if len(rows) > tuning.EXACT_SUBSET_MAX:  # too large to rank exactly, too small for a graph
+                    return None if structs.scan is None else self._search_scan(q, k, rule)
                 found.append(rows if rule.whole(field) else rows[rule.mask()[rows]])
                 continue
             matches, selector = rule.partition(field, part.rows)
@@ -186,6 +187,8 @@ class Planner:
             kind = part.kind
             ef, nprobe = self.tuning.broad_walk(len(part.rows), n, kind, fetch, matches / len(part.rows), part.walk)
             got = structures.top(part.ann, q, fetch, selector, kind=kind, ef=ef, nprobe=nprobe)
+            if len(got) < min(fetch, matches):  # a short walk (an IVF probe holds too few rows): rank exactly
+                return self.rows.exact(q, k, rule.rows())
             found.append(part.rows[got])
         rows = np.concatenate(found) if found else NO_ROWS
         return self.rows.exact(q, k, rows) if len(rows) else rows
