@@ -194,7 +194,8 @@ def build(rows: Rows, columns: Callable[[], Columns], settings: Tuning, dim: int
             if len(found) > tuning.EXACT_SUBSET_MAX and len(found) >= tuning.BROAD_VALUE_MIN_SHARE * n:
                 part = make.ann(rows.vectors[found], settings.params_for(len(found), n))
                 walk = calibrate_broad(part, rows.vectors, found, settings, ann)
-                log.info("%s=%s: %d rows, walked at ef/nprobe >= %d", name, value, len(found), walk)
+                log.info("%s=%s: %d rows, %s", name, value, len(found),
+                         f"walked at ef/nprobe >= {walk}" if walk > 0 else "answered by the scan of every row")
                 values[(name, value)] = ValuePartition(found, part, walk)
     if settings.quantization != "none":
         for name in tuning.VALUE_PARTITION_FIELDS:

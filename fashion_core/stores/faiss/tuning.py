@@ -112,12 +112,12 @@ BROAD_VALUE_MIN_SHARE = 0.2
 # nprobe (IVF) in force at which BROAD_CALIBRATION_QUERIES rows from outside the value (the far queries) find at
 # each depth of BROAD_CALIBRATION_DEPTHS (10, and the hybrid search's dense depth 100) BROAD_CALIBRATION_RECALL of
 # their true top-k on average (or what the global structure's unfiltered walk finds for them, less 0.01, when that
-# is lower), with at most BROAD_CALIBRATION_POOR_SHARE of them under half of theirs. When none
-# does, the partition is not walked: its filters are answered by the scan of every row (``ValuePartition.walk``
-# -1). Queries off the rows' manifold (blends of unrelated rows) are hard for every walk, filtered or not (real
-# catalog, 40k, HNSW ef 64: an unfiltered search found 0.887 of their top 10, gender-filtered 0.870-0.947), and are
-# not what a filter makes harder, so they do not widen it. One saved before calibration walks at BROAD_EF_FACTOR x
-# the ef/nprobe in force.
+# is lower), with at most BROAD_CALIBRATION_POOR_SHARE of them under half of theirs. When none does, the partition
+# is not walked: its filters are answered by the scan of every row (``ValuePartition.walk`` -1). Queries off the
+# rows' manifold (blends of unrelated rows) are hard for every walk, filtered or not (real catalog, 40k, HNSW ef
+# 64: an unfiltered search found 0.887 of their top 10, gender-filtered 0.870-0.947), and are not what a filter
+# makes harder, so they do not widen it. One saved before calibration walks at BROAD_EF_FACTOR x the ef/nprobe in
+# force.
 BROAD_EF_FACTORS = (1, 2, 4)
 BROAD_EF_FACTOR = BROAD_EF_FACTORS[-1]
 BROAD_CALIBRATION_QUERIES = 100
