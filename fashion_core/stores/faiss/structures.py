@@ -229,17 +229,11 @@ def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, set
                                              replace=False)
     queries, own = vectors[np.sort(picked)], vectors[rows]
     depths = [k for k in tuning.BROAD_CALIBRATION_DEPTHS if k < len(rows)]
-    bars: dict[int, list[float]] = {k: [] for k in depths}  # each query's k-th true score
-    for start in range(0, len(queries), 32):  # 32 queries' scores at a time: (32, rows) float32
-        scores = queries[start:start + 32] @ own.T
-        for k in depths:
-            bars[k] += np.partition(scores, len(rows) - k, axis=1)[:, len(rows) - k].tolist()
+    bars, everywhere = _kth_scores(queries, own, depths), _kth_scores(queries, vectors, depths)
     p = settings.params(n)
     need = []  # (recall, poor share) asked at each depth
     for k in depths:
-        everywhere = np.concatenate([np.partition(queries[i:i + 32] @ vectors.T, n - k, axis=1)[:, n - k]
-                                     for i in range(0, len(queries), 32)])
-        unfiltered = _walk_recalls(whole, vectors, queries, everywhere, k, settings.fetch(k),
+        unfiltered = _walk_recalls(whole, vectors, queries, everywhere[k], k, settings.fetch(k),
                                    settings.walk(p, settings.fetch(k), 1.0), kind_of(whole))
         need.append((min(tuning.BROAD_CALIBRATION_RECALL, unfiltered.mean() - 0.01),
                      max(tuning.BROAD_CALIBRATION_POOR_SHARE, float(np.mean(unfiltered < 0.5)))))
@@ -247,7 +241,7 @@ def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, set
     base = settings.broad_walk_base(len(rows), n, kind)
     found = {}
     for factor in tuning.BROAD_EF_FACTORS:
-        found[factor] = [_walk_recalls(ann, own, queries, np.asarray(bars[k]), k, settings.fetch(k),
+        found[factor] = [_walk_recalls(ann, own, queries, bars[k], k, settings.fetch(k),
                                        settings.broad_walk(len(rows), n, kind, settings.fetch(k), 1.0, base * factor),
                                        kind) for k in depths]
         if all(r.mean() >= recall and np.mean(r < 0.5) <= poor for r, (recall, poor) in zip(found[factor], need,
@@ -258,6 +252,18 @@ def calibrate_broad(ann: faiss.Index, vectors: np.ndarray, rows: np.ndarray, set
                 "ef/nprobe; its filters will scan every row instead", len(rows),
                 " / ".join(f"{r.mean():.3f}" for r in found[widest]), widest)
     return -1
+
+
+def _kth_scores(queries: np.ndarray, vectors: np.ndarray, depths: list[int]) -> dict[int, np.ndarray]:
+    """Each query's k-th best inner product (float64, (queries,)) with ``vectors`` for each k of ``depths`` (each
+    below ``len(vectors)``), scored 32 queries at a time ((32, rows) float32) and once for every depth."""
+    last = len(vectors)
+    chunks: dict[int, list[np.ndarray]] = {k: [] for k in depths}
+    for start in range(0, len(queries), 32):
+        scores = queries[start:start + 32] @ vectors.T
+        for k in depths:
+            chunks[k].append(np.partition(scores, last - k, axis=1)[:, last - k])
+    return {k: np.concatenate(parts).astype(np.float64) for k, parts in chunks.items()}
 
 
 def _walk_recalls(ann: faiss.Index, own: np.ndarray, queries: np.ndarray, bars: np.ndarray, k: int, fetch: int,

@@ -9,6 +9,7 @@ The thresholds decide which rows get a structure of their own (``structures``) a
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, TypeGuard
 
 from fashion_core.errors import InvalidInputError
@@ -222,10 +223,9 @@ class Tuning:
         if kind == "ivf" and fetch > self.fetch(max(BROAD_CALIBRATION_DEPTHS)):
             least = 0  # deeper than calibrated, and an IVF probe does not widen with the fetch as HNSW's ef does
         wanted = max(base, least) if least > 0 else base * BROAD_EF_FACTOR
-        if kind == "ivf":
-            nprobe = ann_params.boost_for_selectivity(wanted, selectivity)
-            return 0, min(self.params_for(part_rows, n).nlist, nprobe)
-        return ann_params.boost_for_selectivity(max(wanted, 2 * fetch), selectivity, HNSW_FILTER_BOOST_MAX), 0
+        ef, nprobe = self.walk(replace(self.params_for(part_rows, n), ef_search=wanted, nprobe=wanted), fetch,
+                               selectivity)
+        return (0, nprobe) if kind == "ivf" else (ef, 0)
 
     def set_search_params(self, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Query-time settings (None = by size); the structures already built are kept."""
