@@ -515,3 +515,27 @@ def test_broad_partition_calibration_takes_the_smallest_factor_that_finds_the_to
     measured = structures._walk_recalls  # the partition's walks now find nothing; the global structure's as they do
     monkeypatch.setattr(structures, "_walk_recalls", lambda index, *a: measured(index, *a) * (index is whole))
     assert calibrate_broad(ann, vectors, rows, settings, whole) == -1
+
+
+def test_a_short_partition_walk_is_not_hidden_by_other_blocks(tmp_path, monkeypatch):
+    """A filter on two articleTypes, one with an IVF partition and one small block ranked exactly: at a deep k the
+    partition's probes hold fewer rows than asked, and the small block's rows must not fill the answer in their
+    place: the true top-k comes back."""
+    monkeypatch.setattr(tuning, "EXACT_SUBSET_MAX", 1_000)
+    monkeypatch.setattr(tuning, "PARTITION_MIN_ROWS", 1_000)
+    monkeypatch.setattr(tuning, "BROAD_PARTITION_FIELDS", ())
+    rng = np.random.default_rng(7)
+    labels, vectors = _clustered(rng)
+    types = np.where(rng.random(N) < 0.9, labels % 12, rng.integers(0, 12, size=N))
+    types[rng.choice(N, 600, replace=False)] = 12  # a small type, scattered: no partition of its own
+    payloads = [{"gender": GENDERS[i % 2], "articleType": f"t{t}", "year": 2010} for i, t in enumerate(types)]
+    data = (np.arange(1, N + 1, dtype=np.int64), vectors, payloads)
+    index = _build(tmp_path, data, index_type="ivf")
+    assert index._structures.partitions["t3"].kind == "ivf" and "t12" not in index._structures.partitions
+    flt = SearchFilter.build(articleType="t3,t12")
+    k = 800  # t3 has ~2,400 rows; its probes (21 of 62 lists) hold ~650 of them, t12's 600 rows the rest
+    q = vectors[np.flatnonzero(types == 5)[0]]
+    part = index._structures.partitions["t3"]
+    walked = len(index._planner._ann_search(q, k, None, part.hi - part.lo, part))
+    assert walked < k <= walked + 600  # the walk alone comes back short, the small block would fill the gap
+    assert [h.id for h in index.search(q, k, flt)] == _truth(data, q, flt, k)

@@ -111,7 +111,9 @@ class Planner:
 
     def _search_blocks(self, q: np.ndarray, k: int, rule: FilterRows, types: Sequence[str]) -> np.ndarray:
         """Top rows of a filter on articleType(s): each type's block searched through its partition, or ranked
-        exactly when it has none or few matches, and the candidates merged."""
+        exactly when it has none or few matches, and the candidates merged. A partition walk that comes back with
+        fewer than min(k, its matches) rows (an IVF probe holding too few rows for a deep k) has its block's
+        matches ranked exactly instead: the other blocks' rows must not hide what it missed."""
         found = []
         partitions = self._structures().partitions
         for name in types:
@@ -121,8 +123,11 @@ class Planner:
             part = partitions.get(name)
             if part is not None and matches > (tuning.PARTITION_MIN_ROWS if part.kind == "hnsw"
                                                else tuning.VALUE_PARTITION_MIN_ROWS):
-                found.append(self._ann_search(q, k, local, matches, part))
-            elif matches:
+                got = self._ann_search(q, k, local, matches, part)
+                if len(got) >= min(k, matches):
+                    found.append(got)
+                    continue
+            if matches:
                 found.append(lo + (np.arange(hi - lo) if local is None else np.flatnonzero(local)))
         return self.rows.exact(q, k, np.concatenate(found)) if found else NO_ROWS
 
