@@ -16,6 +16,7 @@ Partitions cost extra memory for the rows they cover (their own vectors or codes
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -157,7 +158,9 @@ class Builder:
 def is_fast_scan(ann: faiss.Index) -> bool:
     """Whether ``ann`` is a fast-scan code partition (see ``Builder.code_scan``), whose candidates need the
     wider re-rank of ``Tuning.scan_fetch``; partitions saved before it (sq8 / pq code scans) are not."""
-    return isinstance(faiss.downcast_index(ann), faiss.IndexIVFFastScan)
+    if isinstance(ann, faiss.IndexIVFFastScan):  # built, read and cloned indexes come downcast already
+        return True
+    return type(ann) is faiss.Index and isinstance(faiss.downcast_index(ann), faiss.IndexIVFFastScan)
 
 
 def fast_scan_subquantizers(dim: int) -> int:
@@ -296,7 +299,24 @@ def top(ann: faiss.Index, q: np.ndarray, fetch: int, selector: BitmapSelector | 
     """Positions (int64, best first) of the ``fetch`` best vectors of ``ann`` for query ``q`` (float32, (dim,))
     by inner product, among those ``selector`` keeps (None = all); fewer when fewer are found. A ``kind``
     "hnsw" walk uses ``ef``, an "ivf" one probes ``nprobe`` lists; "flat" scans everything."""
-    sel = selector.faiss if selector is not None else None
+    if selector is None:
+        params = _unselected_params(kind, ef, nprobe)
+    else:
+        params = _search_params(kind, ef, nprobe)
+        params.sel = selector.faiss
+    _, got = ann.search(q.reshape(1, -1), fetch, params=params)
+    return got[0][got[0] >= 0]
+
+
+@functools.lru_cache(maxsize=256)
+def _unselected_params(kind: str, ef: int, nprobe: int) -> faiss.SearchParameters:
+    """The search parameters of a walk without a selector, made once per (kind, ef, nprobe): FAISS only reads
+    them during a search, and building them (SWIG objects, their fields set one by one) cost ~15 us a query."""
+    return _search_params(kind, ef, nprobe)
+
+
+def _search_params(kind: str, ef: int, nprobe: int) -> faiss.SearchParameters:
+    """FAISS search parameters of a ``kind`` ("hnsw", "ivf", else flat) walk at ``ef`` / ``nprobe``, no selector."""
     # Fields set after construction: what faiss's keyword constructors do (their stubs take no arguments).
     params: faiss.SearchParameters
     if kind == "hnsw":
@@ -308,9 +328,7 @@ def top(ann: faiss.Index, q: np.ndarray, fetch: int, selector: BitmapSelector | 
         ivf.nprobe = nprobe
     else:
         params = faiss.SearchParameters()
-    params.sel = sel
-    _, got = ann.search(q.reshape(1, -1), fetch, params=params)
-    return got[0][got[0] >= 0]
+    return params
 
 
 def flat_top(ann: faiss.Index, q: np.ndarray, k: int, selector: BitmapSelector | None) -> np.ndarray:
