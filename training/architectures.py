@@ -109,10 +109,12 @@ def build_tiny_clip(out_dir: Path | str, spec: TinyClipSpec = TinyClipSpec(), se
 @dataclass(frozen=True)
 class DualEncoderSpec:
     """A ConvNeXt image tower (stem of ``patch_size`` px, then stages of ``dims`` channels and ``depths``
-    blocks) and a BERT-style text tower, both projected to ``projection_dim``; images are ``image_size`` px
-    squares after the processor's shortest-edge resize to ``resize_edge`` and centre crop (which pads)."""
+    blocks) and a BERT-style text tower, both projected to ``projection_dim``; images are ``image_size`` px high
+    and ``image_width`` px wide (None: square) after the processor's shortest-edge resize to ``resize_edge`` and
+    centre crop (which pads where the crop is larger than the resized photo)."""
 
     image_size: int = 80
+    image_width: int | None = None
     resize_edge: int | None = 60
     patch_size: int = 4
     dims: tuple[int, ...] = (32, 64, 128, 256)
@@ -147,7 +149,8 @@ def build_dual_encoder(out_dir: Path | str, spec: DualEncoderSpec = DualEncoderS
     torch.manual_seed(seed)
     model = VisionTextDualEncoderModel(config=config)
     image_processor = CLIPImageProcessor(size={"shortest_edge": spec.resize_edge or spec.image_size},
-                                         crop_size={"height": spec.image_size, "width": spec.image_size})
+                                         crop_size={"height": spec.image_size,
+                                                    "width": spec.image_width or spec.image_size})
     processor = VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(out)
     processor.save_pretrained(out)

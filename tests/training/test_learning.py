@@ -115,3 +115,28 @@ def test_a_convnext_dual_encoder_learns_zero_shot_types_with_label_prompts_and_p
     card = json.loads((result.out_dir / CARD_FILE).read_text())
     assert card["losses"] == {"clip_infonce": 1.0, "label_prompts": 1.0, "class_proxies": 2.0, "proxy_scale": 16.0}
     assert not any("prox" in key for key in ClipEncoder.from_pretrained(result.out_dir).model.state_dict())
+
+
+def test_bucketed_texts_give_the_padded_batchs_features_in_the_texts_order(tiny_model_dir: Path) -> None:
+    """Training sends a step's texts through the text tower in length-sorted buckets, each padded to its own
+    longest text: the features are the one padded batch's, row for row, at a fraction of the padded tokens."""
+    import torch
+
+    from fashion_core.model.encoder import load_checkpoint
+    from training.embedding import bucket_features, text_features, tokenize, tokenize_buckets
+
+    model, processor = load_checkpoint(tiny_model_dir)
+    model.eval()
+    words = ["red", "blue", "navy", "casual", "running", "shoes", "for", "men", "women", "summer", "cotton"]
+    texts = [" ".join(words[: 1 + (7 * i) % len(words)]) for i in range(23)]  # lengths 1-11 words, shuffled
+    cpu = torch.device("cpu")
+    padded = tokenize(processor.tokenizer, texts, 32, cpu)
+    buckets = tokenize_buckets(processor.tokenizer, texts, 32, cpu, buckets=3)
+    assert len(buckets.buckets) == 3 and sorted(buckets.order.tolist()) == list(range(len(texts)))
+    assert sum(b["input_ids"].numel() for b in buckets.buckets) < 0.8 * padded["input_ids"].numel()
+    with torch.no_grad():
+        expected, got = text_features(model, padded), bucket_features(model, buckets)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    model.train()
+    bucket_features(model, buckets).sum().backward()  # gradients reach the tower through the reordering
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.text_model.parameters())
