@@ -451,7 +451,9 @@ def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
     reason listed under "Not measured"; a table with nothing measured is a sentence instead."""
     names = [r.get("tag") or Path(r["model"]).name or r["model"] for r in results]
     rows_of = list(zip(names, results, strict=True))
-    lines = [f"Test split: {results[0]['n_test']} products.", ""]
+    # the split measured (evaluate_checkpoints records it): a validation report must never read as a test one
+    split = {"test": "test", "val": "validation", "train": "train"}.get(str(results[0].get("split", "test")), "test")
+    lines = [f"{split.capitalize()} split: {results[0]['n_test']} products.", ""]
 
     def table(title: str, cols: Sequence[str], rows: Sequence[Sequence[str]], first: str = "model",
               empty: str | None = None, note: str | None = None) -> None:
@@ -471,7 +473,7 @@ def markdown_tables(results: Sequence[dict[str, Any]]) -> str:
     def reason(path: str) -> str:
         return why_not_measured(results[0], path) or "not measured"
 
-    table("Bars (test split)", [f"{p} >= {b}" for p, b in BARS.items()],
+    table(f"Bars ({split} split)", [f"{p} >= {b}" for p, b in BARS.items()],
           [[n, *[_bar_cell(r["bars"][p]) for p in BARS]] for n, r in rows_of], note=_too_few_note(results))
     for protocol in results[0]["name_queries"]:
         cols = list(results[0]["name_queries"][protocol])

@@ -178,3 +178,11 @@ def test_worst_article_types_state_their_filter() -> None:
            "perfect F1" in few
     assert "| Skirts |" in few and "Caps" not in few
     assert "### 10 worst articleTypes by zero-shot F1, among the articleTypes with >= 5 test products (m)" in md(many)
+    assert few.startswith("Test split: 40 products.") and "### Bars (test split)" in few
+    # a report on the validation split (selection) says so: it was headed "Test split" and "Bars (test split)"
+    result = {"model": "m", "tag": "m", "n_test": 40, "split": "val", "name_queries": {}, "attribute_queries": {},
+              "zero_shot": {}, "image_to_image": {"precision@10_articleType": 0.5}, "worst_articleTypes": [],
+              "worst_articleTypes_filter": worst_filter(report)}
+    val = markdown_tables([result | {"bars": bars(result)}])
+    assert val.startswith("Validation split: 40 products.") and "### Bars (validation split)" in val
+    assert "test split" not in val.lower()
