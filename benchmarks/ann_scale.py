@@ -22,6 +22,9 @@ ef_construct and ef by size, keyword/integer payload indexes on every filter fie
 quantization with rescoring), each build searched plainly and with ACORN (``+acorn``, ``--no-acorn`` to skip).
 ``qdrant-hnsw-sq8-sharded`` is the same engine with Qdrant's custom sharding on gender: one shard per value, a
 gender filter routed to its values' shards, any other query sent to every shard and the answers merged by score.
+``qdrant-hnsw-sq8-companion`` keeps the whole collection for every query and adds the per-gender shards for gender
+filters only (what ``QdrantIndex`` builds on a server with ``companion_field``: FAISS's per-gender partitions beside
+its global graph, in Qdrant). ``--full-scan-threshold-kb`` overrides the collection's full-scan threshold.
 ``qdrant-local`` is qdrant-client's embedded local mode (the zero-server default until FAISS files replaced it:
 exact brute force in Python) on a capped subset (``--qdrant-max``).
 """
@@ -65,8 +68,8 @@ GENDER_FOLLOWS_CLUSTER = 0.9  # share of items with their cluster's gender; the 
 N_TYPES, N_COLOURS, N_CLUSTERS = 140, 46, 1000
 SEASONS, USAGES = ["Summer", "Fall", "Winter", "Spring"], ["Casual", "Sports", "Ethnic", "Formal", "Party"]
 ALL_METHODS = ("brute", "faiss-flat", "faiss-hnsw", "faiss-hnsw-sq8", "faiss-ivf", "faiss-ivf-pq", "qdrant-hnsw",
-               "qdrant-hnsw-sq8", "qdrant-hnsw-sq8-sharded", "qdrant-local")
-QDRANT_METHODS = ("qdrant-hnsw", "qdrant-hnsw-sq8", "qdrant-hnsw-sq8-sharded")
+               "qdrant-hnsw-sq8", "qdrant-hnsw-sq8-sharded", "qdrant-hnsw-sq8-companion", "qdrant-local")
+QDRANT_METHODS = ("qdrant-hnsw", "qdrant-hnsw-sq8", "qdrant-hnsw-sq8-sharded", "qdrant-hnsw-sq8-companion")
 # Qdrant's custom sharding (a shard key per value: each value its own shards and HNSW graphs) on the broad
 # field FAISS partitions by, modelled with one Qdrant Edge shard per value (``build_qdrant_edge_sharded``).
 SHARD_FIELD = BROAD_PARTITION_FIELDS[0]
@@ -316,13 +319,14 @@ def edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
     return qe.Filter(must=must)
 
 
-def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool, collection_size: int | None = None
-                      ) -> tuple[qe.EdgeShard, float, int]:
+def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool, collection_size: int | None = None,
+                      full_scan_threshold_kb: int | None = None) -> tuple[qe.EdgeShard, float, int]:
     """Qdrant's engine with the collection settings QdrantIndex gives a server collection (the same
     ``qdrant_index.hnsw_config`` / ``quantization_config`` / ``PAYLOAD_INDEXES`` objects, translated to Qdrant
     Edge's types), sized for ``collection_size`` items (default: the catalog's); built until every segment is
     indexed."""
-    hnsw = qdrant_index.hnsw_config(ann_params.qdrant_params(collection_size or len(cat.ids)))
+    hnsw = qdrant_index.hnsw_config(ann_params.qdrant_params(collection_size or len(cat.ids),
+                                                             full_scan_threshold_kb=full_scan_threshold_kb))
     scalar = qdrant_index.quantization_config("scalar" if quantize else "none")
     quantization = None if scalar is None else qe.ScalarQuantizationConfig(
         type=qe.ScalarType.Int8, quantile=scalar.scalar.quantile, always_ram=scalar.scalar.always_ram)
@@ -354,7 +358,7 @@ def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool, collection_
     return shard, build_s, ann_bytes
 
 
-def build_qdrant_edge_sharded(cat: Catalog, directory: Path, quantize: bool
+def build_qdrant_edge_sharded(cat: Catalog, directory: Path, quantize: bool, full_scan_threshold_kb: int | None = None
                               ) -> tuple[dict[str, qe.EdgeShard], float, int]:
     """Qdrant's custom sharding with ``SHARD_FIELD`` as the shard key, as a server holds it: one shard per value
     (its own segments and HNSW graphs, the collection's settings for the whole catalog's size), every item in
@@ -364,7 +368,8 @@ def build_qdrant_edge_sharded(cat: Catalog, directory: Path, quantize: bool
         rows = np.flatnonzero(cat.codes[SHARD_FIELD] == code)
         if len(rows):
             shards[value], seconds, size = build_qdrant_edge(cat.select(rows), directory / value, quantize,
-                                                             collection_size=len(cat.ids))
+                                                             collection_size=len(cat.ids),
+                                                             full_scan_threshold_kb=full_scan_threshold_kb)
             build_s, ann_bytes = build_s + seconds, ann_bytes + size
     return shards, build_s, ann_bytes
 
@@ -376,16 +381,18 @@ def _merged(hits: list[list[qe.ScoredPoint]]) -> list[int]:
 
 def _measure_edge(measure: Callable[..., None], label: str, n: int, cat: Catalog,
                   shards: dict[str, qe.EdgeShard], params: qe.SearchParams, build_s: float, ann_bytes: int,
-                  truth: dict[str, np.ndarray], budget: float) -> None:
+                  truth: dict[str, np.ndarray], budget: float, whole: qe.EdgeShard | None = None) -> None:
     """Measure Qdrant's engine over ``shards``: one unsharded shard (any key), or shards keyed by their
     ``SHARD_FIELD`` value, where a filter on that field is routed to its values' shards (a search with a
-    shard-key selector) and any other query goes to every shard."""
+    shard-key selector) and any other query goes to ``whole`` (the whole collection beside its per-value
+    companion) or, without it, to every shard."""
     sharded = len(shards) > 1
 
     def edge_search(flt: SearchFilter | None, mask: np.ndarray | None) -> Callable[[np.ndarray], list[int]]:
         condition = edge_filter(flt)
-        keys = (flt.equals.get(SHARD_FIELD) if sharded and flt is not None else None) or list(shards)
-        targets = [shards[k] for k in keys if k in shards]
+        keys = (flt.equals.get(SHARD_FIELD) if sharded and flt is not None else None)
+        targets = [shards[k] for k in keys if k in shards] if keys else \
+            [whole] if whole is not None else list(shards.values())
 
         def search(q: np.ndarray) -> list[int]:
             request = qe.QueryRequest(limit=K, query=qe.Query.Nearest(q.tolist()), filter=condition, params=params)
@@ -480,24 +487,33 @@ def _run(args: argparse.Namespace, tmp: Path) -> list[list[object]]:
         if method not in methods:
             continue
         quantized = "-sq8" in method
-        if method.endswith("-sharded"):
-            shards, build_s, ann_bytes = build_qdrant_edge_sharded(cat, tmp / method, quantized)
+        threshold = args.full_scan_threshold_kb
+        whole: qe.EdgeShard | None = None
+        if method.endswith(("-sharded", "-companion")):
+            shards, build_s, ann_bytes = build_qdrant_edge_sharded(cat, tmp / method, quantized, threshold)
+            if method.endswith("-companion"):
+                whole, whole_s, whole_bytes = build_qdrant_edge(cat, tmp / method / "_whole", quantized,
+                                                                full_scan_threshold_kb=threshold)
+                build_s, ann_bytes = build_s + whole_s, ann_bytes + whole_bytes
         else:
-            shard, build_s, ann_bytes = build_qdrant_edge(cat, tmp / method, quantized)
+            shard, build_s, ann_bytes = build_qdrant_edge(cat, tmp / method, quantized,
+                                                          full_scan_threshold_kb=threshold)
             shards = {"": shard}
         # QdrantIndex's query-time settings (the ef by size unless --ef), one build measured at each ef, plainly
         # and with ACORN (Qdrant's filtered search that also walks the neighbours' neighbours, for filters
         # correlated with the embedding) on for every filter.
         for ef_asked in args.ef or [None]:
-            qp = ann_params.qdrant_params(n, hnsw_ef=ef_asked)
+            qp = ann_params.qdrant_params(n, hnsw_ef=ef_asked, full_scan_threshold_kb=threshold)
             rescoring = qe.QuantizationSearchParams(rescore=True, oversampling=qp.oversampling) \
                 if quantized else None
             for acorn in (False, True) if args.acorn else (False,):
                 params = qe.SearchParams(hnsw_ef=qp.hnsw_ef, quantization=rescoring, acorn=qe.AcornSearchParams(
                     enable=True, max_selectivity=1.0) if acorn else None)
-                label = f"{method}{'+acorn' if acorn else ''} (m={qp.hnsw_m} ef={qp.hnsw_ef})"
-                _measure_edge(measure, label, n, cat, shards, params, build_s, ann_bytes, truth, args.budget)
-        for shard in shards.values():
+                label = f"{method}{'+acorn' if acorn else ''} (m={qp.hnsw_m} ef={qp.hnsw_ef}" + (
+                    f" scan<{threshold}KB)" if threshold else ")")
+                _measure_edge(measure, label, n, cat, shards, params, build_s, ann_bytes, truth, args.budget,
+                              whole)
+        for shard in [*shards.values(), *([] if whole is None else [whole])]:
             shard.close()
 
     if "qdrant-local" in methods:
@@ -531,6 +547,9 @@ def main() -> None:
     parser.add_argument("--ef", type=lambda v: [int(x) for x in v.split(",")], default=None,
                         help="comma-separated HNSW ef values to measure each FAISS HNSW and Qdrant build at "
                         "(default: by size)")
+    parser.add_argument("--full-scan-threshold-kb", type=int, default=None,
+                        help="Qdrant's full-scan threshold per segment (KB of float32 vectors; default: "
+                             "ann_params.QDRANT_FULL_SCAN_THRESHOLD_KB)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
     parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones: vectors, ids "
                         "and the filter fields, as --export-faiss writes them")

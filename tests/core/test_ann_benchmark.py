@@ -22,9 +22,10 @@ def ann_scale():
 
 @pytest.mark.slow
 def test_every_method_runs_with_every_filter(ann_scale, tmp_path) -> None:
-    unsharded = [m for m in ann_scale.ALL_METHODS if not m.endswith("-sharded")]  # sharded: its own test below
+    # sharded and companion (the same shards): their own test below
+    unsharded = [m for m in ann_scale.ALL_METHODS if not m.endswith(("-sharded", "-companion"))]
     args = argparse.Namespace(size="6000", queries=20, budget=0.02, methods=",".join(unsharded), ef=None,
-                              qdrant_max=1_500, vectors=None, acorn=True)
+                              qdrant_max=1_500, vectors=None, acorn=True, full_scan_threshold_kb=None)
     rows = ann_scale.run(args)
     by_method: dict[str, dict[str, float]] = {}
     for method, _items, fname, _sel, _build, _mb, q1, q8, _ratio, recall in rows:
@@ -83,6 +84,20 @@ def test_qdrant_sharded_by_gender_routes_a_gender_filter_to_its_shard(ann_scale,
         ann_scale._measure_edge(lambda *a: rows.append(a), "routed", len(cat.ids), cat, routed,
                                 qe.SearchParams(hnsw_ef=64), build_s, ann_bytes, {}, 0.01)
         assert len(rows[0][4](men_filter, men_mask)(cat.queries[0])) == ann_scale.K
+
+        # companion: the whole collection beside the shards answers every query without a gender filter
+        whole, _, _ = ann_scale.build_qdrant_edge(cat, tmp_path / "_whole", quantize=True)
+        shards["_whole"] = whole  # closed with the others
+        refusing = {value: OtherGender() for value in shards if value != "_whole"}
+        rows.clear()
+        ann_scale._measure_edge(lambda *a: rows.append(a), "companion", len(cat.ids), cat, refusing,
+                                qe.SearchParams(hnsw_ef=64), build_s, ann_bytes, {}, 0.01, whole)
+        assert len(rows[0][4](None, None)(cat.queries[0])) == ann_scale.K
+        colour_filter, colour_mask = next((flt, mask) for flt, mask in ann_scale.pick_filters(cat).values()
+                                          if flt is not None and "gender" not in flt.equals)
+        assert len(rows[0][4](colour_filter, colour_mask)(cat.queries[0])) > 0
+        with pytest.raises(AssertionError, match="another gender's shard"):
+            rows[0][4](men_filter, men_mask)(cat.queries[0])
     finally:
         for shard in shards.values():
             shard.close()
