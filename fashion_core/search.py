@@ -119,11 +119,13 @@ class SearchEngine:
             return self._lexical(text, k, flt)
         depth = max(k, self.text.depth)
         hybrid = getattr(self.index, "search_hybrid", None)
+        in_engine = getattr(self.index, "hybrid_in_engine", None)
         # The backend fuses itself (Qdrant's query API) where its fusion is this one: RRF, unweighted (Qdrant weighs
-        # RRF by dividing ranks, fashion_core.fusion by multiplying scores), coverage ignored.
+        # RRF by dividing ranks, fashion_core.fusion by multiplying scores), coverage ignored, and where its dense
+        # part is its search's (a gender filter on Qdrant's companion collections is not).
         t = self.text
         if hybrid is not None and t.method == "rrf" and t.dense_weight == t.lexical_weight == 1 \
-                and not t.coverage_power:
+                and not t.coverage_power and (in_engine is None or in_engine(flt)):
             return hybrid(self.encoder.encode_texts([text])[0], text, k, flt, depth, RRF_C,
                           (t.dense_weight, t.lexical_weight))
         return fuse(self._dense(text, depth, flt), self._lexical(text, depth, flt), k, self.text.method,

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         default=None, gt=0, description="hnsw_config.full_scan_threshold of a new Qdrant collection: a filter matching "
         "fewer vectors' KB than this per segment is an exact scan of its matches; None = by ann_params (20000, 10k "
         "512-d vectors)")
+    qdrant_companions: bool = Field(
+        default=True, description="Qdrant server: an index created with this on keeps a companion collection per "
+        "gender value, searched by gender filters (their own HNSW graphs: a filter on half the catalog that follows "
+        "the embedding finds its true top-k); recorded in the collection, which every reader and writer follows; "
+        "embedded Qdrant never keeps them (its searches are exact)")
     qdrant_shards: int = Field(default=1, gt=0, description="shard_number of a new collection (distributed Qdrant)")
     qdrant_replicas: int = Field(default=1, gt=0, description="replication_factor of a new collection")
     index_batch_size: int = Field(default=64, gt=0)

@@ -44,7 +44,8 @@ def open_store(settings: Settings) -> IndexStore:
                        expected_size=settings.index_expected_size,
                        acorn_max_selectivity=settings.qdrant_acorn_max_selectivity,
                        oversampling=settings.qdrant_oversampling,
-                       full_scan_threshold_kb=settings.qdrant_full_scan_threshold_kb)
+                       full_scan_threshold_kb=settings.qdrant_full_scan_threshold_kb,
+                       companions=settings.qdrant_companions)
 
 
 def open_index(settings: Settings, name: str | None = None) -> VectorIndex:

@@ -355,3 +355,31 @@ def test_benchmark_selection_keeps_what_works_and_breaks_ties_to_less_lexical_we
     chosen = bench.selection({"s": figures})
     assert "dense" not in chosen and not chosen["c"]["eligible"]
     assert [name for name, v in chosen.items() if v["selected"]] == ["b"]
+
+
+def test_a_hybrid_gender_filter_on_qdrant_companions_fuses_their_dense_ranking(synthetic_catalog: Path,
+                                                                               tiny_encoder) -> None:
+    """On a server whose index keeps gender companions, Qdrant's own fusion would rank a gender filter's dense part
+    on the collection (its plain walk: the recall the companions exist to fix); the engine fuses the companions'
+    dense ranking with the collection's BM25 ranking instead. Other filters stay fused inside Qdrant."""
+    from qdrant_client import QdrantClient
+
+    from fashion_core.stores.qdrant.index import QdrantIndex
+
+    index = QdrantIndex("products", client=QdrantClient(":memory:"))  # treated as a server's: companions on
+    index_catalog(synthetic_catalog, tiny_encoder, index)
+    assert index.companions()
+    engine = SearchEngine(tiny_encoder, index, text=TextSearchConfig(depth=20, method="rrf", lexical_weight=1.0,
+                                                                     coverage_power=0.0))
+    native, searched = index.search_hybrid, []
+    index.search_hybrid = lambda *a, **kw: searched.append(a[3]) or native(*a, **kw)  # type: ignore[method-assign]
+    men = SearchFilter.build(gender="Men")
+    got = engine.search_text("puma black shoes", 8, men)
+    want = fuse(engine.search_text("puma black shoes", 20, men, "dense"),
+                engine.search_text("puma black shoes", 20, men, "lexical"), 8)
+    assert [(h.id, h.matched) for h in got] == [(h.id, h.matched) for h in want] and searched == []
+    assert all(h.payload["gender"] == "Men" for h in got)
+    black = SearchFilter.build(baseColour="Black")
+    engine.search_text("puma black shoes", 8, black)
+    assert searched == [black]  # no gender: Qdrant fuses it
+    index.close()

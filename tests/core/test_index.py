@@ -298,7 +298,8 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     by_default = open_index(Settings(index_backend="qdrant", index_dir=tmp_path / "default"))
     assert by_default.acorn_max_selectivity == 1.0  # on: a broad filter that follows the embedding stays top-k
     by_default.close()
-    index = QdrantIndex("t", client=QdrantClient(":memory:"), acorn_max_selectivity=0.6)  # sent like a server
+    # sent like a server; without the gender companions (their test is below), which answer gender filters
+    index = QdrantIndex("t", client=QdrantClient(":memory:"), acorn_max_selectivity=0.6, companions=False)
     index.create(IndexMeta(name="t", backend="qdrant", dim=4))
     index.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [{"gender": "Men"}, {"gender": "Women"}])
     sent: list[object] = []
@@ -319,6 +320,19 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     # a season, a usage, a year range follow the embedding too (season=Summer at 100k: plain 0.80, ACORN 1.00)
     assert all(params.acorn is not None and params.acorn.enable for params in sent[4:8])
     index.close()
+    # With the companions a gender filter searches a collection of that gender alone: no ACORN, unless another
+    # field that follows the embedding is filtered on too.
+    companions = QdrantIndex("c", client=QdrantClient(":memory:"), acorn_max_selectivity=0.6)
+    companions.create(IndexMeta(name="c", backend="qdrant", dim=4))
+    companions.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [{"gender": "Men"}, {"gender": "Women"}])
+    sent.clear()
+    query_points = companions.client.query_points
+    monkeypatch.setattr(companions.client, "query_points",
+                        lambda *a, **kw: sent.append(kw["search_params"]) or query_points(*a, **kw))
+    companions.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men"))
+    companions.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men", season="Summer"))
+    assert sent[0].acorn is None and sent[1].acorn is not None and sent[1].acorn.enable
+    companions.close()
 
 
 def test_a_qdrant_collection_gets_the_settings_the_benchmark_measures(tmp_path: Path,
@@ -373,3 +387,104 @@ def test_a_qdrant_collection_gets_the_settings_the_benchmark_measures(tmp_path: 
                                         index_search_ef=99))
     assert calls["hnsw_config"].full_scan_threshold == 1234
     assert (params.hnsw_ef, params.quantization.oversampling) == (99, 3.0)
+
+
+def _exact(vectors: np.ndarray, payloads: list[dict], ids: list[int], q: np.ndarray, k: int,
+           keep: dict[str, set[str]]) -> list[int]:
+    """The true top-k ids among the items whose every field in ``keep`` holds one of its values."""
+    rows = [r for r, p in enumerate(payloads) if all(p.get(f) in values for f, values in keep.items())]
+    scores = vectors[rows] @ q
+    return [ids[rows[r]] for r in np.argsort(-scores, kind="stable")[:k]]
+
+
+def test_qdrant_gender_filters_search_the_companion_collection_of_each_value(data) -> None:
+    """On a server QdrantIndex keeps a companion collection per gender value (each its own HNSW graph, the way
+    FAISS keeps per-gender partitions): a gender filter is answered from its values' companions, merged by score,
+    every other query from the index; upserts move an item between companions when its gender changes, deletes
+    and drop reach them. Embedded, or with companions off, there are none."""
+    from qdrant_client import QdrantClient
+
+    from fashion_core.stores.versions import companion_name
+
+    ids, vectors, payloads = data
+    index = QdrantIndex("t", client=QdrantClient(":memory:"))  # a client given: treated as a server's
+    assert index.companion_field == "gender"
+    index.create(IndexMeta(name="t", backend="qdrant", dim=DIM))
+    half = N // 2
+    index.upsert(ids[:half], vectors[:half], payloads[:half])
+    index.upsert(ids[half:], vectors[half:], payloads[half:])
+    genders = sorted({p["gender"] for p in payloads})
+    assert index.companions() == sorted(companion_name("t", "gender", g) for g in genders)
+    for gender in genders:
+        name = companion_name("t", "gender", gender)
+        assert index.client.count(name, exact=True).count == sum(p["gender"] == gender for p in payloads)
+    searched: list[str] = []
+    query_points = index.client.query_points
+    index.client.query_points = lambda name, **kw: searched.append(name) or query_points(name, **kw)
+    for row, keep in ((3, {"gender": {"Men"}}), (9, {"gender": {"Women", "Girls"}}),
+                      (11, {"gender": {"Boys"}, "articleType": {"Heels"}}), (14, {})):
+        flt = SearchFilter.build(**{f: ",".join(sorted(v)) for f, v in keep.items()}) if keep else None
+        searched.clear()
+        hits = index.search(vectors[row], 10, flt)
+        assert [h.id for h in hits] == _exact(vectors, payloads, ids, vectors[row], 10, keep)
+        assert all(h.payload["gender"] in keep.get("gender", GENDERS) for h in hits)
+        assert sorted(searched) == (sorted(companion_name("t", "gender", g) for g in keep["gender"])
+                                    if "gender" in keep else ["t"])
+    assert index.search(vectors[0], 5, SearchFilter.build(gender="Martian")) == []  # no item, no companion
+
+    # a gender changed: the item leaves its old companion; a delete leaves every companion
+    moved = next(r for r, p in enumerate(payloads) if p["gender"] == "Men")
+    index.upsert([ids[moved]], vectors[moved:moved + 1], [{**payloads[moved], "gender": "Women"}])
+    assert ids[moved] not in [h.id for h in index.search(vectors[moved], 5, SearchFilter.build(gender="Men"))]
+    assert index.search(vectors[moved], 1, SearchFilter.build(gender="Women"))[0].id == ids[moved]
+    index.delete([ids[moved]])
+    assert ids[moved] not in [h.id for h in index.search(vectors[moved], 5, SearchFilter.build(gender="Women"))]
+    assert sum(index.client.count(name, exact=True).count for name in index.companions()) == N - 1
+    index.drop()
+    assert index.client.get_collections().collections == []
+
+    # an id named twice in one batch counts once, as its last row (as the collection keeps it)
+    twice = QdrantIndex("d", client=QdrantClient(":memory:"))
+    twice.create(IndexMeta(name="d", backend="qdrant", dim=DIM))
+    twice.upsert([7, 7], vectors[:2], [{"gender": "Men"}, {"gender": "Women"}])
+    assert [h.id for h in twice.search(vectors[1], 3, SearchFilter.build(gender="Women"))] == [7]
+    assert twice.search(vectors[1], 3, SearchFilter.build(gender="Men")) == []
+    twice.close()
+
+    # Whether an index keeps companions is recorded when it is created, and every reader and writer follows that,
+    # whatever its own setting: a collection made without them (or before they existed) is searched as itself,
+    # never as empty companions; a writer with the setting off still keeps an index's companions in step.
+    client = QdrantClient(":memory:")
+    old = QdrantIndex("old", client=client, companions=False)
+    old.create(IndexMeta(name="old", backend="qdrant", dim=DIM))
+    old.upsert(ids[:200], vectors[:200], payloads[:200])
+    reader = QdrantIndex("old", client=client)  # companions on by its setting
+    men = {"gender": {"Men"}}
+    assert reader.companion_field is None
+    assert [h.id for h in reader.search(vectors[3], 10, SearchFilter.build(gender="Men"))] == \
+        _exact(vectors[:200], payloads[:200], ids[:200], vectors[3], 10, men)
+    reader.upsert(ids[200:210], vectors[200:210], payloads[200:210])
+    assert reader.companions() == [] and len(client.get_collections().collections) == 1
+    kept = QdrantIndex("kept", client=client)
+    kept.create(IndexMeta(name="kept", backend="qdrant", dim=DIM))
+    kept.upsert(ids[:200], vectors[:200], payloads[:200])
+    off = QdrantIndex("kept", client=client, companions=False)
+    assert off.companion_field == "gender"
+    moved = next(r for r in range(200) if payloads[r]["gender"] == "Men")
+    off.upsert([ids[moved]], vectors[moved:moved + 1], [{**payloads[moved], "gender": "Women"}])
+    off.delete([ids[0]])
+    changed = [{**p, "gender": "Women"} if r == moved else p for r, p in enumerate(payloads[:200])]
+    for gender in ("Men", "Women"):
+        keep = {"gender": {gender}}
+        truth = [i for i in _exact(vectors[:200], changed, ids[:200], vectors[5], 11, keep) if i != ids[0]][:10]
+        assert [h.id for h in kept.search(vectors[5], 10, SearchFilter.build(gender=gender))] == truth
+
+    embedded = QdrantIndex("e", client=QdrantClient(":memory:"), local=True)
+    off = QdrantIndex("o", client=QdrantClient(":memory:"), companions=False)
+    for plain in (embedded, off):
+        assert plain.companion_field is None
+        plain.create(IndexMeta(name=plain.collection, backend="qdrant", dim=DIM))
+        plain.upsert(ids[:50], vectors[:50], payloads[:50])
+        assert plain.companions() == [] and len(plain.client.get_collections().collections) == 1
+        plain.close()
+    index.close()

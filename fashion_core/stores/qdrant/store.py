@@ -1,7 +1,8 @@
 """Qdrant store: collections and aliases over ONE client, of a server (``url``) or of an embedded store (``path``).
 
 A version is a collection; a re-indexed name is a collection alias, switched with one
-``update_collection_aliases`` call. Aliases resolve inside Qdrant, so an index opened by name follows a switch
+``update_collection_aliases`` call, which moves the aliases of the version's companion collections
+(``QdrantIndex.companions``) with it. Aliases resolve inside Qdrant, so an index opened by name follows a switch
 on its next request: readers never re-open (``stamp`` is None).
 
 Embedded Qdrant allows one client per path (a lock file), so the store owns the one client and every index it
@@ -21,6 +22,8 @@ from fashion_core.stores.qdrant.index import QdrantIndex, connect
 from fashion_core.stores.store import prune_stale
 from fashion_core.stores.versions import (
     check_index_name,
+    companion_of,
+    is_companion,
     new_version_name,
     serving_only,
     version_prefix,
@@ -36,7 +39,8 @@ class QdrantStore:
     def __init__(self, path: Path | str | None = None, url: str | None = None, api_key: str | None = None,
                  shards: int = 1, replicas: int = 1, quantization: str = "none", hnsw_ef: int | None = None,
                  expected_size: int | None = None, acorn_max_selectivity: float | None = None,
-                 oversampling: float | None = None, full_scan_threshold_kb: int | None = None) -> None:
+                 oversampling: float | None = None, full_scan_threshold_kb: int | None = None,
+                 companions: bool = True) -> None:
         self.path, self.url, self.api_key = path, url, api_key
         self.local = url is None
         self.concurrent = not self.local  # a server takes concurrent calls; the embedded store is plain Python
@@ -44,6 +48,7 @@ class QdrantStore:
         self.shards, self.replicas, self.quantization = shards, replicas, quantization
         self.hnsw_ef, self.expected_size, self.acorn_max_selectivity = hnsw_ef, expected_size, acorn_max_selectivity
         self.oversampling, self.full_scan_threshold_kb = oversampling, full_scan_threshold_kb
+        self.companions = companions  # on a server only (QdrantIndex: embedded searches are exact)
         self._client: QdrantClient | None = None
         self._connecting = threading.Lock()
 
@@ -61,7 +66,8 @@ class QdrantStore:
                            shards=self.shards, replicas=self.replicas, quantization=self.quantization,
                            hnsw_ef=self.hnsw_ef, expected_size=self.expected_size,
                            acorn_max_selectivity=self.acorn_max_selectivity, oversampling=self.oversampling,
-                           full_scan_threshold_kb=self.full_scan_threshold_kb)
+                           full_scan_threshold_kb=self.full_scan_threshold_kb,
+                           companions=self.companions and not self.local)
 
     def new_version(self, name: str) -> str:
         return check_index_name(new_version_name(check_index_name(name)))
@@ -83,7 +89,13 @@ class QdrantStore:
 
     def list_versions(self, name: str) -> list[str]:
         prefix = version_prefix(check_index_name(name))
-        return sorted(c.name for c in self.client.get_collections().collections if c.name.startswith(prefix))
+        return sorted(c.name for c in self.client.get_collections().collections
+                      if c.name.startswith(prefix) and not is_companion(c.name))
+
+    def _companions_of(self, name: str) -> list[str]:
+        """Every collection or alias named as a companion of ``name`` (any field)."""
+        names = {c.name for c in self.client.get_collections().collections} | set(self._aliases())
+        return sorted(n for n in names if companion_of(name, n))
 
     def switch(self, name: str, version: str) -> None:
         check_index_name(name)
@@ -92,19 +104,38 @@ class QdrantStore:
         aliases = self._aliases()
         if name not in aliases and client.collection_exists(name):
             # A plain collection holds the name (from `fashion-search index`): an alias cannot share it, so this
-            # first switch drops it; every later switch is a single atomic alias update.
+            # first switch drops it (and its companions); every later switch is a single atomic alias update.
             log.warning("dropping plain collection %r so that the name can become an alias", name)
+            for companion in self._companions_of(name):
+                if companion not in aliases:
+                    client.delete_collection(companion)
             client.delete_collection(name)
-        ops: list[models.DeleteAliasOperation | models.CreateAliasOperation] = []
-        if name in aliases:
-            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=name)))
-        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=version,
-                                                                               alias_name=name)))
+        # The name and its companions' names move together: companions of the old version the new one lacks lose
+        # their alias (a filter on that value then finds nothing, as the new version holds none).
+        links = {name: version, **{companion.replace(version, name, 1): companion
+                                   for companion in self._companions_of(version) if companion not in aliases}}
+        # A writer adding a value through the plain name while it was dropped above leaves a plain companion under
+        # a name about to become an alias: a server applies alias actions one by one and stops at the first that
+        # fails, so every name an alias will take is cleared first.
+        collections = {c.name for c in client.get_collections().collections}
+        for alias in links:
+            if alias in collections and alias not in aliases and alias != version:
+                log.warning("dropping plain collection %r so that the name can become an alias", alias)
+                client.delete_collection(alias)
+        aliases = self._aliases()
+        ops: list[models.DeleteAliasOperation | models.CreateAliasOperation] = [
+            models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+            for alias in sorted({name, *self._companions_of(name)} & set(aliases))]
+        ops += [models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
+                for alias, target in links.items()]
         client.update_collection_aliases(change_aliases_operations=ops)
         log.info("Qdrant alias %s -> %s", name, version)
 
     def drop(self, version: str) -> None:
         check_index_name(version)
+        for companion in self._companions_of(version):
+            if companion not in self._aliases():
+                self.client.delete_collection(companion)
         if self.client.collection_exists(version):
             self.client.delete_collection(version)
 
