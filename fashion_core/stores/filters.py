@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from fashion_core.catalog.schema import KEYWORD_FIELDS, year_problem
 from fashion_core.errors import InvalidInputError
+
+
+def _unknown_value(name: str, value: str, by_lower: Mapping[str, str]) -> str:
+    """The error for ``value`` not among a field's indexed values (``by_lower``: lower-cased -> as indexed): the
+    closest ones first ("Tshirt" -> "Tshirts"), then the alphabetical rest up to 12, and how many are not shown."""
+    if not by_lower:
+        return f"unknown {name} value {value!r}; none indexed"
+    close = [by_lower[v] for v in difflib.get_close_matches(value.lower(), list(by_lower), n=3, cutoff=0.6)]
+    listed = close + [v for v in sorted(by_lower.values()) if v not in close][:max(0, 12 - len(close))]
+    more = len(by_lower) - len(listed)
+    hint = f"did you mean {' or '.join(repr(v) for v in close)}? " if close else ""
+    return (f"unknown {name} value {value!r}; {hint}indexed values: {', '.join(listed)}"
+            + (f" and {more} more" if more else ""))
 
 
 def _as_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -59,16 +73,16 @@ class SearchFilter:
         return not (self.year_max is not None and (year is None or year > self.year_max))
 
     def canonical(self, known: Mapping[str, Iterable[str]]) -> SearchFilter:
-        """Values matched case-insensitively to the values the index holds, each once ("Red,red" is "Red"); an
-        unknown value is an error."""
+        """Values matched case-insensitively to the values the index holds, each once ("Red,red" is "Red"). Raises
+        InvalidInputError for an unknown value, naming the closest indexed values (difflib's ratio, as "did you
+        mean") and how many values the field holds besides those listed."""
         equals = {}
         for name, wanted in self.equals.items():
             by_lower = {v.lower(): v for v in known.get(name, ())}
             resolved = []
             for value in wanted:
                 if value.lower() not in by_lower:
-                    sample = ", ".join(sorted(by_lower.values())[:12]) or "none indexed"
-                    raise InvalidInputError(f"unknown {name} value {value!r}; indexed values: {sample}")
+                    raise InvalidInputError(_unknown_value(name, value, by_lower))
                 resolved.append(by_lower[value.lower()])
             equals[name] = tuple(dict.fromkeys(resolved))
         return SearchFilter(equals=equals, year_min=self.year_min, year_max=self.year_max)

@@ -237,6 +237,16 @@ def test_filter_validation() -> None:
     assert flt.canonical(known).equals == {"gender": ("Men",), "baseColour": ("Navy Blue", "Red")}
     with pytest.raises(InvalidInputError, match="unknown gender value 'Martian'"):
         SearchFilter.build(gender="Martian").canonical(known)
+    # the closest values first, then the rest up to 12, and how many are not shown (the list stopped at the
+    # first 12 alphabetically: "Tshirt" never showed "Tshirts")
+    types = {"articleType": [f"Type{i:02d}" for i in range(30)] + ["Tshirts", "Tops"]}
+    with pytest.raises(InvalidInputError) as error:
+        SearchFilter.build(articleType="Tshirt").canonical(types)
+    message = str(error.value)
+    assert message.startswith("unknown articleType value 'Tshirt'; did you mean 'Tshirts'? indexed values: Tshirts, ")
+    assert message.endswith(" and 20 more") and message.count(", ") == 11
+    with pytest.raises(InvalidInputError, match=r"value 'Zzz'; indexed values: Tops, Tshirts, Type00.* and 20 more$"):
+        SearchFilter.build(articleType="Zzz").canonical(types)
 
 
 def test_a_value_named_twice_is_one_value(tmp_path: Path, data, monkeypatch) -> None:
