@@ -6,7 +6,6 @@ all call ``render_rows``. Pillow only (no display needed).
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,31 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def wrap_to_width(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float,
+                  max_lines: int) -> list[str]:
+    """``text`` in at most ``max_lines`` lines, each at most ``width`` pixels wide in ``font`` (Pillow's own text
+    measure): words kept whole where they fit a line, a longer one (a file path) cut where the line is full.
+    Wrapping at a fixed count of characters let wide letters run past a tile's edge ("...Red Dresse")."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if font.getlength(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for char in word:  # a word wider than a line is cut into pieces that fit
+            if line and font.getlength(line + char) > width:
+                lines.append(line)
+                line = ""
+            line += char
+    if line:
+        lines.append(line)
+    return lines[:max_lines]
+
+
 def _picture(tile: Tile) -> Image.Image:
     cell = Image.new("RGB", (TILE, TILE), (250, 245, 230) if tile.text is not None else (235, 235, 235))
     image = tile.image
@@ -56,7 +80,7 @@ def _picture(tile: Tile) -> Image.Image:
         image = ImageOps.contain(image.convert("RGB"), (TILE - 6, TILE - 6), Image.Resampling.LANCZOS)
         cell.paste(image, ((TILE - image.width) // 2, (TILE - image.height) // 2))
     elif tile.text is not None:
-        for j, line in enumerate(textwrap.wrap(tile.text, 16)[:8]):
+        for j, line in enumerate(wrap_to_width(tile.text, _font(15), TILE - 16, 8)):
             ImageDraw.Draw(cell).text((8, 10 + 18 * j), line, fill=(0, 0, 0), font=_font(15))
     else:
         ImageDraw.Draw(cell).text((10, TILE // 2), "no image", fill=(120, 120, 120), font=_font(14))
@@ -86,7 +110,7 @@ def render_rows(rows: Sequence[Sequence[Tile]], out: Path | str, title: str = ""
             canvas.paste(_picture(tile), (x, y))
             colour = QUERY_COLOUR if tile.is_query else NEUTRAL if tile.ok is None else RIGHT if tile.ok else WRONG
             draw.rectangle((x, y, x + TILE - 1, y + TILE - 1), outline=colour, width=3)
-            for j, text in enumerate(textwrap.wrap(tile.caption, 26)[:4]):
+            for j, text in enumerate(wrap_to_width(tile.caption, _font(11), TILE - 8, 4)):
                 draw.text((x + 4, y + TILE + 2 + 12 * j), text, fill=(20, 20, 20), font=_font(11))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)

@@ -75,3 +75,19 @@ def test_search_grid_is_checked_before_searching(grid, message, tmp_path, no_wor
     assert main(["search", "red", "--grid", grid.format(tmp=tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: " + message.format(tmp=tmp_path)) and err.count("\n") == 1
+
+
+def test_captions_wrap_to_the_tiles_width_in_pixels() -> None:
+    """A caption wrapped at 26 characters ran past a 160 px tile when its letters were wide ("...Women Red Dress"
+    lost its last letter in the demo's grid); wrapped by Pillow's measure, every line fits and no word is lost."""
+    from fashion_core.pictures import TILE, _font, wrap_to_width
+
+    font = _font(11)
+    caption = "Lakme Absolute MMMM Women WWWW Red Dresses Dress Women Red Dresses"
+    lines = wrap_to_width(caption, font, TILE - 8, 10)
+    assert all(font.getlength(line) <= TILE - 8 for line in lines)
+    assert " ".join(lines).split() == caption.split()
+    path = "/work/shared/datasets/fashion-product-images-small/images/11518.jpg"
+    cut = wrap_to_width(path, font, TILE - 8, 10)  # one word wider than a line: cut where each line is full
+    assert "".join(cut) == path and len(cut) > 1 and all(font.getlength(line) <= TILE - 8 for line in cut)
+    assert len(wrap_to_width(caption, font, TILE - 8, 2)) == 2
