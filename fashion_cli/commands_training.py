@@ -294,10 +294,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="evaluate checkpoints side by side on the same test split")
     p.add_argument("checkpoints", nargs="*", help="checkpoint dirs or hub ids (default: the configured model)")
-    p.add_argument("--catalog", required=True)
-    p.add_argument("--out", default="out/eval")
+    p.add_argument("--catalog", required=True, help="catalog folder (styles.csv + images/), e.g. the real "
+                   "Fashion Product Images dataset; split 80/10/10 by product id (training.data.split_of)")
+    p.add_argument("--out", default="out/eval",
+                   help="folder for results.json, results.md and the PNGs (default: %(default)s)")
     p.add_argument("--split", choices=["test", "val"], default="test",
-                   help="report on test; select (compare recipes, tune) on val only")
+                   help="report on test (the default); select (compare recipes, tune) on val only")
     p.add_argument("--no-probe", action="store_true", help="skip the linear probe")
     add_settings_options(p)
     p.set_defaults(handler=cmd_evaluate)
