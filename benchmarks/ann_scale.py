@@ -326,7 +326,8 @@ def build_qdrant_edge(cat: Catalog, directory: Path, quantize: bool, collection_
     Edge's types), sized for ``collection_size`` items (default: the catalog's); built until every segment is
     indexed."""
     hnsw = qdrant_index.hnsw_config(ann_params.qdrant_params(collection_size or len(cat.ids),
-                                                             full_scan_threshold_kb=full_scan_threshold_kb))
+                                                             full_scan_threshold_kb=full_scan_threshold_kb,
+                                                             dim=cat.dim))
     scalar = qdrant_index.quantization_config("scalar" if quantize else "none")
     quantization = None if scalar is None else qe.ScalarQuantizationConfig(
         type=qe.ScalarType.Int8, quantile=scalar.scalar.quantile, always_ram=scalar.scalar.always_ram)
@@ -389,8 +390,12 @@ def _measure_edge(measure: Callable[..., None], label: str, n: int, cat: Catalog
     sharded = len(shards) > 1
 
     def edge_search(flt: SearchFilter | None, mask: np.ndarray | None) -> Callable[[np.ndarray], list[int]]:
-        condition = edge_filter(flt)
         keys = (flt.equals.get(SHARD_FIELD) if sharded and flt is not None else None)
+        # a shard holds one value of its field: routed there, the filter drops that condition (as QdrantIndex
+        # does on its companions), or the planner counts the whole shard as its matches and may scan it exactly
+        condition = edge_filter(flt if not keys or flt is None else SearchFilter(
+            equals={f: v for f, v in flt.equals.items() if f != SHARD_FIELD}, year_min=flt.year_min,
+            year_max=flt.year_max))
         targets = [shards[k] for k in keys if k in shards] if keys else \
             [whole] if whole is not None else list(shards.values())
 
@@ -549,7 +554,7 @@ def main() -> None:
                         "(default: by size)")
     parser.add_argument("--full-scan-threshold-kb", type=int, default=None,
                         help="Qdrant's full-scan threshold per segment (KB of float32 vectors; default: "
-                             "ann_params.QDRANT_FULL_SCAN_THRESHOLD_KB)")
+                             "10k vectors of the data's dimension, ann_params.full_scan_kb_for)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
     parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones: vectors, ids "
                         "and the filter fields, as --export-faiss writes them")

@@ -92,8 +92,8 @@ class Settings(BaseSettings):
         "x k; None = by ann_params (4)")
     qdrant_full_scan_threshold_kb: int | None = Field(
         default=None, gt=0, description="hnsw_config.full_scan_threshold of a new Qdrant collection: a filter matching "
-        "fewer vectors' KB than this per segment is an exact scan of its matches; None = by ann_params (20000, 10k "
-        "512-d vectors)")
+        "fewer vectors' KB than this per segment is an exact scan of its matches; None = by ann_params (10k vectors "
+        "of the collection's dimension: 20000 at 512-d, 5000 at 128-d)")
     qdrant_companions: bool = Field(
         default=True, description="Qdrant server: an index created with this on keeps a companion collection per "
         "gender value, searched by gender filters (their own HNSW graphs: a filter on half the catalog that follows "

@@ -90,7 +90,8 @@ class QdrantParams:
     hnsw_m: int
     ef_construct: int
     hnsw_ef: int  # query time
-    full_scan_threshold_kb: int  # per segment: a filter matching fewer vectors than this is an exact scan
+    full_scan_threshold_kb: int  # per segment: fewer vectors' KB than this (a filter's matches, or the segment) are
+    # scanned exactly
     oversampling: float  # quantized search: candidates rescored on the original vectors = oversampling * k
 
 
@@ -100,19 +101,29 @@ class QdrantParams:
 #   then walked the graph, at recall 0.888 (ef 64) / 0.957 (ef 128), 1.5x brute force with ACORN. At 20,000 KB
 #   (10k vectors, ~20% of a 50k segment) it is a scan at recall 1.000; a broader filter still walks the graph,
 #   where a scan would cost more than the walk. Qdrant builds its per-value graph links only for values above
-#   this threshold.
+#   this threshold. It counts KB, so it is set as that many vectors of the collection's dimension: at 20,000 KB
+#   for any dimension, 128-d vectors (the real recipe's) made it 40k vectors, and every segment of the real
+#   catalog's 40k-item index (2 of 20k) was below it: every search an exact scan, unfiltered ones at 2.5-3.4x
+#   brute force (README, "Qdrant's collection settings").
 # - oversampling 4 (40 int8 candidates rescored for k=10, against 20): ~20 float32 dot products more per segment,
 #   a margin against int8's near-ties among a tight cluster's items (not measured apart from the threshold).
-QDRANT_FULL_SCAN_THRESHOLD_KB = 20_000
+QDRANT_FULL_SCAN_VECTORS = 10_000
 QDRANT_OVERSAMPLING = 4.0
 
 
+def full_scan_kb_for(dim: int) -> int:
+    """Qdrant's full-scan threshold (KB of float32 vectors) holding ``QDRANT_FULL_SCAN_VECTORS`` vectors of
+    ``dim`` dimensions: 20,000 KB at 512-d, 5,000 KB at 128-d."""
+    return max(1, math.ceil(QDRANT_FULL_SCAN_VECTORS * dim * 4 / 1024))
+
+
 def qdrant_params(n: int, hnsw_ef: int | None = None, full_scan_threshold_kb: int | None = None,
-                  oversampling: float | None = None) -> QdrantParams:
-    """Qdrant collection settings for ``n`` expected items; a given value overrides its default."""
+                  oversampling: float | None = None, dim: int = 512) -> QdrantParams:
+    """Qdrant collection settings for ``n`` expected items of ``dim`` dimensions; a given value overrides its
+    default."""
     m, ef_construct, ef = hnsw_params(n)
     return QdrantParams(hnsw_m=m, ef_construct=ef_construct, hnsw_ef=hnsw_ef or ef,
-                        full_scan_threshold_kb=full_scan_threshold_kb or QDRANT_FULL_SCAN_THRESHOLD_KB,
+                        full_scan_threshold_kb=full_scan_threshold_kb or full_scan_kb_for(dim),
                         oversampling=oversampling or QDRANT_OVERSAMPLING)
 
 

@@ -336,12 +336,16 @@ def test_qdrant_server_searches_send_acorn_for_filters_when_set(tmp_path: Path,
     companions.create(IndexMeta(name="c", backend="qdrant", dim=4))
     companions.upsert([1, 2], np.eye(4, dtype=np.float32)[:2], [{"gender": "Men"}, {"gender": "Women"}])
     sent.clear()
+    filters: list[object] = []
     query_points = companions.client.query_points
-    monkeypatch.setattr(companions.client, "query_points",
-                        lambda *a, **kw: sent.append(kw["search_params"]) or query_points(*a, **kw))
+    monkeypatch.setattr(companions.client, "query_points", lambda *a, **kw: sent.append(kw["search_params"]) or
+                        filters.append(kw["query_filter"]) or query_points(*a, **kw))
     companions.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men"))
     companions.search(np.eye(4, dtype=np.float32)[1], 1, SearchFilter.build(gender="Men", season="Summer"))
     assert sent[0].acorn is None and sent[1].acorn is not None and sent[1].acorn.enable
+    # and no gender condition, which every item of the companion meets: a gender filter alone is a plain search
+    # of its graph (with it the planner scanned companions' small segments exactly, slower than brute force)
+    assert filters[0] is None and [c.key for c in filters[1].must] == ["season"]
     companions.close()
 
 
@@ -381,8 +385,12 @@ def test_a_qdrant_collection_gets_the_settings_the_benchmark_measures(tmp_path: 
                                               qdrant_quantization="scalar", index_expected_size=1_000_000))
     tuned = ann_params.qdrant_params(1_000_000)
     hnsw = calls["hnsw_config"]
-    assert (hnsw.m, hnsw.ef_construct, hnsw.full_scan_threshold) == (
-        tuned.hnsw_m, tuned.ef_construct, tuned.full_scan_threshold_kb)
+    assert (hnsw.m, hnsw.ef_construct) == (tuned.hnsw_m, tuned.ef_construct)
+    # the threshold counts KB: 10k vectors of the collection's dimension (4 here), as at 512-d (20,000 KB); a fixed
+    # 20,000 KB made every segment of the real catalog's 128-d index (2 x 20k) a full scan
+    assert hnsw.full_scan_threshold == ann_params.full_scan_kb_for(4) == 157
+    assert (ann_params.full_scan_kb_for(512), ann_params.full_scan_kb_for(128)) == (20_000, 5_000)
+    assert tuned.full_scan_threshold_kb == 20_000
     assert hnsw.m > ann_params.qdrant_params(40_000).hnsw_m  # a bigger catalog gets a denser graph
     scalar = calls["quantization_config"].scalar
     assert scalar.type == models.ScalarType.INT8 and scalar.always_ram

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -128,6 +129,7 @@ class QdrantIndex:
         self.params = ann_params.qdrant_params(expected_size or 100_000, hnsw_ef=hnsw_ef,
                                                full_scan_threshold_kb=full_scan_threshold_kb,
                                                oversampling=oversampling)
+        self._full_scan_threshold_kb = full_scan_threshold_kb  # None: by the vectors' dimension, at create
         self.hnsw_m, self.ef_construct, self.hnsw_ef = self.params.hnsw_m, self.params.ef_construct, self.params.hnsw_ef
         self.quantization, self.oversampling = quantization, self.params.oversampling
         # ACORN (Qdrant's filtered walk that also visits neighbours' neighbours) for filters on a field that
@@ -197,7 +199,8 @@ class QdrantIndex:
             name,
             vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT,
                                                on_disk=quantization is not None and not self.local),
-            hnsw_config=hnsw_config(self.params),
+            hnsw_config=hnsw_config(replace(self.params, full_scan_threshold_kb=self._full_scan_threshold_kb
+                                            or ann_params.full_scan_kb_for(dim))),
             quantization_config=quantization,
             **distributed,
             metadata=metadata,
@@ -337,7 +340,7 @@ class QdrantIndex:
             if not values:
                 return self._query(self.collection, q, k, flt, params)
             assert field is not None
-            found = self._search_companions(field, values, q, k, flt, params, settled)
+            found = self._search_companions(field, values, q, k, rest, params, settled)
             if found is not None:
                 return found
             self._meta = None  # a companion is missing: the name may serve another version now; read it again
@@ -357,7 +360,11 @@ class QdrantIndex:
                            params: models.SearchParams | None, settled: bool) -> list[SearchHit] | None:
         """The top k of ``values``' companions, merged by score; None when one is missing and not ``settled``
         (the caller reads the index's metadata again: a switch may have moved its name to a version without
-        companions). Settled, a value without a companion has no items."""
+        companions). Settled, a value without a companion has no items. ``flt`` is the filter without the
+        field's condition, which every item of a companion meets: with it, Qdrant's planner counted the whole
+        companion as the filter's matches and scanned them exactly wherever a segment held fewer vectors than the
+        full-scan threshold (the real catalog, 40k 128-d items: every segment of every companion), slower than
+        brute force; without it a gender filter alone is the companion's plain HNSW search."""
         found: list[SearchHit] = []
         for value in values:
             name = companion_name(self.collection, field, value)
