@@ -23,7 +23,7 @@ from fashion_cli.options import (
     settings_from,
 )
 from fashion_core.catalog.reader import CatalogReadResult
-from fashion_core.errors import InvalidInputError, NotFoundError
+from fashion_core.errors import FashionSearchError, InvalidInputError, NotFoundError
 from fashion_core.images import check_shape, load_image
 from fashion_core.ingest import IndexReport, index_catalog
 from fashion_core.outputs import check_output_dir, check_output_file
@@ -34,6 +34,8 @@ from services.wiring import open_encoder, open_engine
 from training.synthetic_catalog import generate_catalog
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from fashion_core.catalog.fetch import FetchSummary
 
 
@@ -146,8 +148,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 # -- search ----------------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
-    if (args.query is None) == (args.image is None):
-        raise InvalidInputError("give either a text query or --image FILE")
+    if sum(given is not None for given in (args.query, args.image, args.like)) != 1:
+        raise InvalidInputError("give either a text query, --image FILE or --like PRODUCT_ID")
     if args.query is not None and not args.query.strip():
         raise InvalidInputError("the text query is empty")
     flt = filter_from(args)
@@ -161,6 +163,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             mode = "image"
             hits = engine.search_image(query_image, args.k, flt)
             title = f"image {args.image} | {flt.describe()}"
+        elif args.like is not None:
+            mode = "image"  # its stored image vector: NotFoundError (one line, exit 2) for an id not indexed
+            hits = engine.more_like_this(args.like, args.k, flt)
+            title = f"like product {args.like} | {flt.describe()}"
+            query_image = _product_image(engine.index.retrieve([args.like]).get(args.like))
         else:
             mode = args.mode or engine.text.default_mode
             hits = engine.search_text(args.query, args.k, flt, args.mode)
@@ -173,6 +180,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         out = render_grid(hits, args.grid, query_text=args.query, query_image=query_image, title=title)
         console.print(f"results grid written to {out}")
     return 0
+
+
+def _product_image(found: tuple[dict, object] | None) -> Image.Image | None:
+    """An indexed product's photo for the grid's query cell (None when its payload names none it can read)."""
+    path = found[0].get("image") if found else None
+    try:
+        return load_image(path) if path else None
+    except FashionSearchError:
+        return None
 
 
 # -- classify --------------------------------------------------------------------------------------
@@ -213,6 +229,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="text or image search with filters")
     p.add_argument("query", nargs="?", help="text query, e.g. \"men's blue shoes\"")
     p.add_argument("--image", help="query by this image instead of text")
+    p.add_argument("--like", type=int, metavar="PRODUCT_ID",
+                   help="products like this indexed one (by its image), the product itself left out")
     p.add_argument("--grid", help="write a results grid picture here (.png, or .jpg, .webp, ...)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     add_mode_option(p)

@@ -84,6 +84,23 @@ def test_image_search_finds_the_query_product_first(indexed, synthetic_catalog, 
     assert hits[0]["id"] == 10003 and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
 
+def test_search_like_a_product_finds_its_neighbours_without_it(indexed, synthetic_catalog, capsys, tmp_path) -> None:
+    """`search --like ID` is "more like this" without a running query service: the product's stored image vector
+    searched under the filters, the product itself left out; the grid shows its photo as the query."""
+    assert main(["search", "--image", str(synthetic_catalog / "images" / "10003.jpg"), "-k", "6", "--json",
+                 *_args(indexed)]) == 0
+    by_image = [h["id"] for h in json.loads(capsys.readouterr().out.splitlines()[0])]
+    for backend in ("faiss", "qdrant"):
+        assert main(["search", "--like", "10003", "-k", "5", "--json", "--grid", str(tmp_path / "like.png"),
+                     *_args(indexed, backend)]) == 0
+        hits = [h["id"] for h in json.loads(capsys.readouterr().out.splitlines()[0])]
+        assert hits == [i for i in by_image if i != 10003][:5], backend
+        assert Image.open(tmp_path / "like.png").size[0] > 0
+    assert main(["search", "--like", "10003", "-k", "5", "--gender", "Women", "--json", *_args(indexed)]) == 0
+    women = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert women and all(h["gender"] == "Women" and h["id"] != 10003 for h in women)
+
+
 def test_classify_prints_probabilities(indexed, synthetic_catalog, capsys) -> None:
     image = synthetic_catalog / "images" / "10000.jpg"
     assert main(["classify", str(image), "--labels", "sandal,flip flop,heels", "--json", *_args(indexed)]) == 0
@@ -105,6 +122,8 @@ def _bad_cases(indexed, catalog: Path, tmp: Path) -> list[tuple[list[str], str]]
         (["search", "red dress", "-k", "0", *args], "-k must be positive"),
         (["search", "red dress", "-k", "-3", *args], "-k must be positive"),
         (["search", "red dress", "--image", str(catalog / "images" / "10000.jpg"), *args], "either a text"),
+        (["search", "--like", "10000", "--image", str(catalog / "images" / "10000.jpg"), *args], "either a text"),
+        (["search", "--like", "99999999", *args], "product 99999999 is not in the index"),
         (["search", "red dress", "--year-min", "2016", "--year-max", "2012", *args], "year range is empty"),
         (["classify", str(corrupt), "--labels", "a,b", *args], "corrupt.jpg"),
         (["classify", str(catalog / "images" / "10000.jpg"), "--labels", "solo", *args], "at least two labels"),
