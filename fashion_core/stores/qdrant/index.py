@@ -80,6 +80,21 @@ PAYLOAD_INDEXES: dict[str, models.PayloadSchemaType] = {
     **{name: models.PayloadSchemaType.KEYWORD for name in KEYWORD_FIELDS}, "year": models.PayloadSchemaType.INTEGER}
 
 
+def aliases_of(client: QdrantClient) -> dict[str, str]:
+    """Every alias the client's Qdrant holds -> the collection it names."""
+    return {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+
+
+def collections_of(client: QdrantClient) -> set[str]:
+    """The names of the collections the client's Qdrant holds (aliases are not collections)."""
+    return {c.name for c in client.get_collections().collections}
+
+
+def companions_in(client: QdrantClient, name: str, field: str | None = None) -> list[str]:
+    """The collections and aliases named as companions of index ``name`` (on ``field``, or any field)."""
+    return sorted(n for n in collections_of(client) | set(aliases_of(client)) if companion_of(name, n, field))
+
+
 def hnsw_config(params: ann_params.QdrantParams) -> models.HnswConfigDiff:
     return models.HnswConfigDiff(m=params.hnsw_m, ef_construct=params.ef_construct,
                                  full_scan_threshold=params.full_scan_threshold_kb)
@@ -209,9 +224,6 @@ class QdrantIndex:
             for field, schema in PAYLOAD_INDEXES.items():
                 self.client.create_payload_index(name, field, schema)
 
-    def _aliases(self) -> dict[str, str]:
-        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
-
     @property
     def companion_field(self) -> str | None:
         """The field this index keeps companion collections on (module docstring), as recorded when its collection
@@ -219,16 +231,12 @@ class QdrantIndex:
         setting off, or a collection created before companions existed), gender filters use ACORN."""
         return self._companions_wanted if self.meta is None else self._stored_companion_field
 
-    def _collections(self) -> set[str]:
-        return {c.name for c in self.client.get_collections().collections}
-
     def companions(self) -> list[str]:
         """The names (collections, or aliases where the index's name is one) of this index's companions."""
         field = self.companion_field
         if field is None:
             return []
-        names = self._collections() | set(self._aliases())
-        found = sorted(n for n in names if companion_of(self.collection, n, field))
+        found = companions_in(self.client, self.collection, field)
         self._known_companions = set(found)
         return found
 
@@ -241,14 +249,14 @@ class QdrantIndex:
         name = companion_name(self.collection, field, value)
         if name in self._known_companions or name in self.companions():
             return name
-        aliases = self._aliases()
+        aliases = aliases_of(self.client)
         base = aliases.get(self.collection, self.collection)
         real = companion_name(base, field, value)
-        if real not in self._collections():
+        if real not in collections_of(self.client):
             try:
                 self._create_collection(real, dim, {"companion_of": base, "field": field, "value": value})
             except (ValueError, UnexpectedResponse) as exc:  # another writer created it first
-                if real not in self._collections():
+                if real not in collections_of(self.client):
                     raise
                 log.debug("companion %s exists: %s", real, exc)
         serving = sorted(a for a, target in aliases.items() if target == base and not is_companion(a))
@@ -265,7 +273,7 @@ class QdrantIndex:
         another version meanwhile gets its companion alias pointed at that version's companion of ``value``, or
         removed where it has none (Qdrant has no compare-and-set on aliases; this narrows the race to the
         instant between the two calls)."""
-        now, collections = self._aliases(), self._collections()
+        now, collections = aliases_of(self.client), collections_of(self.client)
         fixes: list[models.CreateAliasOperation | models.DeleteAliasOperation] = []
         for alias in serving:
             target, companion = now.get(alias), companion_name(alias, field, value)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 
-from fashion_core.stores.qdrant.index import QdrantIndex, connect
+from fashion_core.stores.qdrant.index import QdrantIndex, aliases_of, collections_of, companions_in, connect
 from fashion_core.stores.store import prune_stale
 from fashion_core.stores.versions import (
     check_index_name,
-    companion_of,
     is_companion,
     new_version_name,
     serving_only,
@@ -72,60 +71,45 @@ class QdrantStore:
     def new_version(self, name: str) -> str:
         return check_index_name(new_version_name(check_index_name(name)))
 
-    def _aliases(self) -> dict[str, str]:
-        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
-
     def serving_version(self, name: str) -> str:
         """The collection the alias ``name`` points at, else ``name`` itself."""
         name = check_index_name(name)
-        return self._aliases().get(name, name)
+        return aliases_of(self.client).get(name, name)
 
     def stamp(self, name: str) -> None:
         check_index_name(name)
         return None  # aliases resolve inside Qdrant: a reader follows a switch without re-opening
 
     def serving_names(self) -> list[str]:
-        return serving_only({c.name for c in self.client.get_collections().collections} | set(self._aliases()))
+        return serving_only(collections_of(self.client) | set(aliases_of(self.client)))
 
     def list_versions(self, name: str) -> list[str]:
         prefix = version_prefix(check_index_name(name))
-        return sorted(c.name for c in self.client.get_collections().collections
-                      if c.name.startswith(prefix) and not is_companion(c.name))
-
-    def _companions_of(self, name: str) -> list[str]:
-        """Every collection or alias named as a companion of ``name`` (any field)."""
-        names = {c.name for c in self.client.get_collections().collections} | set(self._aliases())
-        return sorted(n for n in names if companion_of(name, n))
+        return sorted(c for c in collections_of(self.client) if c.startswith(prefix) and not is_companion(c))
 
     def switch(self, name: str, version: str) -> None:
         check_index_name(name)
         check_index_name(version)
         client = self.client
-        aliases = self._aliases()
-        if name not in aliases and client.collection_exists(name):
-            # A plain collection holds the name (from `fashion-search index`): an alias cannot share it, so this
-            # first switch drops it (and its companions); every later switch is a single atomic alias update.
-            log.warning("dropping plain collection %r so that the name can become an alias", name)
-            for companion in self._companions_of(name):
-                if companion not in aliases:
-                    client.delete_collection(companion)
-            client.delete_collection(name)
         # The name and its companions' names move together: companions of the old version the new one lacks lose
         # their alias (a filter on that value then finds nothing, as the new version holds none).
         links = {name: version, **{companion.replace(version, name, 1): companion
-                                   for companion in self._companions_of(version) if companion not in aliases}}
-        # A writer adding a value through the plain name while it was dropped above leaves a plain companion under
-        # a name about to become an alias: a server applies alias actions one by one and stops at the first that
-        # fails, so every name an alias will take is cleared first.
-        collections = {c.name for c in client.get_collections().collections}
-        for alias in links:
-            if alias in collections and alias not in aliases and alias != version:
-                log.warning("dropping plain collection %r so that the name can become an alias", alias)
-                client.delete_collection(alias)
-        aliases = self._aliases()
+                                   for companion in companions_in(client, version)}}
+        # A plain collection under the name (from `fashion-search index`) or as its companion (one a writer made
+        # through the plain name, even while this switch runs) cannot share its name with an alias: the first
+        # switch drops them; every later one is a single alias update (a server applies its actions one by one and
+        # stops at the first that fails, so none may fail).
+        for _ in range(3):  # again after a pass: a writer may have added one while the name was being dropped
+            plain = sorted(({*links} | set(companions_in(client, name))) & collections_of(client))
+            for stale in plain:
+                log.warning("dropping plain collection %r so that the name can become an alias", stale)
+                client.delete_collection(stale)
+            if not plain:
+                break
+        aliases = aliases_of(client)
         ops: list[models.DeleteAliasOperation | models.CreateAliasOperation] = [
             models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
-            for alias in sorted({name, *self._companions_of(name)} & set(aliases))]
+            for alias in sorted({name, *companions_in(client, name)} & set(aliases))]
         ops += [models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=alias))
                 for alias, target in links.items()]
         client.update_collection_aliases(change_aliases_operations=ops)
@@ -133,9 +117,8 @@ class QdrantStore:
 
     def drop(self, version: str) -> None:
         check_index_name(version)
-        for companion in self._companions_of(version):
-            if companion not in self._aliases():
-                self.client.delete_collection(companion)
+        for companion in set(companions_in(self.client, version)) & collections_of(self.client):
+            self.client.delete_collection(companion)
         if self.client.collection_exists(version):
             self.client.delete_collection(version)
 
