@@ -393,9 +393,7 @@ def _measure_edge(measure: Callable[..., None], label: str, n: int, cat: Catalog
         keys = (flt.equals.get(SHARD_FIELD) if sharded and flt is not None else None)
         # a shard holds one value of its field: routed there, the filter drops that condition (as QdrantIndex
         # does on its companions), or the planner counts the whole shard as its matches and may scan it exactly
-        condition = edge_filter(flt if not keys or flt is None else SearchFilter(
-            equals={f: v for f, v in flt.equals.items() if f != SHARD_FIELD}, year_min=flt.year_min,
-            year_max=flt.year_max))
+        condition = edge_filter(flt.without(SHARD_FIELD) if keys and flt is not None else flt)
         targets = [shards[k] for k in keys if k in shards] if keys else \
             [whole] if whole is not None else list(shards.values())
 

@@ -59,6 +59,12 @@ class SearchFilter:
             raise InvalidInputError(f"year range is empty: {year_min} > {year_max}")
         return cls(equals=equals, year_min=year_min, year_max=year_max)
 
+    def without(self, name: str) -> SearchFilter:
+        """This filter without its condition on field ``name`` (a structure holding only items that meet it:
+        a Qdrant companion, a gender shard)."""
+        return SearchFilter(equals={f: v for f, v in self.equals.items() if f != name}, year_min=self.year_min,
+                            year_max=self.year_max)
+
     @property
     def is_empty(self) -> bool:
         return not self.equals and self.year_min is None and self.year_max is None

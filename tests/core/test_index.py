@@ -237,6 +237,9 @@ def test_filter_validation() -> None:
     assert flt.canonical(known).equals == {"gender": ("Men",), "baseColour": ("Navy Blue", "Red")}
     with pytest.raises(InvalidInputError, match="unknown gender value 'Martian'"):
         SearchFilter.build(gender="Martian").canonical(known)
+    # a companion or shard holds one value of a field: searched without that condition, the others kept
+    assert SearchFilter.build(gender="Men", season="Summer", year_min=2012).without("gender") == \
+        SearchFilter.build(season="Summer", year_min=2012)
     # the closest values first, then the rest up to 12, and how many are not shown (the list stopped at the
     # first 12 alphabetically: "Tshirt" never showed "Tshirts")
     types = {"articleType": [f"Type{i:02d}" for i in range(30)] + ["Tshirts", "Tops"]}

@@ -296,11 +296,12 @@ class QdrantIndex:
         assert field is not None
         self.companions()  # every companion, those another writer made included
         rows = sorted({int(i): r for r, i in enumerate(ids)}.values())  # the last row of each id
-        groups: dict[str, list[int]] = {}
+        by_value: dict[str, list[int]] = {}
         for row in rows:
             value = payloads[row].get(field)
             if isinstance(value, str) and value:
-                groups.setdefault(self._companion_for(value, dim), []).append(row)
+                by_value.setdefault(value, []).append(row)
+        groups = {self._companion_for(value, dim): members for value, members in by_value.items()}
         for name in sorted(self._known_companions):
             members = groups.get(name, [])
             if members:
@@ -341,9 +342,7 @@ class QdrantIndex:
             field = self.companion_field
             values = flt.equals.get(field, ()) if field is not None and flt is not None else ()
             # In a companion the field's condition holds for every item: ACORN is asked for by the others alone.
-            rest = flt if flt is None or not values else SearchFilter(
-                equals={f: v for f, v in flt.equals.items() if f != field}, year_min=flt.year_min,
-                year_max=flt.year_max)
+            rest = flt.without(field) if flt is not None and field is not None and values else flt
             params = self._search_params(rest, exact, k)
             if not values:
                 return self._query(self.collection, q, k, flt, params)
