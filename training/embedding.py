@@ -39,14 +39,24 @@ def tokenize_buckets(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], m
                      device: torch.device, buckets: int = 4) -> TextBuckets:
     """``texts`` (non-empty) tokenised into at most ``buckets`` length-sorted buckets of about equal size (see
     ``TextBuckets``); a stable sort, so equal lengths keep their order."""
-    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)  # once; each bucket padded below
+    # transformers advises a fast tokenizer's __call__ over encode-then-pad, for one batch; padding each bucket
+    # apart is the point here, and measured faster than tokenising every text twice (real captions: 3.8 against
+    # 5.7 ms per 128, the same tensors), so its advice is not printed into the training log
+    tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
     size = -(-len(order) // max(1, buckets))
     chunks = [order[start:start + size] for start in range(0, len(order), size)]
     order_t = torch.tensor(order, dtype=torch.long)
+
+    def padded(chunk: list[int]) -> dict[str, torch.Tensor]:
+        batch = tokenizer.pad({"input_ids": [ids[i] for i in chunk], "attention_mask": [mask[i] for i in chunk]},
+                              return_tensors="pt")
+        return {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+
     return TextBuckets(order=order_t.to(device), inverse=torch.argsort(order_t).to(device),
-                       buckets=tuple(tokenize(tokenizer, [texts[i] for i in chunk], max_length, device)
-                                     for chunk in chunks))
+                       buckets=tuple(padded(chunk) for chunk in chunks))
 
 
 def bucket_features(model: PreTrainedModel, tokens: TextBuckets) -> torch.Tensor:
