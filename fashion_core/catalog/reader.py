@@ -25,6 +25,10 @@ from fashion_core.catalog.schema import CSV_COLUMNS, Product, product_id_problem
 from fashion_core.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
+# (styles.csv, its size, its mtime in ns) whose skipped rows this process has already warned of: a command reads
+# its catalog several times (the demo: training, then indexing), and one warning per file's content is enough;
+# later reads log the same line at DEBUG
+_WARNED: set[tuple[str, int, int]] = set()
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # Fields a product cannot be searched or filtered without.
@@ -253,5 +257,9 @@ def read_catalog(root: Path | str, require_image: bool = True) -> CatalogReadRes
             seen.add(parsed.id)
             result.products.append(parsed)
     if result.skipped:
-        log.warning("%s: %d rows skipped (%s)", styles, len(result.skipped), dict(result.reasons()))
+        stat = styles.stat()
+        key = (str(styles), stat.st_size, stat.st_mtime_ns)
+        level = logging.DEBUG if key in _WARNED else logging.WARNING
+        _WARNED.add(key)
+        log.log(level, "%s: %d rows skipped (%s)", styles, len(result.skipped), dict(result.reasons()))
     return result

@@ -185,3 +185,21 @@ def test_image_skips_found_after_reading_name_the_row_line(tmp_path: Path, synth
     product = result.products[0]
     assert "line" not in product.payload()
     assert type(product).from_payload(product.payload(), product.image_path) == product
+
+
+def test_skipped_rows_are_warned_of_once_per_file_content(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A command reads its catalog several times (the demo: training, then indexing): one warning per content."""
+    body = b"1,Men,Apparel,Topwear,Tshirts,Navy Blue,Fall,2011,Casual,Shirt\n2,Men,Footwear\n"
+    root = _write(tmp_path / "cat", body, [1])
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "rows skipped" in r.getMessage()]
+
+    with caplog.at_level("DEBUG", logger="fashion_core.catalog.reader"):
+        assert len(read_catalog(root).skipped) == 1
+        assert len(read_catalog(root).skipped) == 1  # still reported in the result, only not warned again
+        assert len(warnings()) == 1
+        assert any("rows skipped" in r.getMessage() for r in caplog.records if r.levelname == "DEBUG")
+        (root / "styles.csv").write_bytes(HEADER.encode() + body + b"3,Men\n")  # new content: warned of again
+        assert len(read_catalog(root).skipped) == 2
+        assert len(warnings()) == 2
