@@ -310,12 +310,23 @@ def build_faiss(cat: Catalog, index_type: str, quantization: str, directory: Pat
 
 
 def edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
-    if flt is None or flt.is_empty:
+    """QdrantIndex's filter (``qdrant_index.to_qdrant_filter``: the conditions a server gets) in Qdrant Edge's
+    types."""
+    server = qdrant_index.to_qdrant_filter(flt)
+    if server is None:
         return None
-    must: list[qe.FieldCondition] = [qe.FieldCondition(key=name, match=qe.MatchAny(list(values)))
-                                     for name, values in flt.equals.items()]
-    if flt.year_min is not None or flt.year_max is not None:
-        must.append(qe.FieldCondition(key="year", range=qe.RangeFloat(gte=flt.year_min, lte=flt.year_max)))
+    must: list[qe.FieldCondition] = []
+    for cond in server.must or []:
+        if not isinstance(cond, qdrant_index.models.FieldCondition):
+            raise TypeError(f"no Qdrant Edge translation for {cond!r}")
+        if isinstance(cond.match, qdrant_index.models.MatchValue):
+            must.append(qe.FieldCondition(key=cond.key, match=qe.MatchValue(cond.match.value)))
+        elif isinstance(cond.match, qdrant_index.models.MatchAny):
+            must.append(qe.FieldCondition(key=cond.key, match=qe.MatchAny(list(cond.match.any))))
+        elif cond.range is not None:
+            must.append(qe.FieldCondition(key=cond.key, range=qe.RangeFloat(gte=cond.range.gte, lte=cond.range.lte)))
+        else:
+            raise TypeError(f"no Qdrant Edge translation for {cond!r}")
     return qe.Filter(must=must)
 
 

@@ -60,12 +60,21 @@ T = TypeVar("T")
 COMPANION_KEY = "companion_field"  # collection metadata: the field its companions are kept on (absent: none)
 
 
+def match_condition(values: Sequence[str]) -> models.MatchValue | models.MatchAny:
+    """``MatchValue`` for one value, ``MatchAny`` for several. A one-value ``MatchAny`` answered a 5% articleType
+    or colour filter at half the speed of ``MatchValue`` on Qdrant's engine (100k real-derived items, 3 builds
+    side by side, 2026-12-02: 3.8-6.3x against 8.7-13.0x brute force, the same hits; README, "Qdrant's
+    collection settings")."""
+    return models.MatchValue(value=values[0]) if len(values) == 1 else models.MatchAny(any=list(values))
+
+
 def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
+    """The catalog filter as Qdrant's: one condition per field (its values OR-ed), AND-ed with the year range;
+    None for no filter."""
     if flt is None or flt.is_empty:
         return None
     must: list[models.Condition] = [
-        models.FieldCondition(key=name, match=models.MatchAny(any=list(values)))
-        for name, values in flt.equals.items()
+        models.FieldCondition(key=name, match=match_condition(list(values))) for name, values in flt.equals.items()
     ]
     if flt.year_min is not None or flt.year_max is not None:
         must.append(models.FieldCondition(key="year", range=models.Range(gte=flt.year_min, lte=flt.year_max)))
