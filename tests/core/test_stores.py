@@ -309,3 +309,59 @@ def test_a_companion_added_while_a_switch_runs_follows_the_switch(tmp_path: Path
     reader.close()
     in_place.close()
     store.close()
+
+
+def test_an_update_racing_a_switch_lands_whole_in_one_version(tmp_path: Path) -> None:
+    """A switch between an update's write to the collection and its write to the companions (forced by patching):
+    the update lands in the collection and the companion of the version served when it started, and nothing of it
+    in the version switched to (through the serving names, its companion part landed in the new version: the
+    collection of one version and the companion of the other)."""
+    from qdrant_client import QdrantClient
+
+    from fashion_core.stores.filters import SearchFilter
+    from fashion_core.stores.versions import companion_name
+
+    store = QdrantStore(path=tmp_path / "unused")
+    store._client, store.local = QdrantClient(":memory:"), False
+
+    def build(ids: list[int]) -> str:
+        version = store.new_version("shop")
+        index = store.open(version)
+        index.create(IndexMeta(name=version, backend="qdrant", dim=DIM))
+        index.upsert(ids, np.eye(DIM, dtype=np.float32)[[i % DIM for i in ids]], [{"gender": "Men"} for _ in ids])
+        index.close()
+        return version
+
+    first, second = build([1, 2]), build([3])
+    store.switch("shop", first)
+    writer = store.open("shop")
+    upsert = store.client.upsert
+    switched: list[str] = []
+
+    def upsert_then_switch(name: str, *args: object, **kwargs: object) -> object:
+        done = upsert(name, *args, **kwargs)
+        if not switched:  # the first write of the update (its collection): the re-index switches now
+            switched.append(name)
+            store.switch("shop", second)
+        return done
+
+    store.client.upsert = upsert_then_switch  # type: ignore[method-assign]
+    writer.upsert([7], np.eye(DIM, dtype=np.float32)[:1], [{"gender": "Men"}])
+    store.client.upsert = upsert  # type: ignore[method-assign]
+    assert len(switched) == 1
+
+    def ids_in(collection: str) -> set[int]:
+        points, _ = store.client.scroll(collection, limit=100)
+        return {int(p.id) for p in points}
+
+    assert ids_in(first) == {1, 2, 7} and ids_in(companion_name(first, "gender", "Men")) == {1, 2, 7}
+    assert ids_in(second) == {3} and ids_in(companion_name(second, "gender", "Men")) == {3}
+    reader = store.open("shop")  # serves the second version, whole: its filtered and unfiltered answers agree
+    men = {h.id for h in reader.search(np.ones(DIM, np.float32), 10, SearchFilter.build(gender="Men"))}
+    assert men == {h.id for h in reader.search(np.ones(DIM, np.float32), 10)} == {3}
+    # a delete through the serving name reaches the second version's collection and companions
+    reader.delete([3])
+    assert ids_in(second) == set() and ids_in(companion_name(second, "gender", "Men")) == set()
+    reader.close()
+    writer.close()
+    store.close()

@@ -20,8 +20,9 @@ setting, and collections created before companions existed, agree. An upsert wri
 companion and removes it from the others; a delete or drop reaches every companion; ``QdrantStore.switch`` moves
 the companions' aliases with the index's in the same call. Lexical searches stay on the collection; a hybrid one
 with a filter on the field is fused by the caller (``hybrid_in_engine``).
-An update racing a switch may land in one version's collection and the other's companion (Qdrant has no
-compare-and-set on aliases). Qdrant's custom sharding (a shard key per value)
+A writer resolves the index's name to its collection once per call and writes that collection and its
+companions by their own names, so an update racing a switch lands whole in the version served when it started
+(Qdrant has no compare-and-set on aliases). Qdrant's custom sharding (a shard key per value)
 is the other way to hold them, one collection instead of several; embedded Qdrant has none, so it could not be
 tested here, and every query without the filter would fan out to every shard.
 """
@@ -249,18 +250,20 @@ class QdrantIndex:
         self._known_companions = set(found)
         return found
 
-    def _companion_for(self, value: str, dim: int) -> str:
-        """The name to write ``value``'s items to, its companion created when missing: the companion of the
-        collection this index's name stands for, with an alias of it for every name serving that collection (so
-        readers of a serving name find a value first written through the name or through the version)."""
+    def _target(self) -> str:
+        """The collection this index's name stands for now: an alias's target, or the name itself."""
+        return aliases_of(self.client).get(self.collection, self.collection)
+
+    def _companion_for(self, value: str, dim: int, base: str, existing: set[str]) -> str:
+        """The companion collection of collection ``base`` for ``value``, created when missing (and added to
+        ``existing``) with an alias of it for every name serving ``base`` (so readers of a serving name find a
+        value first written through the name or through the version)."""
         field = self.companion_field
         assert field is not None
-        name = companion_name(self.collection, field, value)
-        if name in self._known_companions or name in self.companions():
-            return name
-        aliases = aliases_of(self.client)
-        base = aliases.get(self.collection, self.collection)
         real = companion_name(base, field, value)
+        if real in existing:
+            return real
+        aliases = aliases_of(self.client)
         if real not in collections_of(self.client):
             try:
                 self._create_collection(real, dim, {"companion_of": base, "field": field, "value": value})
@@ -274,8 +277,8 @@ class QdrantIndex:
                 create_alias=models.CreateAlias(collection_name=real, alias_name=companion_name(a, field, value)))
                 for a in serving])
             self._follow_switches(serving, base, field, value)
-        self.companions()
-        return name
+        existing.add(real)
+        return real
 
     def _follow_switches(self, serving: list[str], base: str, field: str, value: str) -> None:
         """After aliasing ``value``'s new companion for the names that served ``base``: a name a switch moved to
@@ -297,21 +300,24 @@ class QdrantIndex:
             self.client.update_collection_aliases(change_aliases_operations=fixes)
 
     def _upsert_companions(self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]],
-                           dim: int) -> None:
-        """Each item into the companion of its value, and out of every other companion (a value changed or
-        removed leaves no copy behind to be found under the old value); an id named twice in the batch counts
-        once, as its last row, as in the collection itself."""
+                           dim: int, base: str | None = None) -> None:
+        """Each item into the companion of its value of collection ``base`` (default: the one the index's name
+        stands for now), and out of every other companion of it (a value changed or removed leaves no copy
+        behind to be found under the old value); an id named twice in the batch counts once, as its last row,
+        as in the collection itself. Written by the collections' own names, never through an alias, so a
+        switch during the update cannot send part of it to another version."""
         field = self.companion_field
         assert field is not None
-        self.companions()  # every companion, those another writer made included
+        base = self._target() if base is None else base
+        existing = set(companions_in(self.client, base, field))  # those another writer made included
         rows = sorted({int(i): r for r, i in enumerate(ids)}.values())  # the last row of each id
         by_value: dict[str, list[int]] = {}
         for row in rows:
             value = payloads[row].get(field)
             if isinstance(value, str) and value:
                 by_value.setdefault(value, []).append(row)
-        groups = {self._companion_for(value, dim): members for value, members in by_value.items()}
-        for name in sorted(self._known_companions):
+        groups = {self._companion_for(value, dim, base, existing): members for value, members in by_value.items()}
+        for name in sorted(existing):
             members = groups.get(name, [])
             if members:
                 self.client.upsert(name, points=models.Batch(
@@ -324,24 +330,34 @@ class QdrantIndex:
                 self.client.delete(name, points_selector=models.PointIdsList(points=elsewhere), wait=True)
 
     def upsert(self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace items (ids int, vectors n x dim float32, payloads) in the collection and, where it
+        keeps them, its companions. The name is resolved to its collection once, and the collection and its
+        companions are written by their own names: an update racing a switch lands whole in one version (the
+        one served when it started), never split between the collection of one and the companions of another.
+        Raises InvalidInputError on a malformed batch, NotFoundError when the index does not exist."""
         meta = self._require()
         check_batch(ids, vectors, payloads, meta.dim)
         if not len(ids):
             return
-        self.client.upsert(self.collection, points=models.Batch(
+        base = self.collection if self.companion_field is None else self._target()
+        self.client.upsert(base, points=models.Batch(
             ids=[int(i) for i in ids], vectors=np.asarray(vectors, dtype=np.float32).tolist(),
             payloads=with_lexical_text(payloads)), wait=True)
         if self.companion_field is not None:
-            self._upsert_companions(ids, vectors, payloads, meta.dim)
+            self._upsert_companions(ids, vectors, payloads, meta.dim, base)
 
     def flush(self) -> None:
         pass  # upserts are sent with wait=True
 
     def delete(self, ids: Sequence[int]) -> None:
+        """Remove items by id from the collection and its companions (resolved once, as ``upsert`` does); unknown
+        ids are ignored. Raises NotFoundError when the index does not exist."""
         self._require()
         if len(ids):
             selector = models.PointIdsList(points=[int(i) for i in ids])
-            for name in [self.collection, *self.companions()]:
+            field = self.companion_field
+            base = self.collection if field is None else self._target()
+            for name in [base, *([] if field is None else companions_in(self.client, base, field))]:
                 self.client.delete(name, points_selector=selector)
 
     def search(self, vector: np.ndarray, k: int, flt: SearchFilter | None = None,
