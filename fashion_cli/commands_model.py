@@ -96,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _demo_real(catalog: Path, settings: Settings, out: Path) -> int:
-    from training.real import RealRecipe
+    from training.real import recipe_for
     from training.recipes import ensure_trained
 
     console.rule(f"1. the real catalog: {catalog}")
@@ -110,7 +110,7 @@ def _demo_real(catalog: Path, settings: Settings, out: Path) -> int:
     else:
         console.print("the real recipe: a small CLIP trained from scratch on this catalog's train split "
                       "(once per machine, then cached)")
-        model = str(ensure_trained(RealRecipe(catalog), settings))
+        model = str(ensure_trained(recipe_for(catalog, settings), settings))
     settings = settings.model_copy(update={"model": model})
     console.print(f"serving model: {model}")
     console.rule("3. index")

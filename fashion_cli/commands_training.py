@@ -88,13 +88,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_recipe(args: argparse.Namespace, settings: Settings) -> int:
     """`train CATALOG --recipe real`: the project's from-scratch recipe, into the cache (or --out)."""
-    from training.real import RealRecipe
+    from training.real import recipe_for
     from training.recipes import ensure_trained
 
     if args.recipe != "real":
         raise InvalidInputError(f"unknown recipe {args.recipe!r}; known: real (the synthetic one is "
                                 "`fashion-search bootstrap-model`)")
-    recipe = RealRecipe(_catalog_dir(args.catalog))
+    recipe = recipe_for(_catalog_dir(args.catalog), settings)
     if args.out:
         with tempfile.TemporaryDirectory() as tmp:
             trained = recipe.train(Path(tmp) / "work", progress=True)
@@ -156,7 +156,7 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
     """Train (once per machine) every model the demo and the test suite use, outside any test's timeout, each
     with its ONNX export."""
     from training.bootstrap import SyntheticRecipe
-    from training.real import RealRecipe
+    from training.real import recipe_for
     from training.recipes import Recipe, ensure_trained, export_onnx, recipe_dir
 
     settings = settings_from(args)
@@ -167,7 +167,7 @@ def cmd_prepare_models(args: argparse.Namespace) -> int:
     if "real" in wanted:
         catalog = find_real_catalog(settings)
         if catalog is not None:
-            recipes.append(RealRecipe(catalog))
+            recipes.append(recipe_for(catalog, settings))
         else:
             console.print(Text.assemble((HOW_TO_GET, "yellow"), ": the real recipe is not trained; the real-data "
                                         "tests will skip"))

@@ -17,7 +17,7 @@ from fashion_core.model.onnx_encoder import OnnxEncoder
 from fashion_core.model.resolve import resolve_model
 from fashion_core.settings import Settings
 from training.architectures import DualEncoderSpec
-from training.real import STUDY_METRICS, RealConfig, RealRecipe, run_study, variant
+from training.real import STUDY_METRICS, RealConfig, RealRecipe, recipe_for, run_study, variant
 from training.recipes import ensure_trained
 
 TOY = RealConfig(spec=DualEncoderSpec(image_size=32, resize_edge=24, patch_size=4, dims=(8, 16, 24, 32),
@@ -31,6 +31,11 @@ def test_the_recipe_trains_once_into_the_cache_with_its_card(train_catalog: Path
     recipe = RealRecipe(train_catalog, TOY)
     assert recipe.fingerprint() == RealRecipe(train_catalog, TOY).fingerprint()
     assert recipe.fingerprint() != RealRecipe(train_catalog, variant(TOY, epochs=2)).fingerprint()
+    # the CPU threads change rounding, not the recipe: one cache folder, whichever ran it (the test command trains
+    # on one thread beside the suite, FASHION_TRAIN_THREADS=1; the demo on the recipe's two)
+    assert recipe.fingerprint() == RealRecipe(train_catalog, variant(TOY, threads=2)).fingerprint()
+    assert recipe_for(train_catalog, Settings(train_threads=3)).config.threads == 3
+    assert recipe_for(train_catalog, Settings()).config == RealConfig()
     out = ensure_trained(recipe, settings, progress=False)
     assert out.name == f"real-{recipe.fingerprint()}" and resolve_model(settings) == str(out)
     card = json.loads((out / CARD_FILE).read_text())
