@@ -563,7 +563,8 @@ def main() -> None:
                         "(default: by size)")
     parser.add_argument("--full-scan-threshold-kb", type=int, default=None,
                         help="Qdrant's full-scan threshold per segment (KB of float32 vectors; default: "
-                             "10k vectors of the data's dimension, ann_params.full_scan_kb_for)")
+                             "10k vectors of the data's dimension, n / 25 above 250k items: "
+                             "ann_params.full_scan_kb_for)")
     parser.add_argument("--qdrant-max", type=int, default=5_000, help="items for Qdrant local mode")
     parser.add_argument("--vectors", metavar="FILE.npz", help="real embeddings instead of synthetic ones: vectors, ids "
                         "and the filter fields, as --export-faiss writes them")

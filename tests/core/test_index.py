@@ -391,9 +391,12 @@ def test_a_qdrant_collection_gets_the_settings_the_benchmark_measures(tmp_path: 
     assert (hnsw.m, hnsw.ef_construct) == (tuned.hnsw_m, tuned.ef_construct)
     # the threshold counts KB: 10k vectors of the collection's dimension (4 here), as at 512-d (20,000 KB); a fixed
     # 20,000 KB made every segment of the real catalog's 128-d index (2 x 20k) a full scan
-    assert hnsw.full_scan_threshold == ann_params.full_scan_kb_for(4) == 157
+    # and, above 250k expected items, 1/25 of them: 40k vectors for the 1M expected here
+    assert hnsw.full_scan_threshold == ann_params.full_scan_kb_for(4, 1_000_000) == 625
     assert (ann_params.full_scan_kb_for(512), ann_params.full_scan_kb_for(128)) == (20_000, 5_000)
-    assert tuned.full_scan_threshold_kb == 20_000
+    assert ann_params.full_scan_kb_for(128, 100_000) == ann_params.full_scan_kb_for(128, 250_000) == 5_000
+    assert ann_params.full_scan_kb_for(128, 1_000_000) == 20_000  # where a 3-field filter walked at recall 0.869
+    assert tuned.full_scan_threshold_kb == ann_params.full_scan_kb_for(512, 1_000_000) == 80_000
     assert hnsw.m > ann_params.qdrant_params(40_000).hnsw_m  # a bigger catalog gets a denser graph
     scalar = calls["quantization_config"].scalar
     assert scalar.type == models.ScalarType.INT8 and scalar.always_ram

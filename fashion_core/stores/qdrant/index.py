@@ -151,7 +151,8 @@ class QdrantIndex:
             raise InvalidInputError(f"unknown Qdrant quantization {quantization!r}: none, scalar or product")
         self.collection = self.name = collection
         # The collection's settings by expected size (ann_params.qdrant_params, shared with the benchmark).
-        self.params = ann_params.qdrant_params(expected_size or 100_000, hnsw_ef=hnsw_ef,
+        self.expected_size = expected_size or 100_000
+        self.params = ann_params.qdrant_params(self.expected_size, hnsw_ef=hnsw_ef,
                                                full_scan_threshold_kb=full_scan_threshold_kb,
                                                oversampling=oversampling)
         self._full_scan_threshold_kb = full_scan_threshold_kb  # None: by the vectors' dimension, at create
@@ -225,7 +226,7 @@ class QdrantIndex:
             vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT,
                                                on_disk=quantization is not None and not self.local),
             hnsw_config=hnsw_config(replace(self.params, full_scan_threshold_kb=self._full_scan_threshold_kb
-                                            or ann_params.full_scan_kb_for(dim))),
+                                            or ann_params.full_scan_kb_for(dim, self.expected_size))),
             quantization_config=quantization,
             **distributed,
             metadata=metadata,
