@@ -3,7 +3,7 @@ embedded Qdrant, each in a tmp dir), plus what differs: the stamp readers compar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -363,5 +363,80 @@ def test_an_update_racing_a_switch_lands_whole_in_one_version(tmp_path: Path) ->
     reader.delete([3])
     assert ids_in(second) == set() and ids_in(companion_name(second, "gender", "Men")) == set()
     reader.close()
+    writer.close()
+    store.close()
+
+
+def test_an_update_whose_version_is_dropped_under_it_is_written_to_the_version_served(tmp_path: Path) -> None:
+    """Three more races (found by a review session, forced by patching): a re-index that switches and prunes the
+    old version between an update's writes, and the same between a delete's resolving its version and writing; the
+    first switch over a plain collection between an update's writes (its companion names then led to the new
+    version: collection of one, companion of the other). Each update ends whole in the version served, and no
+    companion of a dropped version is left behind (nothing would ever list or drop it)."""
+    from qdrant_client import QdrantClient
+
+    from fashion_core.stores.versions import companion_name
+
+    store = QdrantStore(path=tmp_path / "unused")
+    store._client, store.local = QdrantClient(":memory:"), False
+    eye = np.eye(DIM, dtype=np.float32)
+
+    def build(name: str, ids: list[int]) -> str:
+        index = store.open(name)
+        index.create(IndexMeta(name=name, backend="qdrant", dim=DIM))
+        index.upsert(ids, eye[[i % DIM for i in ids]], [{"gender": "Men"} for _ in ids])
+        index.close()
+        return name
+
+    def ids_in(collection: str) -> set[int]:
+        points, _ = store.client.scroll(collection, limit=100)
+        return {int(p.id) for p in points}
+
+    def collections() -> set[str]:
+        return {c.name for c in store.client.get_collections().collections}
+
+    def on_first_upsert(action: Callable[[], object]) -> Callable[[], None]:
+        upsert = store.client.upsert
+
+        def patched(name: str, *args: object, **kwargs: object) -> object:
+            done = upsert(name, *args, **kwargs)
+            store.client.upsert = upsert  # type: ignore[method-assign]
+            action()
+            return done
+        store.client.upsert = patched  # type: ignore[method-assign]
+        return lambda: setattr(store.client, "upsert", upsert)
+
+    # a switch and a prune between the update's collection write and its companion writes
+    v1, v2 = build(store.new_version("shop"), [1, 2]), build(store.new_version("shop"), [3])
+    store.switch("shop", v1)
+    writer = store.open("shop")
+    restore = on_first_upsert(lambda: (store.switch("shop", v2), store.prune("shop", keep=1)))
+    writer.upsert([7], eye[:1], [{"gender": "Men"}])
+    restore()
+    assert collections() == {v2, companion_name(v2, "gender", "Men")}  # no companion of the pruned v1
+    assert ids_in(v2) == ids_in(companion_name(v2, "gender", "Men")) == {3, 7}
+    # a delete whose version is switched away and pruned after it was resolved
+    v3 = build(store.new_version("shop"), [3, 7])
+    resolve = writer._target
+
+    def resolve_then_reindex() -> str:
+        base = resolve()
+        if base != v3:
+            store.switch("shop", v3)
+            store.prune("shop", keep=1)
+        return base
+    writer._target = resolve_then_reindex  # type: ignore[method-assign]
+    writer.delete([7])
+    assert ids_in(v3) == ids_in(companion_name(v3, "gender", "Men")) == {3}
+    writer.close()
+
+    # the first switch over a plain collection between an update's two writes
+    plain = build("mall", [1, 2])
+    v4 = build(store.new_version("mall"), [3])
+    writer = store.open(plain)
+    restore = on_first_upsert(lambda: store.switch("mall", v4))
+    writer.upsert([7], eye[:1], [{"gender": "Men"}])
+    restore()
+    assert ids_in(v4) == ids_in(companion_name(v4, "gender", "Men")) == {3, 7}
     writer.close()
     store.close()

@@ -22,7 +22,8 @@ the companions' aliases with the index's in the same call. Lexical searches stay
 with a filter on the field is fused by the caller (``hybrid_in_engine``).
 A writer resolves the index's name to its collection once per call and writes that collection and its
 companions by their own names, so an update racing a switch lands whole in the version served when it started
-(Qdrant has no compare-and-set on aliases). Qdrant's custom sharding (a shard key per value)
+(Qdrant has no compare-and-set on aliases); where that version was dropped meanwhile, the update is written again on
+the version served then (``_in_one_version``). Qdrant's custom sharding (a shard key per value)
 is the other way to hold them, one collection instead of several; embedded Qdrant has none, so it could not be
 tested here, and every query without the filter would fan out to every shard.
 """
@@ -59,6 +60,7 @@ from fashion_core.stores.versions import companion_name, companion_of, is_compan
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 COMPANION_KEY = "companion_field"  # collection metadata: the field its companions are kept on (absent: none)
+UPDATE_TRIES = 3  # an update whose collection is switched away and dropped under it is written again on the new one
 
 
 def match_condition(values: Sequence[str]) -> models.MatchValue | models.MatchAny:
@@ -332,34 +334,76 @@ class QdrantIndex:
 
     def upsert(self, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         """Insert or replace items (ids int, vectors n x dim float32, payloads) in the collection and, where it
-        keeps them, its companions. The name is resolved to its collection once, and the collection and its
-        companions are written by their own names: an update racing a switch lands whole in one version (the
-        one served when it started), never split between the collection of one and the companions of another.
-        Raises InvalidInputError on a malformed batch, NotFoundError when the index does not exist."""
+        keeps them, its companions, in one version (``_in_one_version``). Raises InvalidInputError on a malformed
+        batch, NotFoundError when the index does not exist, UnavailableError when its name kept switching."""
         meta = self._require()
         check_batch(ids, vectors, payloads, meta.dim)
         if not len(ids):
             return
-        base = self.collection if self.companion_field is None else self._target()
-        self.client.upsert(base, points=models.Batch(
-            ids=[int(i) for i in ids], vectors=np.asarray(vectors, dtype=np.float32).tolist(),
-            payloads=with_lexical_text(payloads)), wait=True)
-        if self.companion_field is not None:
+        batch = models.Batch(ids=[int(i) for i in ids], vectors=np.asarray(vectors, dtype=np.float32).tolist(),
+                             payloads=with_lexical_text(payloads))
+        if self.companion_field is None:  # one write, through the name: Qdrant resolves an alias atomically
+            self.client.upsert(self.collection, points=batch, wait=True)
+            return
+
+        def write(base: str) -> None:
+            self.client.upsert(base, points=batch, wait=True)
             self._upsert_companions(ids, vectors, payloads, meta.dim, base)
+        self._in_one_version(write)
+
+    def _in_one_version(self, write: Callable[[str], None]) -> None:
+        """``write(base)`` on the collection the index's name stands for, which writes it and its companions by
+        their own names, never through an alias: an update racing a switch lands whole in the version served when
+        it started. When that collection stopped being one during the write (pruned after a switch, or a plain
+        name that a first switch turned into an alias, whose companion names then led to the new version), the
+        companions made for a version now gone are dropped and the whole write is done again on the collection
+        the name stands for then (writes are idempotent). Raises UnavailableError after ``UPDATE_TRIES``."""
+        for _ in range(UPDATE_TRIES):
+            base = self._target()
+            try:
+                write(base)
+            except (ValueError, UnexpectedResponse):  # the collection or a companion went during the write
+                if base in collections_of(self.client):
+                    raise
+            else:
+                if base in collections_of(self.client):
+                    return
+            self._drop_orphans(base)
+            log.warning("index %s: collection %s was switched away and dropped during an update; writing it to the "
+                        "version served now", self.collection, base)
+        raise UnavailableError(f"index {self.collection!r} kept switching during an update ({UPDATE_TRIES} tries); "
+                               "try again")
+
+    def _drop_orphans(self, base: str) -> None:
+        """Drop the companion collections of ``base`` when ``base`` is gone (neither a collection nor an alias):
+        made by a write that raced its version's pruning, nothing would ever find or drop them."""
+        field = self.companion_field
+        if field is None or base in collections_of(self.client) or base in aliases_of(self.client):
+            return
+        collections = collections_of(self.client)
+        for name in companions_in(self.client, base, field):
+            if name in collections:
+                self.client.delete_collection(name)
 
     def flush(self) -> None:
         pass  # upserts are sent with wait=True
 
     def delete(self, ids: Sequence[int]) -> None:
-        """Remove items by id from the collection and its companions (resolved once, as ``upsert`` does); unknown
+        """Remove items by id from the collection and its companions (in one version, as ``upsert``); unknown
         ids are ignored. Raises NotFoundError when the index does not exist."""
         self._require()
-        if len(ids):
-            selector = models.PointIdsList(points=[int(i) for i in ids])
-            field = self.companion_field
-            base = self.collection if field is None else self._target()
-            for name in [base, *([] if field is None else companions_in(self.client, base, field))]:
-                self.client.delete(name, points_selector=selector)
+        if not len(ids):
+            return
+        selector = models.PointIdsList(points=[int(i) for i in ids])
+        field = self.companion_field
+        if field is None:
+            self.client.delete(self.collection, points_selector=selector)
+            return
+
+        def write(base: str) -> None:
+            for name in [base, *companions_in(self.client, base, field)]:
+                self.client.delete(name, points_selector=selector, wait=True)
+        self._in_one_version(write)
 
     def search(self, vector: np.ndarray, k: int, flt: SearchFilter | None = None,
                exact: bool = False) -> list[SearchHit]:
