@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     model: str | None = Field(default=None, description="CLIP checkpoint directory or Hugging Face hub id")
     home: Path = Field(default_factory=default_home, description="cache root: bootstrapped models, data")
     train_threads: int | None = Field(
-        default=None, ge=1, description="CPU threads a training recipe runs on; None = the recipe's own (the real "
-        "recipe: 2). Not part of a recipe's fingerprint: it changes the floating-point rounding only")
+        default=None, ge=1, description="CPU threads the real recipe trains on; None = the recipe's own (2). Not part "
+        "of its fingerprint: it changes the floating-point rounding only")
     catalog: Path | None = Field(default=None, description="the real catalog (styles.csv + images/); None = look "
                                                          "for ../shared/datasets/fashion-product-images-small")
     device: Literal["auto", "cpu", "cuda"] = "auto"
