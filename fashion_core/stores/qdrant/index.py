@@ -378,9 +378,9 @@ class QdrantIndex:
         """Drop the companion collections of ``base`` when ``base`` is gone (neither a collection nor an alias):
         made by a write that raced its version's pruning, nothing would ever find or drop them."""
         field = self.companion_field
-        if field is None or base in collections_of(self.client) or base in aliases_of(self.client):
-            return
         collections = collections_of(self.client)
+        if field is None or base in collections or base in aliases_of(self.client):
+            return
         for name in companions_in(self.client, base, field):
             if name in collections:
                 self.client.delete_collection(name)
